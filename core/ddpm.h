@@ -1,0 +1,112 @@
+/* Denoising diffusion (DDPM) on vector data: schedules, the epsilon-prediction
+ * MLP denoiser, its training loss graph, and the ancestral and DDIM samplers.
+ *
+ * Forward process: x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t = 1..T,
+ * abar_t = prod_{s<=t} (1 - beta_s). Arrays are indexed by t with index 0
+ * meaning "no noise" (abar_0 = 1). */
+#ifndef CF_DDPM_H
+#define CF_DDPM_H
+
+#include <stdbool.h>
+
+#include "graph.h"
+#include "nn.h"
+#include "rng.h"
+#include "status.h"
+
+typedef enum { CF_SCHEDULE_LINEAR, CF_SCHEDULE_COSINE } CfScheduleKind;
+
+typedef struct {
+  CfScheduleKind kind;
+  int T;
+  double *beta;      /* T + 1, beta[0] = 0 */
+  double *alpha_bar; /* T + 1, alpha_bar[0] = 1 */
+} CfSchedule;
+
+/* Linear: beta from 1e-4 to 0.02 (scaled by 1000/T); cosine: Nichol & Dhariwal
+ * with s = 0.008, beta clipped at 0.999. */
+CfStatus cf_schedule_init(CfSchedule *s, CfScheduleKind kind, int T, CfError *err);
+void cf_schedule_clear(CfSchedule *s);
+
+/* Anything that predicts epsilon: x_t (B x dim) at integer times t (B), out
+ * (B x dim). The trained MLP is one; tests use the analytic epsilon of a
+ * Gaussian. */
+typedef void (*CfEpsFn)(void *user, const float *x_t, const int *t, int B, float *eps_out);
+
+/* Called after each reverse step with the new x (B x dim) at time t_next
+ * (0 after the last step): projected-sampling projects here. */
+typedef void (*CfStepHook)(void *user, float *x, int B, int t_next);
+
+typedef enum { CF_SAMPLER_DDPM, CF_SAMPLER_DDIM } CfSamplerKind;
+
+typedef struct {
+  CfSamplerKind kind;
+  int steps;  /* DDIM: number of steps (<= T), evenly spaced; DDPM: ignored (T) */
+  float eta;  /* DDIM stochasticity, 0 = deterministic */
+  float clip; /* > 0: clip the x0 prediction to [-clip, clip] (model space); 0 = off */
+} CfSamplerConfig;
+
+/* Draws B samples: x_T ~ N(0, I), then the reverse chain. If traj is non-NULL
+ * it receives (n_steps + 1) x B x dim floats: x_T first, x_0 last, where
+ * n_steps = cf_sampler_n_steps(). Scratch is allocated per call (sampling is
+ * not in the step loop). Returns CF_ERR_ABORTED if abort returns true. */
+int cf_sampler_n_steps(const CfSchedule *s, const CfSamplerConfig *cfg);
+CfStatus cf_ddpm_sample(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B,
+                        CfEpsFn eps_fn, void *eps_user, CfStepHook hook, void *hook_user,
+                        CfRng *rng, float *out, float *traj,
+                        CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, CfError *err);
+
+/* ---- the MLP denoiser ------------------------------------------------------ */
+
+typedef struct {
+  int dim;       /* data dimension */
+  int width;     /* hidden width */
+  int depth;     /* hidden layers (linear layers = depth + 1) */
+  int temb_dim;  /* sinusoidal time-embedding size (even) */
+} CfDenoiserConfig;
+
+/* Model: parameters + schedule + the training graph. */
+typedef struct {
+  CfDenoiserConfig cfg;
+  CfSchedule sched;
+  CfParams params;
+  CfMlp mlp;
+  CfGraph *train; /* built for batch train_B by cf_ddpm_prepare_train */
+  int train_B;
+  CfNode in_x, in_t, in_eps, out_eps, loss;
+} CfDdpm;
+
+CfStatus cf_ddpm_init(CfDdpm *m, const CfDenoiserConfig *cfg, CfScheduleKind sched, int T, CfError *err);
+void cf_ddpm_clear(CfDdpm *m);
+/* Builds (or rebuilds) the training graph for batch size B. */
+CfStatus cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err);
+/* One loss evaluation + backward on a batch x0 (train_B x dim, model space):
+ * draws t ~ U{1..T} and eps ~ N(0, I) from rng, sets x_t, forward, backward
+ * (parameter gradients are zeroed first). Returns the loss (mean squared
+ * epsilon error). No allocation. */
+float cf_ddpm_train_step(CfDdpm *m, const float *x0, CfRng *rng);
+
+/* An inference copy of the denoiser: its own parameter arena (loaded by one
+ * memcpy from the model, an EMA arena or a snapshot) and its own graph, so it
+ * can run on another thread while the model trains. Batches of any size are
+ * processed in chunks of `chunk` rows (the last chunk is zero-padded). */
+typedef struct {
+  CfDenoiserConfig cfg;
+  CfParams params;
+  CfMlp mlp;
+  CfGraph *g;
+  int chunk;
+  CfNode in_x, in_t, out;
+} CfDdpmEval;
+
+CfStatus cf_ddpm_eval_init(CfDdpmEval *e, const CfDdpm *m, int chunk, CfError *err);
+void cf_ddpm_eval_clear(CfDdpmEval *e);
+/* arena holds m->params.total floats in the model's layout. */
+void cf_ddpm_eval_load(CfDdpmEval *e, const float *arena);
+/* CfEpsFn over the evaluator (user = CfDdpmEval *). */
+void cf_ddpm_eval_eps(void *user, const float *x_t, const int *t, int B, float *eps_out);
+
+/* FLOPs of one training step (forward + backward) at batch B. */
+double cf_ddpm_train_flops(const CfDdpm *m, int B);
+
+#endif

@@ -1,0 +1,137 @@
+/* Reverse-mode automatic differentiation over 2-D float tensors.
+ *
+ * Usage: a model declares its parameters once in a CfParams (one contiguous
+ * arena for values, one for gradients). For each batch shape it builds a
+ * CfGraph: inputs, parameter views and ops are added, then cf_graph_finalize()
+ * allocates one arena for all intermediate values and one for their
+ * gradients. Every training step then only writes the inputs, calls
+ * cf_graph_forward() and cf_graph_backward(): no allocation in the step loop.
+ *
+ * Conventions: tensors are row-major (rows, cols); a batch is rows. Backward
+ * kernels accumulate (+=) into input gradients. Parameter gradients go to the
+ * CfParams gradient arena, which the caller zeroes (cf_params_zero_grad)
+ * before each backward pass. Shape errors while building are programming
+ * errors and trip CF_ASSERT. */
+#ifndef CF_GRAPH_H
+#define CF_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+#include "status.h"
+
+/* ---- parameters ---------------------------------------------------------- */
+
+typedef enum {
+  CF_INIT_ZERO,
+  CF_INIT_ONE,
+  CF_INIT_UNIFORM_FAN_IN, /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = cols */
+  CF_INIT_NORMAL,         /* N(0, scale^2) */
+} CfInit;
+
+typedef struct {
+  char name[64];
+  int rows, cols;
+  size_t offset; /* into the arenas, in floats */
+  CfInit init;
+  float scale;
+} CfParamInfo;
+
+typedef struct {
+  int count, capacity;
+  CfParamInfo *info;
+  size_t total; /* floats in each arena */
+  float *value; /* total floats, 64-byte aligned; NULL until allocated */
+  float *grad;  /* total floats */
+} CfParams;
+
+void cf_params_init(CfParams *p);
+void cf_params_clear(CfParams *p);
+/* Declares a parameter (before cf_params_alloc); returns its index. */
+int cf_params_add(CfParams *p, const char *name, int rows, int cols, CfInit init, float scale);
+/* Allocates both arenas (zeroed). Returns CF_ERR_NOMEM on failure. */
+CfStatus cf_params_alloc(CfParams *p);
+/* Fills every parameter according to its CfInit. */
+void cf_params_randomize(CfParams *p, CfRng *rng);
+void cf_params_zero_grad(CfParams *p);
+float *cf_params_value(CfParams *p, int index);
+float *cf_params_grad(CfParams *p, int index);
+/* Index by name or -1. */
+int cf_params_find(const CfParams *p, const char *name);
+
+/* ---- graph ----------------------------------------------------------------- */
+
+typedef struct CfGraph CfGraph;
+typedef int CfNode; /* index into the graph; -1 is invalid */
+
+CfGraph *cf_graph_new(void);
+void cf_graph_free(CfGraph *g);
+
+/* Input tensor the caller fills before forward (buffer owned by the graph).
+ * requires_grad: whether backward should compute its gradient (for tests
+ * and for inputs that feed a trainable upstream). */
+CfNode cf_input(CfGraph *g, int rows, int cols, bool requires_grad);
+/* A view of parameter `index` of `p` (value and gradient live in p's arenas). */
+CfNode cf_param(CfGraph *g, CfParams *p, int index);
+
+/* Allocates value/grad arenas. After this, no more nodes can be added. */
+CfStatus cf_graph_finalize(CfGraph *g);
+void cf_graph_forward(CfGraph *g);
+/* Zeroes the non-parameter gradients, seeds d(loss)/d(loss) = 1 and runs the
+ * backward kernels in reverse order. `loss` must be 1 x 1. */
+void cf_graph_backward(CfGraph *g, CfNode loss);
+
+float *cf_graph_value(CfGraph *g, CfNode n);
+float *cf_graph_grad(CfGraph *g, CfNode n);
+int cf_graph_rows(const CfGraph *g, CfNode n);
+int cf_graph_cols(const CfGraph *g, CfNode n);
+int cf_graph_node_count(const CfGraph *g);
+/* Floats held by the graph's own arenas (values + grads). */
+size_t cf_graph_arena_floats(const CfGraph *g);
+
+/* ---- ops (shape comments: a is (r, c)) ------------------------------------- */
+
+/* C = op(a) op(b); op = transpose when ta/tb. a (r,k) or (k,r); b (k,c) or (c,k). */
+CfNode cf_matmul(CfGraph *g, CfNode a, CfNode b, bool ta, bool tb);
+/* Fused affine layer: y = x W^T + bias; x (B,in), W (out,in), bias (1,out) -> (B,out). */
+CfNode cf_linear(CfGraph *g, CfNode x, CfNode w, CfNode bias);
+CfNode cf_add(CfGraph *g, CfNode a, CfNode b);       /* same shape */
+CfNode cf_sub(CfGraph *g, CfNode a, CfNode b);       /* same shape */
+CfNode cf_mul(CfGraph *g, CfNode a, CfNode b);       /* same shape, elementwise */
+CfNode cf_scale(CfGraph *g, CfNode a, float s);      /* s * a */
+CfNode cf_add_scalar(CfGraph *g, CfNode a, float s); /* a + s */
+CfNode cf_bias_add(CfGraph *g, CfNode a, CfNode bias); /* a (B,n) + bias (1,n) */
+CfNode cf_concat_cols(CfGraph *g, CfNode a, CfNode b); /* (B,n) | (B,m) -> (B,n+m) */
+CfNode cf_slice_cols(CfGraph *g, CfNode a, int start, int len); /* (B,n) -> (B,len) */
+CfNode cf_silu(CfGraph *g, CfNode a);
+CfNode cf_softplus(CfGraph *g, CfNode a);
+CfNode cf_sigmoid(CfGraph *g, CfNode a);
+CfNode cf_tanh(CfGraph *g, CfNode a);
+CfNode cf_relu(CfGraph *g, CfNode a);
+CfNode cf_leaky_relu(CfGraph *g, CfNode a, float slope);
+CfNode cf_exp(CfGraph *g, CfNode a);
+CfNode cf_log(CfGraph *g, CfNode a);   /* natural log; input must be > 0 */
+CfNode cf_square(CfGraph *g, CfNode a);
+CfNode cf_abs(CfGraph *g, CfNode a);   /* subgradient 0 at 0 */
+CfNode cf_sqrt(CfGraph *g, CfNode a);  /* input must be >= 0 */
+CfNode cf_sum_rows(CfGraph *g, CfNode a);  /* (B,n) -> (B,1): sum over each row */
+CfNode cf_sum_cols(CfGraph *g, CfNode a);  /* (B,n) -> (1,n): sum over each column */
+CfNode cf_sum_all(CfGraph *g, CfNode a);   /* -> (1,1) */
+CfNode cf_mean_rows(CfGraph *g, CfNode a); /* (B,n) -> (B,1) */
+CfNode cf_mean_cols(CfGraph *g, CfNode a); /* (B,n) -> (1,n) */
+CfNode cf_mean_all(CfGraph *g, CfNode a);  /* -> (1,1) */
+/* Mean over all elements of (a - b)^2, resp. |a - b| -> (1,1). */
+CfNode cf_mse(CfGraph *g, CfNode a, CfNode b);
+CfNode cf_l1(CfGraph *g, CfNode a, CfNode b);
+/* Sinusoidal embedding of t (B,1) -> (B,dim), dim even:
+ * e[j] = sin(t * f_j), e[dim/2 + j] = cos(t * f_j), f_j = max_period^(-j/(dim/2)). */
+CfNode cf_time_embed(CfGraph *g, CfNode t, int dim, float max_period);
+
+/* ---- reference kernels (tests and benchmarks) ------------------------------ */
+
+/* Naive triple loop C = op(A) op(B) in double accumulation. C (M,N). */
+void cf_ref_matmul(float *c, const float *a, const float *b, int M, int N, int K, bool ta, bool tb);
+
+#endif
