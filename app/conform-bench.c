@@ -1,0 +1,274 @@
+/* `conform bench`: speed figures printed as name<TAB>value<TAB>unit<TAB>note.
+ * Matrix-bound workloads also print NAME-gflops and NAME-peak-fraction
+ * (achieved / sgemm peak measured in the same process), and every workload
+ * its peak resident memory NAME-peak-rss. */
+#define G_LOG_DOMAIN "conform"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conform-cli.h"
+#include "constraint.h"
+#include "ddpm.h"
+#include "optim.h"
+#include "rng.h"
+
+typedef struct {
+  gboolean quick;
+  double peak_gflops;
+} Bench;
+
+static double
+now_s(void)
+{
+  return (double)g_get_monotonic_time() / 1e6;
+}
+
+static void
+emit(const char *name, double value, const char *unit, const char *note)
+{
+  printf("%s\t%.4g\t%s\t%s\n", name, value, unit, note ? note : "");
+  fflush(stdout);
+}
+
+/* Peak RSS since the last reset (Linux: VmHWM, reset through clear_refs). */
+static void
+rss_reset(void)
+{
+  FILE *f = fopen("/proc/self/clear_refs", "w");
+  if (f) {
+    fputs("5", f);
+    fclose(f);
+  }
+}
+
+static double
+rss_peak_mib(void)
+{
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f)
+    return NAN;
+  char line[256];
+  double kib = NAN;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "VmHWM: %lf kB", &kib) == 1)
+      break;
+  fclose(f);
+  return kib / 1024.0;
+}
+
+static void
+emit_matrix(const Bench *b, const char *name, double gflops)
+{
+  g_autofree char *n1 = g_strdup_printf("%s-gflops", name);
+  g_autofree char *n2 = g_strdup_printf("%s-peak-fraction", name);
+  emit(n1, gflops, "GFLOP/s", NULL);
+  emit(n2, gflops / b->peak_gflops, "ratio", "achieved / sgemm-peak");
+}
+
+static void
+emit_rss(const char *name)
+{
+  g_autofree char *n = g_strdup_printf("%s-peak-rss", name);
+  emit(n, rss_peak_mib(), "MiB", NULL);
+}
+
+static void
+bench_sgemm(Bench *b)
+{
+  const int N = 1536;
+  float *A = cf_alloc_floats((size_t)N * N), *B = cf_alloc_floats((size_t)N * N), *C = cf_alloc_floats((size_t)N * N);
+  CfRng rng;
+  cf_rng_seed(&rng, 1);
+  cf_rng_fill_normal(&rng, A, (size_t)N * N);
+  cf_rng_fill_normal(&rng, B, (size_t)N * N);
+  double best = 0;
+  int reps = b->quick ? 3 : 8;
+  for (int r = 0; r < reps; r++) {
+    double t0 = now_s();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, A, N, B, N, 0.0f, C, N);
+    double dt = now_s() - t0;
+    best = MAX(best, 2.0 * N * N * (double)N / dt / 1e9);
+  }
+  b->peak_gflops = best;
+  g_autofree char *note = g_strdup_printf("%dx%dx%d, best of %d, %d BLAS threads", N, N, N, reps,
+                                          openblas_get_num_threads());
+  emit("sgemm-peak", best, "GFLOP/s", note);
+  cf_free_aligned(A);
+  cf_free_aligned(B);
+  cf_free_aligned(C);
+}
+
+/* Trains a denoiser on random data for a fixed wall time (after warm-up). */
+static void
+bench_ddpm_train(Bench *b, const char *name, int dim, int width, int depth, int temb, int B)
+{
+  rss_reset();
+  CfDdpm m;
+  CfError err;
+  CfDenoiserConfig dc = {dim, width, depth, temb};
+  if (cf_ddpm_init(&m, &dc, CF_SCHEDULE_LINEAR, 1000, &err) != CF_OK || cf_ddpm_prepare_train(&m, B, &err) != CF_OK) {
+    fprintf(stderr, "conform bench: %s\n", err.msg);
+    return;
+  }
+  CfRng rng;
+  cf_rng_seed(&rng, 2);
+  cf_ddpm_randomize(&m, &rng);
+  CfAdam adam;
+  CfAdamConfig ac = cf_adam_default_config();
+  CF_ASSERT(cf_adam_init(&adam, m.params.total, &ac) == CF_OK);
+  float *x0 = cf_alloc_floats((size_t)B * dim);
+  cf_rng_fill_normal(&rng, x0, (size_t)B * dim);
+  double budget = b->quick ? 0.5 : 3.0;
+  long steps = 0;
+  for (int w = 0; w < 3; w++) { /* warm-up: page in arenas, start BLAS threads */
+    cf_ddpm_train_step(&m, x0, &rng);
+    cf_clip_grad_norm(m.params.grad, m.params.total, 1.0);
+    cf_adam_step(&adam, m.params.value, m.params.grad, 1e-4f);
+  }
+  double t0 = now_s(), dt;
+  do {
+    for (int k = 0; k < 10; k++) {
+      cf_ddpm_train_step(&m, x0, &rng);
+      cf_clip_grad_norm(m.params.grad, m.params.total, 1.0);
+      cf_adam_step(&adam, m.params.value, m.params.grad, 1e-4f);
+    }
+    steps += 10;
+    dt = now_s() - t0;
+  } while (dt < budget);
+  double sps = (double)steps / dt;
+  g_autofree char *note = g_strdup_printf("dim %d, MLP [%d+%d] -> %dx%d -> %d, batch %d, Adam + clipping; %ld steps",
+                                          dim, dim, temb, width, depth, dim, B, steps);
+  emit(name, sps, "steps/s", note);
+  emit_matrix(b, name, sps * cf_ddpm_train_flops(&m, B) / 1e9);
+  emit_rss(name);
+  cf_free_aligned(x0);
+  cf_adam_clear(&adam);
+  cf_ddpm_clear(&m);
+}
+
+static void
+bench_ddim_sample(Bench *b, const char *name, int dim, int width, int depth, int temb, int n)
+{
+  rss_reset();
+  CfDdpm m;
+  CfError err;
+  CfDenoiserConfig dc = {dim, width, depth, temb};
+  CF_ASSERT(cf_ddpm_init(&m, &dc, CF_SCHEDULE_LINEAR, 1000, &err) == CF_OK);
+  CfRng rng;
+  cf_rng_seed(&rng, 3);
+  cf_ddpm_randomize(&m, &rng);
+  CfDdpmEval ev;
+  CF_ASSERT(cf_ddpm_eval_init(&ev, &m, 512, &err) == CF_OK);
+  cf_ddpm_eval_load(&ev, m.params.value);
+  float *out = cf_alloc_floats((size_t)n * dim);
+  CfSamplerConfig sc = {CF_SAMPLER_DDIM, 50, 0.0f, 0.0f};
+  double t0 = now_s();
+  CfStatus st = cf_ddpm_sample(&m.sched, &sc, dim, n, cf_ddpm_eval_eps, &ev, NULL, NULL, &rng, out, NULL, NULL, NULL,
+                               NULL, &err);
+  double dt = now_s() - t0;
+  CF_ASSERT(st == CF_OK);
+  g_autofree char *note = g_strdup_printf("DDIM 50 steps, %d samples of dim %d, MLP width %d x %d", n, dim, width, depth);
+  emit(name, n / dt, "samples/s", note);
+  /* Forward FLOPs only: 50 passes of the MLP. */
+  emit_matrix(b, name, 50.0 * cf_mlp_flops(&m.mlp, n) / dt / 1e9);
+  emit_rss(name);
+  cf_free_aligned(out);
+  cf_ddpm_eval_clear(&ev);
+  cf_ddpm_clear(&m);
+}
+
+static void
+bench_projection(Bench *b)
+{
+  rss_reset();
+  const int n = 784, m = 196;
+  const int B = b->quick ? 20000 : 100000;
+  CfRng rng;
+  cf_rng_seed(&rng, 4);
+  double *A = g_new(double, (gsize)m * n), *bb = g_new(double, m);
+  for (int i = 0; i < m * n; i++)
+    A[i] = cf_rng_normal(&rng);
+  for (int i = 0; i < m; i++)
+    bb[i] = cf_rng_normal(&rng);
+  CfConstraint c;
+  cf_constraint_init(&c);
+  CfError err;
+  CF_ASSERT(cf_constraint_set(&c, m, n, A, bb, &err) == CF_OK);
+  CfProjector p;
+  cf_projector_init(&p);
+  CF_ASSERT(cf_projector_setup(&p, &c, &err) == CF_OK);
+  float *x = cf_alloc_floats((size_t)B * n);
+  cf_rng_fill_normal(&rng, x, (size_t)B * n);
+  CF_ASSERT(cf_projector_reserve(&p, B) == CF_OK);
+  cf_project(&p, x, 1000); /* warm-up */
+  double t0 = now_s();
+  cf_project(&p, x, B);
+  double dt = now_s() - t0;
+  double *l2 = g_new(double, 1000);
+  cf_constraint_violation(&c, x, 1000, l2, NULL);
+  double worst = 0;
+  for (int i = 0; i < 1000; i++)
+    worst = MAX(worst, l2[i]);
+  g_autofree char *note = g_strdup_printf("%d samples, n = %d, m = %d, 2 sgemms; max residual %.2g", B, n, m, worst);
+  emit("projection", B / dt, "samples/s", note);
+  emit_matrix(b, "projection", 4.0 * B * (double)n * m / dt / 1e9);
+  emit_rss("projection");
+  g_free(l2);
+  g_free(A);
+  g_free(bb);
+  cf_free_aligned(x);
+  cf_projector_clear(&p);
+  cf_constraint_clear(&c);
+}
+
+static const char *const workloads[] = {"toy-ddpm-train", "image-ddpm-train", "projection", "toy-ddim-sample", NULL};
+
+int
+conform_bench_main(int argc, char **argv)
+{
+  gboolean quick = FALSE;
+  int threads = 0;
+  GOptionEntry entries[] = {
+    {"quick", 'q', 0, G_OPTION_ARG_NONE, &quick, "Short runs (seconds, for CI)", NULL},
+    {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "BLAS threads (default: OPENBLAS_NUM_THREADS or all cores)", "N"},
+    {NULL},
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new("bench [WORKLOAD...]");
+  g_autofree char *desc = g_strjoinv(", ", (char **)workloads);
+  g_autofree char *summary = g_strdup_printf("Measure speed. Workloads: %s (default: all).", desc);
+  g_option_context_set_summary(ctx, summary);
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "conform bench: %s\nvalid options: --quick, --threads\n", error->message);
+    return CONFORM_EXIT_USAGE;
+  }
+  for (int i = 2; i < argc; i++)
+    if (!g_strv_contains(workloads, argv[i])) {
+      fprintf(stderr, "conform bench: unknown workload '%s'; valid workloads: %s\n", argv[i], desc);
+      return CONFORM_EXIT_USAGE;
+    }
+  if (threads < 0 || threads > 256) {
+    fprintf(stderr, "conform bench: --threads must be in [1, 256]\n");
+    return CONFORM_EXIT_USAGE;
+  }
+  if (threads > 0)
+    openblas_set_num_threads(threads);
+  Bench b = {quick, 0};
+  bench_sgemm(&b);
+  gboolean all = argc <= 2;
+#define WANT(name) (all || g_strv_contains((const char *const *)argv + 2, name))
+  if (WANT("toy-ddpm-train"))
+    bench_ddpm_train(&b, "toy-ddpm-train", 2, 128, 3, 32, 256);
+  if (WANT("image-ddpm-train"))
+    bench_ddpm_train(&b, "image-ddpm-train", 784, 1024, 3, 128, 128);
+  if (WANT("projection"))
+    bench_projection(&b);
+  if (WANT("toy-ddim-sample"))
+    bench_ddim_sample(&b, "toy-ddim-sample", 2, 128, 3, 32, b.quick ? 2000 : 20000);
+#undef WANT
+  return CONFORM_EXIT_OK;
+}

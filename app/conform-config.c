@@ -1,0 +1,464 @@
+#define G_LOG_DOMAIN "conform"
+
+#include "conform-config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conform-presets.h"
+#include "data.h"
+
+G_DEFINE_QUARK(conform-error-quark, conform_error)
+
+#define OFF(field) offsetof(ConformConfig, field)
+
+static const ConformKey keys[] = {
+  {"experiment.preset", CONFORM_KEY_STRING, OFF(preset), 0, 0, NULL, FALSE, "preset the experiment started from"},
+  {"experiment.strategy", CONFORM_KEY_CHOICE, OFF(strategy), 0, 0, "none|projection|projected-sampling", TRUE,
+   "constraint strategy: none, projection (post-hoc), projected-sampling (project after every reverse step)"},
+  {"experiment.seed", CONFORM_KEY_UINT64, OFF(seed), 0, 0, NULL, FALSE, "random seed (data, initialisation, training, sampling)"},
+  {"data.source", CONFORM_KEY_STRING, OFF(data), 0, 0, NULL, FALSE, "built-in generator name or path of a CSV file"},
+  {"data.n_train", CONFORM_KEY_INT, OFF(n_train), 16, 10000000, NULL, FALSE, "training samples drawn from a generator"},
+  {"data.n_ref", CONFORM_KEY_INT, OFF(n_ref), 16, 1000000, NULL, FALSE, "held-out reference samples for the quality metrics"},
+  {"model.width", CONFORM_KEY_INT, OFF(width), 4, 8192, NULL, FALSE, "hidden width of the denoiser MLP"},
+  {"model.depth", CONFORM_KEY_INT, OFF(depth), 1, 16, NULL, FALSE, "hidden layers of the denoiser MLP"},
+  {"model.temb_dim", CONFORM_KEY_INT, OFF(temb_dim), 2, 1024, NULL, FALSE, "size of the sinusoidal time embedding (even)"},
+  {"model.T", CONFORM_KEY_INT, OFF(T), 2, 100000, NULL, FALSE, "diffusion steps T"},
+  {"model.schedule", CONFORM_KEY_CHOICE, OFF(schedule), 0, 0, "linear|cosine", FALSE, "noise schedule"},
+  {"train.steps", CONFORM_KEY_INT, OFF(steps), 0, 100000000, NULL, FALSE, "training steps"},
+  {"train.batch", CONFORM_KEY_INT, OFF(batch), 1, 65536, NULL, FALSE, "batch size"},
+  {"train.lr", CONFORM_KEY_DOUBLE, OFF(lr), 1e-8, 1e3, NULL, TRUE, "peak learning rate (Adam)"},
+  {"train.lr_min", CONFORM_KEY_DOUBLE, OFF(lr_min), 0, 1e3, NULL, TRUE, "final learning rate of the cosine decay"},
+  {"train.warmup", CONFORM_KEY_INT, OFF(warmup), 0, 100000000, NULL, FALSE, "linear warm-up steps"},
+  {"train.weight_decay", CONFORM_KEY_DOUBLE, OFF(weight_decay), 0, 1, NULL, TRUE, "AdamW decoupled weight decay (0 = Adam)"},
+  {"train.clip", CONFORM_KEY_DOUBLE, OFF(clip), 0, 1e6, NULL, TRUE, "gradient clipping by global norm (0 = off)"},
+  {"train.ema", CONFORM_KEY_DOUBLE, OFF(ema), 0, 0.99999, NULL, FALSE, "EMA rate of the weights used for sampling (0 = no EMA)"},
+  {"sample.n", CONFORM_KEY_INT, OFF(n_samples), 1, 10000000, NULL, TRUE, "samples drawn after training"},
+  {"sample.sampler", CONFORM_KEY_CHOICE, OFF(sampler), 0, 0, "ddpm|ddim", TRUE, "reverse sampler: ddpm (ancestral, T steps) or ddim"},
+  {"sample.steps", CONFORM_KEY_INT, OFF(sampling_steps), 1, 100000, NULL, TRUE, "DDIM sampling steps (<= T)"},
+  {"sample.eta", CONFORM_KEY_DOUBLE, OFF(eta), 0, 10, NULL, TRUE, "DDIM eta (0 = deterministic)"},
+  {"sample.x0_clip", CONFORM_KEY_DOUBLE, OFF(x0_clip), 0, 1e6, NULL, TRUE, "clip the x0 prediction to [-c, c] in model space (0 = off)"},
+  {"eval.tolerance", CONFORM_KEY_DOUBLE, OFF(tol_rel), 1e-12, 1e6, NULL, TRUE, "violation tolerance, relative to 1 + ||b||"},
+  {"eval.max_n", CONFORM_KEY_INT, OFF(metric_max_n), 16, 100000, NULL, TRUE, "subsample size for energy distance and MMD"},
+};
+
+const ConformKey *
+conform_config_keys(guint *n_keys)
+{
+  *n_keys = G_N_ELEMENTS(keys);
+  return keys;
+}
+
+const ConformKey *
+conform_config_find_key(const char *key)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(keys); i++)
+    if (g_strcmp0(keys[i].key, key) == 0)
+      return &keys[i];
+  return NULL;
+}
+
+#define FIELD(cfg, k, type) ((type *)((char *)(cfg) + (k)->offset))
+#define CFIELD(cfg, k, type) ((const type *)((const char *)(cfg) + (k)->offset))
+
+void
+conform_config_init(ConformConfig *cfg)
+{
+  memset(cfg, 0, sizeof *cfg);
+  cfg->preset = g_strdup("");
+  cfg->strategy = g_strdup("none");
+  cfg->seed = 1;
+  cfg->data = g_strdup("gaussians");
+  cfg->n_train = 20000;
+  cfg->n_ref = 2000;
+  cfg->width = 128;
+  cfg->depth = 3;
+  cfg->temb_dim = 32;
+  cfg->T = 1000;
+  cfg->schedule = g_strdup("linear");
+  cfg->steps = 5000;
+  cfg->batch = 256;
+  cfg->warmup = 200;
+  cfg->lr = 2e-3;
+  cfg->lr_min = 1e-4;
+  cfg->weight_decay = 0.0;
+  cfg->clip = 1.0;
+  cfg->ema = 0.995;
+  cfg->n_samples = 2000;
+  cfg->sampler = g_strdup("ddpm");
+  cfg->sampling_steps = 100;
+  cfg->eta = 0.0;
+  cfg->x0_clip = 0.0;
+  cfg->tol_rel = 1e-4;
+  cfg->metric_max_n = 2000;
+  cf_constraint_init(&cfg->constraint);
+  cfg->constraint_source = g_strdup("");
+}
+
+void
+conform_config_clear(ConformConfig *cfg)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(keys); i++)
+    if (keys[i].type == CONFORM_KEY_STRING || keys[i].type == CONFORM_KEY_CHOICE)
+      g_clear_pointer(FIELD(cfg, &keys[i], char *), g_free);
+  cf_constraint_clear(&cfg->constraint);
+  g_clear_pointer(&cfg->constraint_source, g_free);
+}
+
+void
+conform_config_copy(ConformConfig *dst, const ConformConfig *src)
+{
+  *dst = *src;
+  for (guint i = 0; i < G_N_ELEMENTS(keys); i++)
+    if (keys[i].type == CONFORM_KEY_STRING || keys[i].type == CONFORM_KEY_CHOICE)
+      *FIELD(dst, &keys[i], char *) = g_strdup(*CFIELD(src, &keys[i], char *));
+  cf_constraint_init(&dst->constraint);
+  if (src->constraint.m > 0)
+    CF_ASSERT(cf_constraint_copy(&dst->constraint, &src->constraint, NULL) == CF_OK);
+  dst->constraint_source = g_strdup(src->constraint_source);
+}
+
+static gboolean
+choice_ok(const char *choices, const char *value)
+{
+  g_auto(GStrv) opts = g_strsplit(choices, "|", -1);
+  return g_strv_contains((const char *const *)opts, value);
+}
+
+static char *
+choices_pretty(const char *choices)
+{
+  g_auto(GStrv) opts = g_strsplit(choices, "|", -1);
+  return g_strjoinv(", ", opts);
+}
+
+gboolean
+conform_config_set(ConformConfig *cfg, const char *key, const char *value, GError **error)
+{
+  const ConformKey *k = conform_config_find_key(key);
+  if (!k) {
+    GString *valid = g_string_new(NULL);
+    for (guint i = 0; i < G_N_ELEMENTS(keys); i++)
+      g_string_append_printf(valid, "%s%s", i ? ", " : "", keys[i].key);
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "unknown setting '%s'; valid settings: %s", key, valid->str);
+    g_string_free(valid, TRUE);
+    return FALSE;
+  }
+  const char *v = value ? value : "";
+  switch (k->type) {
+  case CONFORM_KEY_INT:
+  case CONFORM_KEY_UINT64: {
+    char *end = NULL;
+    errno = 0;
+    gint64 x = g_ascii_strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno != 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: '%s' is not an integer", key, v);
+      return FALSE;
+    }
+    if (k->type == CONFORM_KEY_UINT64) {
+      if (x < 0) {
+        g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: must be a non-negative integer, got %s", key, v);
+        return FALSE;
+      }
+      *FIELD(cfg, k, guint64) = (guint64)x;
+    } else {
+      if ((double)x < k->min || (double)x > k->max) {
+        g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: %s is out of range [%.0f, %.0f]", key, v, k->min, k->max);
+        return FALSE;
+      }
+      *FIELD(cfg, k, int) = (int)x;
+    }
+    return TRUE;
+  }
+  case CONFORM_KEY_DOUBLE: {
+    char *end = NULL;
+    errno = 0;
+    double x = g_ascii_strtod(v, &end);
+    if (*v == '\0' || *end != '\0' || errno != 0 || !isfinite(x)) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: '%s' is not a finite number", key, v);
+      return FALSE;
+    }
+    if (x < k->min || x > k->max) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: %s is out of range [%g, %g]", key, v, k->min, k->max);
+      return FALSE;
+    }
+    *FIELD(cfg, k, double) = x;
+    return TRUE;
+  }
+  case CONFORM_KEY_CHOICE:
+    if (!choice_ok(k->choices, v)) {
+      g_autofree char *pretty = choices_pretty(k->choices);
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: unknown value '%s'; valid values: %s", key, v, pretty);
+      return FALSE;
+    }
+    G_GNUC_FALLTHROUGH;
+  case CONFORM_KEY_STRING:
+    g_free(*FIELD(cfg, k, char *));
+    *FIELD(cfg, k, char *) = g_strdup(v);
+    return TRUE;
+  }
+  g_assert_not_reached();
+}
+
+gboolean
+conform_config_set_assignment(ConformConfig *cfg, const char *assignment, GError **error)
+{
+  const char *eq = strchr(assignment, '=');
+  if (!eq || eq == assignment) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "--set expects key=value, got '%s'", assignment);
+    return FALSE;
+  }
+  g_autofree char *key = g_strndup(assignment, (gsize)(eq - assignment));
+  return conform_config_set(cfg, g_strstrip(key), eq + 1, error);
+}
+
+char *
+conform_config_get_string(const ConformConfig *cfg, const char *key)
+{
+  const ConformKey *k = conform_config_find_key(key);
+  g_return_val_if_fail(k != NULL, NULL);
+  switch (k->type) {
+  case CONFORM_KEY_INT: return g_strdup_printf("%d", *CFIELD(cfg, k, int));
+  case CONFORM_KEY_UINT64: return g_strdup_printf("%" G_GUINT64_FORMAT, *CFIELD(cfg, k, guint64));
+  case CONFORM_KEY_DOUBLE: {
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+    return g_strdup(g_ascii_dtostr(buf, sizeof buf, *CFIELD(cfg, k, double)));
+  }
+  case CONFORM_KEY_STRING:
+  case CONFORM_KEY_CHOICE: return g_strdup(*CFIELD(cfg, k, char *));
+  }
+  g_assert_not_reached();
+}
+
+static gboolean
+set_constraint_from_text(ConformConfig *cfg, const char *text, const char *origin, GError **error)
+{
+  CfConstraint c;
+  CfError err;
+  cf_constraint_init(&c);
+  if (cf_constraint_parse(&c, text, strlen(text), origin, &err) != CF_OK) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s", err.msg);
+    return FALSE;
+  }
+  cf_constraint_clear(&cfg->constraint);
+  cfg->constraint = c;
+  g_free(cfg->constraint_source);
+  cfg->constraint_source = g_strdup(origin);
+  return TRUE;
+}
+
+gboolean
+conform_config_load_constraint(ConformConfig *cfg, const char *path, GError **error)
+{
+  CfConstraint c;
+  CfError err;
+  cf_constraint_init(&c);
+  if (cf_constraint_load(&c, path, &err) != CF_OK) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s", err.msg);
+    return FALSE;
+  }
+  cf_constraint_clear(&cfg->constraint);
+  cfg->constraint = c;
+  g_free(cfg->constraint_source);
+  cfg->constraint_source = g_strdup(path);
+  return TRUE;
+}
+
+gboolean
+conform_config_apply_preset(ConformConfig *cfg, const char *preset, GError **error)
+{
+  const ConformPreset *p = conform_preset_find(preset);
+  if (!p) {
+    g_autofree char *names = conform_preset_names();
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "unknown preset '%s'; valid presets: %s", preset, names);
+    return FALSE;
+  }
+  ConformConfig fresh;
+  conform_config_init(&fresh);
+  g_free(fresh.preset);
+  fresh.preset = g_strdup(p->name);
+  g_free(fresh.data);
+  fresh.data = g_strdup(p->data);
+  for (const char *const *o = p->overrides; o && *o; o++)
+    if (!conform_config_set_assignment(&fresh, *o, error)) {
+      conform_config_clear(&fresh);
+      return FALSE;
+    }
+  gboolean ok = TRUE;
+  if (p->constraint_text) {
+    ok = set_constraint_from_text(&fresh, p->constraint_text, p->name, error);
+  } else {
+    const CfGeneratorInfo *gi = cf_data_generator_find(p->data);
+    if (gi && gi->constrained) {
+      CfError err;
+      if (cf_data_builtin_constraint(&fresh.constraint, p->data, &err) != CF_OK) {
+        g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s", err.msg);
+        ok = FALSE;
+      } else {
+        g_free(fresh.constraint_source);
+        fresh.constraint_source = g_strdup(p->name);
+      }
+    }
+  }
+  if (!ok) {
+    conform_config_clear(&fresh);
+    return FALSE;
+  }
+  conform_config_clear(cfg);
+  *cfg = fresh;
+  return TRUE;
+}
+
+gboolean
+conform_config_validate(const ConformConfig *cfg, GError **error)
+{
+  if (cfg->temb_dim % 2 != 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "model.temb_dim must be even, got %d", cfg->temb_dim);
+    return FALSE;
+  }
+  if (g_strcmp0(cfg->sampler, "ddim") == 0 && cfg->sampling_steps > cfg->T) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "sample.steps (%d) must not exceed model.T (%d)",
+                cfg->sampling_steps, cfg->T);
+    return FALSE;
+  }
+  if (cfg->lr_min > cfg->lr) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "train.lr_min (%g) must not exceed train.lr (%g)", cfg->lr_min, cfg->lr);
+    return FALSE;
+  }
+  if (g_strcmp0(cfg->strategy, "none") != 0 && cfg->constraint.m == 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "strategy '%s' needs a constraint, and preset '%s' has none: pass --constraint FILE",
+                cfg->strategy, cfg->preset);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+put_doubles(GKeyFile *kf, const char *group, const char *key, const double *v, gsize n)
+{
+  GString *s = g_string_new(NULL);
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+  for (gsize i = 0; i < n; i++)
+    g_string_append_printf(s, "%s%s", i ? " " : "", g_ascii_dtostr(buf, sizeof buf, v[i]));
+  g_key_file_set_string(kf, group, key, s->str);
+  g_string_free(s, TRUE);
+}
+
+GKeyFile *
+conform_config_to_keyfile(const ConformConfig *cfg)
+{
+  GKeyFile *kf = g_key_file_new();
+  g_key_file_set_string(kf, "experiment", "app_version", PACKAGE_VERSION);
+  for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+    g_auto(GStrv) parts = g_strsplit(keys[i].key, ".", 2);
+    g_autofree char *v = conform_config_get_string(cfg, keys[i].key);
+    g_key_file_set_string(kf, parts[0], parts[1], v);
+    g_key_file_set_comment(kf, parts[0], parts[1], keys[i].help, NULL);
+  }
+  const CfConstraint *c = &cfg->constraint;
+  g_key_file_set_integer(kf, "constraint", "rows", c->m);
+  g_key_file_set_integer(kf, "constraint", "cols", c->n);
+  g_key_file_set_string(kf, "constraint", "source", cfg->constraint_source ? cfg->constraint_source : "");
+  g_key_file_set_comment(kf, "constraint", "rows", "A x = b in raw data space; A row-major, full precision", NULL);
+  if (c->m > 0) {
+    put_doubles(kf, "constraint", "A", c->A, (gsize)c->m * (gsize)c->n);
+    put_doubles(kf, "constraint", "b", c->b, (gsize)c->m);
+  }
+  return kf;
+}
+
+static gboolean
+get_doubles(GKeyFile *kf, const char *origin, const char *key, gsize expect, double **out, GError **error)
+{
+  g_autofree char *s = g_key_file_get_string(kf, "constraint", key, NULL);
+  if (!s) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: [constraint] %s is missing", origin, key);
+    return FALSE;
+  }
+  g_auto(GStrv) tok = g_strsplit_set(g_strstrip(s), " \t", -1);
+  gsize n = 0;
+  double *v = g_new0(double, expect ? expect : 1);
+  for (gsize i = 0; tok[i]; i++) {
+    if (tok[i][0] == '\0')
+      continue;
+    char *end;
+    double x = g_ascii_strtod(tok[i], &end);
+    if (*end != '\0' || !isfinite(x)) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: [constraint] %s: value %zu '%s' is not a finite number",
+                  origin, key, n + 1, tok[i]);
+      g_free(v);
+      return FALSE;
+    }
+    if (n == expect) {
+      n++;
+      break;
+    }
+    v[n++] = x;
+  }
+  if (n != expect) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: [constraint] %s has %s%zu values, expected %zu", origin, key,
+                n > expect ? "more than " : "", n > expect ? expect : n, expect);
+    g_free(v);
+    return FALSE;
+  }
+  *out = v;
+  return TRUE;
+}
+
+gboolean
+conform_config_from_keyfile(ConformConfig *out, GKeyFile *kf, const char *origin, GError **error)
+{
+  ConformConfig cfg;
+  conform_config_init(&cfg);
+  for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
+    g_auto(GStrv) parts = g_strsplit(keys[i].key, ".", 2);
+    g_autofree char *v = g_key_file_get_string(kf, parts[0], parts[1], NULL);
+    if (!v)
+      continue; /* older files: keep the default */
+    g_autoptr(GError) e = NULL;
+    if (!conform_config_set(&cfg, keys[i].key, v, &e)) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", origin, e->message);
+      conform_config_clear(&cfg);
+      return FALSE;
+    }
+  }
+  GError *e = NULL;
+  int m = g_key_file_get_integer(kf, "constraint", "rows", &e);
+  if (e) {
+    g_clear_error(&e);
+    m = 0;
+  }
+  int n = g_key_file_get_integer(kf, "constraint", "cols", NULL);
+  if (m < 0 || m > CF_CONSTRAINT_MAX_ROWS || (m > 0 && (n <= 0 || n > CF_CONSTRAINT_MAX_COLS))) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: [constraint] has an invalid size %d x %d", origin, m, n);
+    conform_config_clear(&cfg);
+    return FALSE;
+  }
+  if (m > 0) {
+    double *A = NULL, *b = NULL;
+    if (!get_doubles(kf, origin, "A", (gsize)m * (gsize)n, &A, error) || !get_doubles(kf, origin, "b", (gsize)m, &b, error)) {
+      g_free(A);
+      conform_config_clear(&cfg);
+      return FALSE;
+    }
+    CfError err;
+    CfStatus st = cf_constraint_set(&cfg.constraint, m, n, A, b, &err);
+    g_free(A);
+    g_free(b);
+    if (st != CF_OK) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: [constraint] %s", origin, err.msg);
+      conform_config_clear(&cfg);
+      return FALSE;
+    }
+  }
+  g_autofree char *src = g_key_file_get_string(kf, "constraint", "source", NULL);
+  g_free(cfg.constraint_source);
+  cfg.constraint_source = g_strdup(src ? src : "");
+  conform_config_clear(out);
+  *out = cfg;
+  return TRUE;
+}

@@ -1,0 +1,644 @@
+#define G_LOG_DOMAIN "conform"
+
+#include "conform-engine.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "conform-io.h"
+#include "data.h"
+#include "ddpm.h"
+#include "optim.h"
+
+/* RNG streams, one per purpose, so extra draws in one never shift another. */
+enum { STREAM_DATA = 1, STREAM_REF, STREAM_INIT, STREAM_TRAIN, STREAM_SAMPLE, STREAM_METRIC };
+
+#define RECORD_EVERY 10
+#define MAX_FILE_BYTES ((gsize)2 << 30)
+
+struct ConformEngine {
+  ConformConfig cfg;
+  int dim;
+  CfDataset train;  /* model space */
+  CfDataset ref;    /* raw space, held out */
+  CfNorm norm;
+  CfConstraint raw_c;   /* validated + reduced, raw space (m == 0: none) */
+  CfConstraint model_c; /* the same in model space */
+  CfConstraintReport report;
+  gboolean has_report;
+  char *warnings;
+  CfProjector proj_raw, proj_model;
+  CfDdpm model;
+  CfAdam adam;
+  float *ema;        /* EMA of the parameters (NULL when cfg.ema == 0) */
+  float *good;       /* parameters of the last step with a finite loss */
+  float *good_ema;
+  CfLrSchedule sched;
+  CfRng rng_train;
+  float *batch;
+  GArray *records;
+  long step;
+  double train_seconds;
+};
+
+static gboolean
+core_error(GError **error, int code, const CfError *err)
+{
+  g_set_error_literal(error, CONFORM_ERROR, code, err->msg);
+  return FALSE;
+}
+
+static gboolean
+load_data(ConformEngine *e, GError **error)
+{
+  const ConformConfig *cfg = &e->cfg;
+  CfError err;
+  CfRng rng;
+  if (cf_data_generator_find(cfg->data)) {
+    cf_rng_seed_stream(&rng, cfg->seed, STREAM_DATA);
+    if (cf_data_generate(&e->train, cfg->data, cfg->n_train, &rng, &err) != CF_OK)
+      return core_error(error, CONFORM_ERROR_INPUT, &err);
+    cf_rng_seed_stream(&rng, cfg->seed, STREAM_REF);
+    if (cf_data_generate(&e->ref, cfg->data, cfg->n_ref, &rng, &err) != CF_OK)
+      return core_error(error, CONFORM_ERROR_INPUT, &err);
+    return TRUE;
+  }
+  if (!g_file_test(cfg->data, G_FILE_TEST_EXISTS)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "data source '%s' is neither a built-in generator nor an existing CSV file", cfg->data);
+    return FALSE;
+  }
+  CfDataset all;
+  cf_dataset_init(&all);
+  if (cf_data_load_csv(&all, cfg->data, CF_DATA_MAX_ROWS, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  if (all.n < 20) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: only %d rows; at least 20 are needed", cfg->data, all.n);
+    cf_dataset_clear(&all);
+    return FALSE;
+  }
+  /* Deterministic shuffle, then hold out 10% (at most n_ref) as reference. */
+  int *perm = g_new(int, all.n);
+  for (int i = 0; i < all.n; i++)
+    perm[i] = i;
+  cf_rng_seed_stream(&rng, cfg->seed, STREAM_REF);
+  for (int i = all.n - 1; i > 0; i--) {
+    int j = (int)cf_rng_below(&rng, (uint64_t)i + 1);
+    int t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+  }
+  int n_ref = MIN(cfg->n_ref, all.n / 10);
+  int n_train = all.n - n_ref;
+  gboolean ok = cf_dataset_alloc(&e->train, n_train, all.dim, FALSE, &err) == CF_OK &&
+                cf_dataset_alloc(&e->ref, n_ref, all.dim, FALSE, &err) == CF_OK;
+  if (ok) {
+    for (int i = 0; i < all.n; i++) {
+      float *dst = i < n_train ? e->train.x + (gsize)i * all.dim : e->ref.x + (gsize)(i - n_train) * all.dim;
+      memcpy(dst, all.x + (gsize)perm[i] * all.dim, sizeof(float) * all.dim);
+    }
+  }
+  g_free(perm);
+  cf_dataset_clear(&all);
+  if (!ok)
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  return TRUE;
+}
+
+static gboolean
+setup_constraint(ConformEngine *e, GError **error)
+{
+  const CfConstraint *c = &e->cfg.constraint;
+  CfError err;
+  if (c->m == 0)
+    return TRUE;
+  CfStatus st = cf_constraint_analyze(c, e->dim, &e->report, &err);
+  e->has_report = st == CF_OK || st == CF_ERR_INCONSISTENT || st == CF_ERR_RANK;
+  if (st != CF_OK) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "constraint %s: %s", e->cfg.constraint_source, err.msg);
+    return FALSE;
+  }
+  if (e->report.n_redundant > 0) {
+    GString *w = g_string_new(NULL);
+    g_string_append_printf(w, "constraint %s: dropped %d redundant row%s (", e->cfg.constraint_source,
+                           e->report.n_redundant, e->report.n_redundant == 1 ? "" : "s");
+    for (int i = 0; i < e->report.n_redundant; i++)
+      g_string_append_printf(w, "%srow %d", i ? ", " : "", e->report.redundant_rows[i] + 1);
+    g_string_append(w, ": linear combinations of earlier rows)");
+    e->warnings = g_string_free(w, FALSE);
+  }
+  if (cf_constraint_reduce(&e->raw_c, c, &e->report, &err) != CF_OK ||
+      cf_constraint_to_model_space(&e->model_c, &e->raw_c, e->norm.mean, e->norm.scale, &err) != CF_OK ||
+      cf_projector_setup(&e->proj_raw, &e->raw_c, &err) != CF_OK ||
+      cf_projector_setup(&e->proj_model, &e->model_c, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  return TRUE;
+}
+
+ConformEngine *
+conform_engine_new(const ConformConfig *cfg, GError **error)
+{
+  g_return_val_if_fail(cfg != NULL, NULL);
+  if (!conform_config_validate(cfg, error))
+    return NULL;
+  g_autoptr(ConformEngine) e = g_new0(ConformEngine, 1);
+  conform_config_copy(&e->cfg, cfg);
+  cf_dataset_init(&e->train);
+  cf_dataset_init(&e->ref);
+  cf_norm_init(&e->norm);
+  cf_constraint_init(&e->raw_c);
+  cf_constraint_init(&e->model_c);
+  cf_projector_init(&e->proj_raw);
+  cf_projector_init(&e->proj_model);
+  e->records = g_array_new(FALSE, FALSE, sizeof(ConformTrainRecord));
+  CfError err;
+
+  if (!load_data(e, error))
+    return NULL;
+  e->dim = e->train.dim;
+  if (cf_norm_fit(&e->norm, &e->train, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  cf_norm_apply(&e->norm, e->train.x, e->train.n);
+  if (!setup_constraint(e, error))
+    return NULL;
+
+  CfDenoiserConfig dc = {.dim = e->dim, .width = cfg->width, .depth = cfg->depth, .temb_dim = cfg->temb_dim};
+  CfScheduleKind sk = g_strcmp0(cfg->schedule, "cosine") == 0 ? CF_SCHEDULE_COSINE : CF_SCHEDULE_LINEAR;
+  if (cf_ddpm_init(&e->model, &dc, sk, cfg->T, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_USAGE, &err), NULL;
+  CfRng rng;
+  cf_rng_seed_stream(&rng, cfg->seed, STREAM_INIT);
+  cf_ddpm_randomize(&e->model, &rng);
+  if (cf_ddpm_prepare_train(&e->model, cfg->batch, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  CfAdamConfig ac = cf_adam_default_config();
+  ac.weight_decay = (float)cfg->weight_decay;
+  size_t np = e->model.params.total;
+  if (cf_adam_init(&e->adam, np, &ac) != CF_OK)
+    return g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for the optimiser"), NULL;
+  e->good = cf_alloc_floats(np);
+  e->batch = cf_alloc_floats((size_t)cfg->batch * (size_t)e->dim);
+  if (cfg->ema > 0) {
+    e->ema = cf_alloc_floats(np);
+    e->good_ema = cf_alloc_floats(np);
+  }
+  if (!e->good || !e->batch || (cfg->ema > 0 && (!e->ema || !e->good_ema)))
+    return g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for the model"), NULL;
+  if (e->ema)
+    memcpy(e->ema, e->model.params.value, np * sizeof(float));
+  e->sched = (CfLrSchedule){(float)cfg->lr, (float)cfg->lr_min, cfg->warmup, MAX(cfg->steps, 1)};
+  cf_rng_seed_stream(&e->rng_train, cfg->seed, STREAM_TRAIN);
+  return g_steal_pointer(&e);
+}
+
+void
+conform_engine_free(ConformEngine *e)
+{
+  if (!e)
+    return;
+  conform_config_clear(&e->cfg);
+  cf_dataset_clear(&e->train);
+  cf_dataset_clear(&e->ref);
+  cf_norm_clear(&e->norm);
+  cf_constraint_clear(&e->raw_c);
+  cf_constraint_clear(&e->model_c);
+  if (e->has_report)
+    cf_constraint_report_clear(&e->report);
+  g_free(e->warnings);
+  cf_projector_clear(&e->proj_raw);
+  cf_projector_clear(&e->proj_model);
+  cf_ddpm_clear(&e->model);
+  cf_adam_clear(&e->adam);
+  cf_free_aligned(e->ema);
+  cf_free_aligned(e->good);
+  cf_free_aligned(e->good_ema);
+  cf_free_aligned(e->batch);
+  if (e->records)
+    g_array_unref(e->records);
+  g_free(e);
+}
+
+const ConformConfig *conform_engine_config(const ConformEngine *e) { return &e->cfg; }
+int conform_engine_dim(const ConformEngine *e) { return e->dim; }
+long conform_engine_step(const ConformEngine *e) { return e->step; }
+const CfConstraint *conform_engine_constraint(const ConformEngine *e) { return &e->raw_c; }
+const GArray *conform_engine_records(const ConformEngine *e) { return e->records; }
+const char *conform_engine_warnings(const ConformEngine *e) { return e->warnings; }
+
+const CfConstraintReport *
+conform_engine_constraint_report(const ConformEngine *e)
+{
+  return e->has_report ? &e->report : NULL;
+}
+
+const float *
+conform_engine_reference(const ConformEngine *e, int *n)
+{
+  *n = e->ref.n;
+  return e->ref.x;
+}
+
+gboolean
+conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user,
+                     GError **error)
+{
+  const int B = e->cfg.batch, dim = e->dim;
+  const size_t np = e->model.params.total;
+  float *params = e->model.params.value, *grad = e->model.params.grad;
+  gint64 t0 = g_get_monotonic_time();
+  gboolean ok = TRUE;
+  for (long k = 0; k < n_steps; k++) {
+    if (abort_fn && abort_fn(cb_user)) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_CANCELLED, "training cancelled at step %ld", e->step);
+      ok = FALSE;
+      break;
+    }
+    /* Minibatch drawn with replacement. */
+    for (int i = 0; i < B; i++) {
+      uint64_t r = cf_rng_below(&e->rng_train, (uint64_t)e->train.n);
+      memcpy(e->batch + (size_t)i * dim, e->train.x + (size_t)r * dim, sizeof(float) * dim);
+    }
+    float lr = cf_lr_at(&e->sched, e->step);
+    float loss = cf_ddpm_train_step(&e->model, e->batch, &e->rng_train);
+    double gn = e->cfg.clip > 0 ? cf_clip_grad_norm(grad, np, e->cfg.clip) : cf_grad_norm(grad, np);
+    if (!isfinite(loss) || !isfinite(gn)) {
+      /* The parameters that produced this loss may already be garbage
+       * (finite but huge): go back to those of the last finite loss. */
+      if (e->step > 0) {
+        memcpy(params, e->good, np * sizeof(float));
+        if (e->ema)
+          memcpy(e->ema, e->good_ema, np * sizeof(float));
+      }
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_NUMERIC,
+                  "training produced a non-finite %s (%g) at step %ld; stopped and kept the parameters of step %ld "
+                  "(try a smaller train.lr or train.clip > 0)",
+                  isfinite(loss) ? "gradient" : "loss", isfinite(loss) ? gn : (double)loss, e->step + 1,
+                  MAX(e->step - 1, 0));
+      ok = FALSE;
+      break;
+    }
+    memcpy(e->good, params, np * sizeof(float));
+    if (e->ema)
+      memcpy(e->good_ema, e->ema, np * sizeof(float));
+    cf_adam_step(&e->adam, params, grad, lr);
+    if (e->ema)
+      cf_ema_update(e->ema, params, np, (float)e->cfg.ema);
+    e->step++;
+    if (e->step % RECORD_EVERY == 0 || k == n_steps - 1) {
+      ConformTrainRecord r = {e->step, loss, lr, (float)gn,
+                              e->train_seconds + (double)(g_get_monotonic_time() - t0) / 1e6};
+      g_array_append_val(e->records, r);
+    }
+    if (progress_fn && (k % 50 == 0 || k == n_steps - 1))
+      progress_fn(cb_user, k + 1, n_steps);
+  }
+  e->train_seconds += (double)(g_get_monotonic_time() - t0) / 1e6;
+  return ok;
+}
+
+typedef struct {
+  CfProjector *proj;
+} HookData;
+
+static void
+project_hook(void *user, float *x, int B, int t_next)
+{
+  cf_project(((HookData *)user)->proj, x, B);
+}
+
+gboolean
+conform_engine_sample(ConformEngine *e, const ConformSampleOptions *o, float **out, float **raw_out,
+                      CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, GError **error)
+{
+  const ConformConfig *cfg = &e->cfg;
+  const char *strategy = o->strategy ? o->strategy : cfg->strategy;
+  const char *sampler = o->sampler ? o->sampler : cfg->sampler;
+  gboolean project_after = g_strcmp0(strategy, "projection") == 0;
+  gboolean project_steps = g_strcmp0(strategy, "projected-sampling") == 0;
+  if (!project_after && !project_steps && g_strcmp0(strategy, "none") != 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "unknown strategy '%s'; valid strategies: none, projection, projected-sampling", strategy);
+    return FALSE;
+  }
+  if ((project_after || project_steps) && e->raw_c.m == 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy '%s' needs a constraint; this experiment has none",
+                strategy);
+    return FALSE;
+  }
+  if (g_strcmp0(sampler, "ddpm") != 0 && g_strcmp0(sampler, "ddim") != 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "unknown sampler '%s'; valid samplers: ddpm, ddim", sampler);
+    return FALSE;
+  }
+  if (o->n < 1 || o->n > 10000000) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "sample count %d is out of range [1, 10000000]", o->n);
+    return FALSE;
+  }
+  CfSamplerConfig sc = {
+    .kind = g_strcmp0(sampler, "ddim") == 0 ? CF_SAMPLER_DDIM : CF_SAMPLER_DDPM,
+    .steps = o->sampling_steps > 0 ? o->sampling_steps : cfg->sampling_steps,
+    .eta = (float)(o->eta >= 0 ? o->eta : cfg->eta),
+    .clip = (float)cfg->x0_clip,
+  };
+  CfError err;
+  CfDdpmEval ev;
+  if (cf_ddpm_eval_init(&ev, &e->model, 512, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  cf_ddpm_eval_load(&ev, e->ema ? e->ema : e->model.params.value);
+  CfRng rng;
+  if (o->use_seed)
+    cf_rng_seed(&rng, o->seed);
+  else
+    cf_rng_seed_stream(&rng, cfg->seed, STREAM_SAMPLE);
+  float *x = cf_alloc_floats((size_t)o->n * (size_t)e->dim);
+  if (!x) {
+    cf_ddpm_eval_clear(&ev);
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for %d samples", o->n);
+    return FALSE;
+  }
+  HookData hd = {&e->proj_model};
+  if (project_steps)
+    cf_projector_reserve(&e->proj_model, o->n);
+  CfStatus st = cf_ddpm_sample(&e->model.sched, &sc, e->dim, o->n, cf_ddpm_eval_eps, &ev,
+                               project_steps ? project_hook : NULL, &hd, &rng, x, NULL, abort_fn, progress_fn,
+                               cb_user, &err);
+  cf_ddpm_eval_clear(&ev);
+  if (st != CF_OK) {
+    cf_free_aligned(x);
+    return core_error(error, st == CF_ERR_ABORTED ? CONFORM_ERROR_CANCELLED : CONFORM_ERROR_INPUT, &err);
+  }
+  cf_norm_invert(&e->norm, x, o->n);
+  if (raw_out) {
+    *raw_out = cf_alloc_floats((size_t)o->n * (size_t)e->dim);
+    if (*raw_out)
+      memcpy(*raw_out, x, sizeof(float) * (size_t)o->n * e->dim);
+  }
+  if (project_after) {
+    cf_projector_reserve(&e->proj_raw, o->n);
+    cf_project(&e->proj_raw, x, o->n);
+  }
+  *out = x;
+  return TRUE;
+}
+
+void
+conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *s)
+{
+  memset(s, 0, sizeof *s);
+  s->n = n;
+  s->train_seconds = e->train_seconds;
+  if (e->raw_c.m > 0) {
+    s->has_constraint = TRUE;
+    double *l2 = g_new(double, n), *linf = g_new(double, n);
+    cf_constraint_violation(&e->raw_c, samples, n, l2, linf);
+    double tol = cf_violation_tolerance(e->cfg.tol_rel, e->raw_c.b, e->raw_c.m);
+    cf_violation_stats(&s->viol, l2, n, tol);
+    for (int i = 0; i < n; i++)
+      s->viol_linf_max = MAX(s->viol_linf_max, linf[i]);
+    g_free(l2);
+    g_free(linf);
+  }
+  CfRng rng;
+  cf_rng_seed_stream(&rng, e->cfg.seed, STREAM_METRIC);
+  s->energy_distance = cf_energy_distance(samples, n, e->ref.x, e->ref.n, e->dim, e->cfg.metric_max_n, &rng);
+  cf_rng_seed_stream(&rng, e->cfg.seed, STREAM_METRIC);
+  s->mmd = cf_mmd_rbf(samples, n, e->ref.x, e->ref.n, e->dim, e->cfg.metric_max_n, &rng);
+}
+
+GString *
+conform_summary_to_tsv(const ConformSummary *s)
+{
+  GString *o = g_string_new(NULL);
+#define ROW(name, fmt, v) g_string_append_printf(o, "%s\t" fmt "\n", name, v)
+  ROW("n_samples", "%d", s->n);
+  if (s->has_constraint) {
+    ROW("violation_mean", "%.6g", s->viol.mean);
+    ROW("violation_median", "%.6g", s->viol.median);
+    ROW("violation_p99", "%.6g", s->viol.p99);
+    ROW("violation_max", "%.6g", s->viol.max);
+    ROW("violation_linf_max", "%.6g", s->viol_linf_max);
+    ROW("violation_tolerance", "%.6g", s->viol.tol);
+    ROW("frac_satisfied", "%.6g", s->viol.frac_satisfied);
+  }
+  ROW("energy_distance", "%.6g", s->energy_distance);
+  ROW("mmd", "%.6g", s->mmd);
+  ROW("train_seconds", "%.3f", s->train_seconds);
+  ROW("sample_seconds", "%.3f", s->sample_seconds);
+#undef ROW
+  return o;
+}
+
+/* ---- experiment directories ------------------------------------------------ */
+
+static char *
+checkpoint_header(const ConformEngine *e)
+{
+  return g_strdup_printf("dim=%d\nwidth=%d\ndepth=%d\ntemb_dim=%d\nT=%d\nschedule=%s\nstep=%ld\nadam_t=%ld\n"
+                         "train_seconds=%.17g\nparams=%zu\n",
+                         e->dim, e->cfg.width, e->cfg.depth, e->cfg.temb_dim, e->cfg.T, e->cfg.schedule, e->step,
+                         e->adam.t, e->train_seconds, e->model.params.total);
+}
+
+static GString *
+records_csv(const ConformEngine *e)
+{
+  GString *s = g_string_new("step,loss,lr,grad_norm,seconds\n");
+  for (guint i = 0; i < e->records->len; i++) {
+    const ConformTrainRecord *r = &g_array_index(e->records, ConformTrainRecord, i);
+    g_string_append_printf(s, "%ld,%.9g,%.9g,%.9g,%.6f\n", r->step, r->loss, r->lr, r->grad_norm, r->seconds);
+  }
+  return s;
+}
+
+gboolean
+conform_engine_save(ConformEngine *e, const char *dir, const float *samples, int n_samples,
+                    const ConformSummary *summary, GError **error)
+{
+  if (!conform_ensure_dir(dir, error))
+    return FALSE;
+  size_t np = e->model.params.total;
+  CfCkptArena arenas[7];
+  int na = 0;
+  arenas[na++] = (CfCkptArena){"params", np, e->model.params.value};
+  if (e->ema)
+    arenas[na++] = (CfCkptArena){"ema", np, e->ema};
+  arenas[na++] = (CfCkptArena){"adam.m", np, e->adam.m};
+  arenas[na++] = (CfCkptArena){"adam.v", np, e->adam.v};
+  arenas[na++] = (CfCkptArena){"norm.mean", (size_t)e->dim, e->norm.mean};
+  arenas[na++] = (CfCkptArena){"norm.scale", (size_t)e->dim, e->norm.scale};
+  g_autofree char *header = checkpoint_header(e);
+  unsigned char *buf = NULL;
+  size_t len = 0;
+  CfError err;
+  if (cf_checkpoint_encode(header, arenas, na, &buf, &len, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_IO, &err);
+  g_autofree char *ckpt = g_build_filename(dir, "weights.ckpt", NULL);
+  gboolean ok = conform_write_atomic(ckpt, buf, len, error);
+  free(buf);
+  if (!ok)
+    return FALSE;
+
+  g_autoptr(GKeyFile) kf = conform_config_to_keyfile(&e->cfg);
+  gsize ilen;
+  g_autofree char *ini = g_key_file_to_data(kf, &ilen, NULL);
+  g_autofree char *ini_path = g_build_filename(dir, "experiment.ini", NULL);
+  if (!conform_write_atomic(ini_path, ini, ilen, error))
+    return FALSE;
+
+  g_autoptr(GString) m = records_csv(e);
+  g_autofree char *mpath = g_build_filename(dir, "metrics.csv", NULL);
+  if (!conform_write_atomic(mpath, m->str, m->len, error))
+    return FALSE;
+
+  if (samples) {
+    g_autoptr(GString) sc = conform_csv_floats(samples, n_samples, e->dim, "x");
+    g_autofree char *spath = g_build_filename(dir, "samples.csv", NULL);
+    if (!conform_write_atomic(spath, sc->str, sc->len, error))
+      return FALSE;
+  }
+  if (summary) {
+    g_autoptr(GString) st = conform_summary_to_tsv(summary);
+    g_autofree char *tpath = g_build_filename(dir, "summary.tsv", NULL);
+    if (!conform_write_atomic(tpath, st->str, st->len, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+header_int(const CfCheckpoint *ck, const char *path, const char *key, long expect, GError **error)
+{
+  g_autofree char *v = cf_checkpoint_header_get(ck, key);
+  if (!v) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: header lacks '%s'", path, key);
+    return FALSE;
+  }
+  char *end;
+  long x = strtol(v, &end, 10);
+  if (*end != '\0' || (expect >= 0 && x != expect)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
+                "%s: checkpoint is for a different model: %s=%s, but experiment.ini gives %ld", path, key, v, expect);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+load_arena(const CfCheckpoint *ck, const char *path, const char *name, float *dst, size_t count, gboolean required,
+           GError **error)
+{
+  const CfCkptArena *a = cf_checkpoint_find(ck, name);
+  if (!a) {
+    if (!required)
+      return TRUE;
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: arena '%s' is missing", path, name);
+    return FALSE;
+  }
+  if (a->count != count) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
+                "%s: checkpoint is for a different model: arena '%s' has %zu values, this model needs %zu", path, name,
+                a->count, count);
+    return FALSE;
+  }
+  if (!cf_all_finite(a->data, count)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: arena '%s' contains NaN or Inf", path, name);
+    return FALSE;
+  }
+  if (dst)
+    memcpy(dst, a->data, count * sizeof(float));
+  return TRUE;
+}
+
+ConformEngine *
+conform_engine_load(const char *dir, GError **error)
+{
+  g_autofree char *ini_path = g_build_filename(dir, "experiment.ini", NULL);
+  g_autofree char *ckpt_path = g_build_filename(dir, "weights.ckpt", NULL);
+  if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_IO, "%s is not an experiment directory", dir);
+    return NULL;
+  }
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GError) e1 = NULL;
+  if (!g_key_file_load_from_file(kf, ini_path, G_KEY_FILE_NONE, &e1)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", ini_path, e1->message);
+    return NULL;
+  }
+  ConformConfig cfg;
+  conform_config_init(&cfg);
+  if (!conform_config_from_keyfile(&cfg, kf, ini_path, error)) {
+    conform_config_clear(&cfg);
+    return NULL;
+  }
+  ConformEngine *e = conform_engine_new(&cfg, error);
+  conform_config_clear(&cfg);
+  if (!e)
+    return NULL;
+
+  char *buf = NULL;
+  gsize len = 0;
+  if (!conform_read_file(ckpt_path, MAX_FILE_BYTES, &buf, &len, error)) {
+    conform_engine_free(e);
+    return NULL;
+  }
+  CfCheckpoint ck;
+  CfError err;
+  CfStatus st = cf_checkpoint_decode(&ck, (const unsigned char *)buf, len, ckpt_path, &err);
+  g_free(buf);
+  if (st != CF_OK) {
+    core_error(error, CONFORM_ERROR_INPUT, &err);
+    conform_engine_free(e);
+    return NULL;
+  }
+  size_t np = e->model.params.total;
+  gboolean ok = header_int(&ck, ckpt_path, "dim", e->dim, error) &&
+                header_int(&ck, ckpt_path, "width", e->cfg.width, error) &&
+                header_int(&ck, ckpt_path, "depth", e->cfg.depth, error) &&
+                header_int(&ck, ckpt_path, "temb_dim", e->cfg.temb_dim, error) &&
+                header_int(&ck, ckpt_path, "T", e->cfg.T, error) &&
+                header_int(&ck, ckpt_path, "step", -1, error) &&
+                load_arena(&ck, ckpt_path, "params", e->model.params.value, np, TRUE, error) &&
+                load_arena(&ck, ckpt_path, "ema", e->ema, np, e->ema != NULL, error) &&
+                load_arena(&ck, ckpt_path, "adam.m", e->adam.m, np, TRUE, error) &&
+                load_arena(&ck, ckpt_path, "adam.v", e->adam.v, np, TRUE, error) &&
+                load_arena(&ck, ckpt_path, "norm.mean", NULL, (size_t)e->dim, TRUE, error) &&
+                load_arena(&ck, ckpt_path, "norm.scale", NULL, (size_t)e->dim, TRUE, error);
+  if (ok) {
+    g_autofree char *sched = cf_checkpoint_header_get(&ck, "schedule");
+    if (g_strcmp0(sched, e->cfg.schedule) != 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
+                  "%s: checkpoint is for a different model: schedule=%s, but experiment.ini gives %s", ckpt_path,
+                  sched ? sched : "(none)", e->cfg.schedule);
+      ok = FALSE;
+    }
+  }
+  if (ok) {
+    /* The normalisation is part of the model: use the stored one (it equals
+     * a refit on regenerated data, but a CSV may have changed since). */
+    const CfCkptArena *mu = cf_checkpoint_find(&ck, "norm.mean"), *sc = cf_checkpoint_find(&ck, "norm.scale");
+    cf_norm_invert(&e->norm, e->train.x, e->train.n);
+    if (cf_norm_set(&e->norm, e->dim, mu->data, sc->data, &err) != CF_OK)
+      ok = core_error(error, CONFORM_ERROR_INPUT, &err);
+    cf_norm_apply(&e->norm, e->train.x, e->train.n);
+    if (ok && e->raw_c.m > 0) {
+      cf_constraint_clear(&e->model_c);
+      cf_projector_clear(&e->proj_model);
+      cf_projector_init(&e->proj_model);
+      if (cf_constraint_to_model_space(&e->model_c, &e->raw_c, e->norm.mean, e->norm.scale, &err) != CF_OK ||
+          cf_projector_setup(&e->proj_model, &e->model_c, &err) != CF_OK)
+        ok = core_error(error, CONFORM_ERROR_INPUT, &err);
+    }
+    g_autofree char *step = cf_checkpoint_header_get(&ck, "step");
+    g_autofree char *adam_t = cf_checkpoint_header_get(&ck, "adam_t");
+    g_autofree char *secs = cf_checkpoint_header_get(&ck, "train_seconds");
+    e->step = step ? strtol(step, NULL, 10) : 0;
+    e->adam.t = adam_t ? strtol(adam_t, NULL, 10) : e->step;
+    e->train_seconds = secs ? g_ascii_strtod(secs, NULL) : 0;
+  }
+  cf_checkpoint_clear(&ck);
+  if (!ok) {
+    conform_engine_free(e);
+    return NULL;
+  }
+  return e;
+}

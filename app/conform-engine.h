@@ -1,0 +1,86 @@
+/* The experiment engine: data, normalisation, constraint, model, optimiser
+ * and strategy of one experiment, driven step by step. It is plain (not a
+ * GObject) and not thread-safe: the CLI drives it directly; the desktop app's
+ * worker thread owns one exclusively. */
+#pragma once
+
+#include <glib.h>
+
+#include "conform-config.h"
+#include "constraint.h"
+#include "metrics.h"
+
+G_BEGIN_DECLS
+
+typedef struct ConformEngine ConformEngine;
+
+typedef struct {
+  long step;
+  float loss;
+  float lr;
+  float grad_norm;
+  double seconds; /* wall time spent training so far */
+} ConformTrainRecord;
+
+typedef struct {
+  int n;
+  gboolean has_constraint;
+  CfViolationStats viol;   /* per-sample ||A x - b||_2, raw space */
+  double viol_linf_max;    /* max over samples of ||A x - b||_inf */
+  double energy_distance;  /* vs held-out reference data, raw space */
+  double mmd;              /* unbiased RBF-MMD^2, median heuristic */
+  double train_seconds;
+  double sample_seconds;
+} ConformSummary;
+
+typedef struct {
+  int n;
+  const char *strategy; /* NULL: the experiment's */
+  const char *sampler;  /* NULL: the experiment's */
+  int sampling_steps;   /* <= 0: the experiment's */
+  double eta;           /* < 0: the experiment's */
+  guint64 seed;
+  gboolean use_seed;    /* FALSE: derive from the experiment seed */
+} ConformSampleOptions;
+
+ConformEngine *conform_engine_new(const ConformConfig *cfg, GError **error);
+void conform_engine_free(ConformEngine *e);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ConformEngine, conform_engine_free)
+
+const ConformConfig *conform_engine_config(const ConformEngine *e);
+int conform_engine_dim(const ConformEngine *e);
+long conform_engine_step(const ConformEngine *e);
+/* Validation report of the constraint (NULL without one) and warnings such
+ * as dropped redundant rows (NULL if none). */
+const CfConstraintReport *conform_engine_constraint_report(const ConformEngine *e);
+const char *conform_engine_warnings(const ConformEngine *e);
+/* The validated, reduced constraint in raw space (m == 0 without one). */
+const CfConstraint *conform_engine_constraint(const ConformEngine *e);
+const GArray *conform_engine_records(const ConformEngine *e); /* ConformTrainRecord */
+
+/* Runs n_steps training steps. On a non-finite loss or gradient it stops,
+ * restores the parameters of the last step with a finite loss and returns
+ * CONFORM_ERROR_NUMERIC naming the step. abort (may be NULL) is polled every
+ * step: CONFORM_ERROR_CANCELLED. */
+gboolean conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgressFn progress_fn,
+                              void *cb_user, GError **error);
+
+/* Draws samples in raw data space (malloc'ed n x dim in *out). If raw_out is
+ * non-NULL it receives the samples before the projection strategy (equal to
+ * *out for none / projected-sampling). */
+gboolean conform_engine_sample(ConformEngine *e, const ConformSampleOptions *opts, float **out, float **raw_out,
+                               CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, GError **error);
+void conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *out);
+/* Held-out reference data (raw space) and training data (raw space copies). */
+const float *conform_engine_reference(const ConformEngine *e, int *n);
+
+/* Experiment directory: experiment.ini, weights.ckpt, metrics.csv and, when
+ * samples is non-NULL, samples.csv and summary.tsv. Every file is written
+ * atomically. */
+gboolean conform_engine_save(ConformEngine *e, const char *dir, const float *samples, int n_samples,
+                             const ConformSummary *summary, GError **error);
+ConformEngine *conform_engine_load(const char *dir, GError **error);
+
+GString *conform_summary_to_tsv(const ConformSummary *s);
+
+G_END_DECLS

@@ -1,0 +1,52 @@
+#define G_LOG_DOMAIN "conform"
+
+#include "conform-presets.h"
+
+/* Defaults tuned so each preset trains to good samples in well under a
+ * minute on a 2-core laptop (see README for measured times). */
+static const char *const toy2d[] = {
+  "train.steps=5000", "train.batch=256", "train.lr=0.002", "model.width=128", "model.depth=3", NULL,
+};
+static const char *const simplex[] = {
+  "train.steps=5000", "train.batch=256", "train.lr=0.002", "model.width=128", "model.depth=3", NULL,
+};
+static const char *const highdim[] = {
+  "train.steps=6000", "train.batch=256", "train.lr=0.001", "model.width=256", "model.depth=3", NULL,
+};
+
+static const ConformPreset presets[] = {
+  {"gaussians", "gaussians", NULL, "8 Gaussian modes on a ring of radius 2 (no constraint; add one with --constraint)", toy2d},
+  {"moons", "moons", NULL, "two interleaving half circles (no constraint)", toy2d},
+  {"checkerboard", "checkerboard", NULL, "uniform on a 4x4 checkerboard (no constraint)", toy2d},
+  {"spiral", "spiral", NULL, "noisy spiral (no constraint)", toy2d},
+  {"gaussians-line", "gaussians", "1 1 | 0\n", "8-mode ring with the constraint x0 + x1 = 0 the data does NOT satisfy: what projection does to a distribution", toy2d},
+  {"simplex-3d", "simplex-3d", NULL, "3-D Gaussian mixture on the plane x0 + x1 + x2 = 1", simplex},
+  {"charge-neutral", "charge-neutral", NULL, "12 correlated partial charges summing to 0", highdim},
+  {"flow-network", "flow-network", NULL, "edge flows conserving flow at every node of a directed graph", highdim},
+  {"portfolio", "portfolio", NULL, "10 portfolio weights from a Dirichlet mixture, summing to 1", highdim},
+};
+
+const ConformPreset *
+conform_presets(guint *n)
+{
+  *n = G_N_ELEMENTS(presets);
+  return presets;
+}
+
+const ConformPreset *
+conform_preset_find(const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(presets); i++)
+    if (g_strcmp0(presets[i].name, name) == 0)
+      return &presets[i];
+  return NULL;
+}
+
+char *
+conform_preset_names(void)
+{
+  GString *s = g_string_new(NULL);
+  for (guint i = 0; i < G_N_ELEMENTS(presets); i++)
+    g_string_append_printf(s, "%s%s", i ? ", " : "", presets[i].name);
+  return g_string_free(s, FALSE);
+}
