@@ -1,0 +1,550 @@
+/* Denoising diffusion on vector data: noise schedules, the ancestral (DDPM)
+ * and DDIM samplers over any epsilon predictor, and the MLP denoiser with its
+ * training graph and an inference copy.
+ *
+ * Conventions and choices made here (the header is the contract):
+ *
+ * Schedules (arrays indexed by t = 0..T, index 0 = no noise):
+ *   linear: beta_t = b0 + (b1 - b0) (t - 1) / (T - 1) with b0 = 1e-4 * 1000/T,
+ *           b1 = 0.02 * 1000/T (Ho et al. 2020, scaled so that any T gives
+ *           about the same total noise as T = 1000). For T = 1 the single
+ *           beta is b1. Betas are clipped at 0.999, which only matters for
+ *           T < 21 where b1 would reach 1.
+ *   cosine: abar(t) = f(t) / f(0), f(t) = cos^2(((t/T + s) / (1 + s)) pi/2),
+ *           s = 0.008; beta_t = min(1 - abar(t)/abar(t-1), 0.999) (Nichol &
+ *           Dhariwal 2021). alpha_bar is then the cumulative product of
+ *           (1 - beta), so it equals the closed form wherever beta was not
+ *           clipped (in practice every t < T) and stays > 0 at t = T.
+ *
+ * Samplers: x_T ~ N(0, I), then n_steps reverse steps along the times
+ * t_n = T > t_{n-1} > ... > t_0 = 0 (cf_sampler_time):
+ *   DDPM (n = T, t_i = i): x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t /
+ *     sqrt(1 - abar_t) eps) + sigma_t z, sigma_t^2 = beta_tilde_t =
+ *     beta_t (1 - abar_{t-1}) / (1 - abar_t) (= 0 at t = 1: no noise at the
+ *     last step). With clip > 0 the same posterior mean is computed in its
+ *     x0 form from the clipped prediction
+ *       x0 = clamp((x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), -clip, clip),
+ *       mean = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0
+ *            + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t,
+ *     which is identical to the first form when nothing is clipped.
+ *   DDIM (n = steps, t_i = round(i T / steps), rounding half up): from t to
+ *     s = previous time, with x0 as above (clipped if clip > 0) and
+ *     eps' = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t) (= eps if unclipped),
+ *       sigma = eta sqrt((1 - abar_s) / (1 - abar_t)) sqrt(1 - abar_t / abar_s)
+ *       x_s = sqrt(abar_s) x0 + sqrt(1 - abar_s - sigma^2) eps' + sigma z
+ *     (Song et al. 2021). The final step to s = 0 has abar_0 = 1, sigma = 0,
+ *     so it returns the x0 prediction. With steps = T and eta = 1 this is the
+ *     DDPM chain (in its x0 form).
+ *   Noise z is only drawn when the step has sigma > 0, so a deterministic
+ *   DDIM run (eta = 0) consumes exactly B * dim normals (for x_T).
+ *   The per-element update is computed in double; x lives in `out`, so after
+ *   an abort `out` holds the partially denoised state.
+ *   Per step, in order: abort check (before the step; CF_ERR_ABORTED with
+ *   "sampling cancelled at step k of n", k = 1-based index of the step that
+ *   was not run), eps_fn, update, hook(x, t_next), finiteness check
+ *   (CF_ERR_NUMERIC), trajectory row, progress(k, n).
+ *
+ * Denoiser: input [x_t | temb(t)] with temb the sinusoidal embedding
+ * (cf_time_embed, max_period 10000) of the raw integer time t in 1..T as a
+ * float, as in Ho et al.; the MLP (SiLU, "denoiser.<i>.w/b") maps it to eps.
+ * Raw t keeps CfDdpmEval independent of T. (For T far above 10^4 the lowest
+ * embedding frequencies wrap around; the other frequencies still separate
+ * the times.)
+ *
+ * Training FLOPs: 3 x the forward FLOPs of the MLP (backward ~ 2 x forward);
+ * the embedding, concatenation and loss are ignored. */
+#include "ddpm.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CF_DDPM_T_MAX 100000
+#define CF_DDPM_BETA_MAX 0.999
+#define CF_DDPM_COSINE_S 0.008
+#define CF_DDPM_TEMB_MAX_PERIOD 10000.0f
+#define CF_DDPM_PARAM_PREFIX "denoiser"
+
+/* ---- schedules ------------------------------------------------------------- */
+
+static double
+cosine_f(double t, double T)
+{
+  double c = cos(((t / T + CF_DDPM_COSINE_S) / (1.0 + CF_DDPM_COSINE_S)) * (M_PI / 2.0));
+  return c * c;
+}
+
+CfStatus
+cf_schedule_init(CfSchedule *s, CfScheduleKind kind, int T, CfError *err)
+{
+  CF_ASSERT(s != NULL);
+  memset(s, 0, sizeof *s);
+  if (kind != CF_SCHEDULE_LINEAR && kind != CF_SCHEDULE_COSINE)
+    return cf_error_set(err, CF_ERR_INVALID, "unknown noise schedule kind %d", (int)kind);
+  if (T < 1 || T > CF_DDPM_T_MAX)
+    return cf_error_set(err, CF_ERR_INVALID,
+                        "number of diffusion steps T must be in [1, %d] (got %d)", CF_DDPM_T_MAX, T);
+
+  double *beta = cf_alloc_array((size_t)T + 1, sizeof(double));
+  double *abar = cf_alloc_array((size_t)T + 1, sizeof(double));
+  if (!beta || !abar) {
+    free(beta);
+    free(abar);
+    return cf_error_set(err, CF_ERR_NOMEM, "cannot allocate a noise schedule with T = %d", T);
+  }
+  beta[0] = 0.0;
+  abar[0] = 1.0;
+  if (kind == CF_SCHEDULE_LINEAR) {
+    double scale = 1000.0 / T;
+    double b0 = 1e-4 * scale, b1 = 0.02 * scale;
+    for (int t = 1; t <= T; t++) {
+      double frac = T == 1 ? 1.0 : (double)(t - 1) / (double)(T - 1);
+      double b = b0 + (b1 - b0) * frac;
+      beta[t] = b < CF_DDPM_BETA_MAX ? b : CF_DDPM_BETA_MAX;
+    }
+  } else {
+    double f0 = cosine_f(0.0, T);
+    double prev = 1.0;
+    for (int t = 1; t <= T; t++) {
+      double cur = cosine_f(t, T) / f0;
+      double b = 1.0 - cur / prev;
+      beta[t] = b < CF_DDPM_BETA_MAX ? b : CF_DDPM_BETA_MAX;
+      prev = cur;
+    }
+  }
+  for (int t = 1; t <= T; t++)
+    abar[t] = abar[t - 1] * (1.0 - beta[t]);
+
+  s->kind = kind;
+  s->T = T;
+  s->beta = beta;
+  s->alpha_bar = abar;
+  return CF_OK;
+}
+
+void
+cf_schedule_clear(CfSchedule *s)
+{
+  if (!s)
+    return;
+  free(s->beta);
+  free(s->alpha_bar);
+  memset(s, 0, sizeof *s);
+}
+
+/* ---- samplers -------------------------------------------------------------- */
+
+int
+cf_sampler_n_steps(const CfSchedule *s, const CfSamplerConfig *cfg)
+{
+  if (!s || !cfg || s->T < 1)
+    return -1;
+  if (cfg->kind == CF_SAMPLER_DDPM)
+    return s->T;
+  if (cfg->kind == CF_SAMPLER_DDIM)
+    return (cfg->steps >= 1 && cfg->steps <= s->T) ? cfg->steps : -1;
+  return -1;
+}
+
+int
+cf_sampler_time(const CfSchedule *s, const CfSamplerConfig *cfg, int i)
+{
+  int n = cf_sampler_n_steps(s, cfg);
+  if (n < 0 || i < 0 || i > n)
+    return -1;
+  if (cfg->kind == CF_SAMPLER_DDPM)
+    return i;
+  /* round(i T / n), half up, in 64-bit integers. */
+  int64_t num = 2 * (int64_t)i * s->T + n;
+  return (int)(num / (2 * (int64_t)n));
+}
+
+static CfStatus
+sampler_validate(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, CfEpsFn eps_fn,
+                 const float *out, CfError *err)
+{
+  if (!s || !s->beta || !s->alpha_bar || s->T < 1)
+    return cf_error_set(err, CF_ERR_INVALID, "sampler: the noise schedule is not initialised");
+  if (!cfg)
+    return cf_error_set(err, CF_ERR_INVALID, "sampler: no sampler configuration given");
+  if (cfg->kind != CF_SAMPLER_DDPM && cfg->kind != CF_SAMPLER_DDIM)
+    return cf_error_set(err, CF_ERR_INVALID, "sampler: unknown sampler kind %d", (int)cfg->kind);
+  if (cfg->kind == CF_SAMPLER_DDIM && (cfg->steps < 1 || cfg->steps > s->T))
+    return cf_error_set(err, CF_ERR_INVALID, "DDIM sampler: steps must be in [1, T = %d] (got %d)",
+                        s->T, cfg->steps);
+  if (!isfinite(cfg->eta) || cfg->eta < 0.0f)
+    return cf_error_set(err, CF_ERR_INVALID, "sampler: eta must be finite and >= 0 (got %g)",
+                        (double)cfg->eta);
+  if (!isfinite(cfg->clip) || cfg->clip < 0.0f)
+    return cf_error_set(err, CF_ERR_INVALID,
+                        "sampler: clip must be finite and >= 0 (0 = off) (got %g)", (double)cfg->clip);
+  if (dim < 1)
+    return cf_error_set(err, CF_ERR_INVALID, "sampler: data dimension must be >= 1 (got %d)", dim);
+  if (B < 1)
+    return cf_error_set(err, CF_ERR_INVALID, "sampler: number of samples must be >= 1 (got %d)", B);
+  if ((size_t)B > SIZE_MAX / sizeof(float) / (size_t)dim / 2)
+    return cf_error_set(err, CF_ERR_NOMEM, "sampler: %d samples of dimension %d are too many", B, dim);
+  if (!eps_fn)
+    return cf_error_set(err, CF_ERR_INVALID, "sampler: no epsilon predictor given");
+  if (!out)
+    return cf_error_set(err, CF_ERR_INVALID, "sampler: no output buffer given");
+  return CF_OK;
+}
+
+static inline double
+clampd(double v, double c)
+{
+  return v < -c ? -c : (v > c ? c : v);
+}
+
+CfStatus
+cf_ddpm_sample(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, CfEpsFn eps_fn,
+               void *eps_user, CfStepHook hook, void *hook_user, CfRng *rng, float *out, float *traj,
+               CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, CfError *err)
+{
+  CfStatus st = sampler_validate(s, cfg, dim, B, eps_fn, out, err);
+  if (st != CF_OK)
+    return st;
+  CF_ASSERT(rng != NULL);
+
+  const int n = cf_sampler_n_steps(s, cfg);
+  const size_t N = (size_t)B * (size_t)dim;
+  const bool ddim = cfg->kind == CF_SAMPLER_DDIM;
+  const double clip = cfg->clip;
+  const double eta = cfg->eta;
+
+  float *eps = cf_alloc_array(N, sizeof(float));
+  int *tb = cf_alloc_array((size_t)B, sizeof(int));
+  if (!eps || !tb) {
+    free(eps);
+    free(tb);
+    return cf_error_set(err, CF_ERR_NOMEM, "sampler: cannot allocate scratch for %d samples", B);
+  }
+
+  float *x = out;
+  cf_rng_fill_normal(rng, x, N);
+  if (traj)
+    memcpy(traj, x, N * sizeof(float));
+
+  for (int k = 1; k <= n; k++) {
+    if (abort_fn && abort_fn(cb_user)) {
+      st = cf_error_set(err, CF_ERR_ABORTED, "sampling cancelled at step %d of %d", k, n);
+      goto done;
+    }
+    const int t = cf_sampler_time(s, cfg, n - k + 1);
+    const int t_next = cf_sampler_time(s, cfg, n - k);
+    for (int b = 0; b < B; b++)
+      tb[b] = t;
+    eps_fn(eps_user, x, tb, B, eps);
+
+    const double at = s->alpha_bar[t], an = s->alpha_bar[t_next];
+    const double sa = sqrt(at), s1 = sqrt(1.0 - at);
+    if (!ddim) {
+      /* t_next = t - 1 */
+      const double beta = s->beta[t], alpha = 1.0 - beta;
+      const double var = t > 1 ? beta * (1.0 - an) / (1.0 - at) : 0.0;
+      const double sigma = var > 0.0 ? sqrt(var) : 0.0;
+      if (clip > 0.0) {
+        const double c0 = sqrt(an) * beta / (1.0 - at);
+        const double ct = sqrt(alpha) * (1.0 - an) / (1.0 - at);
+        for (size_t i = 0; i < N; i++) {
+          double x0 = clampd((x[i] - s1 * eps[i]) / sa, clip);
+          double v = c0 * x0 + ct * x[i];
+          if (sigma > 0.0)
+            v += sigma * cf_rng_normal(rng);
+          x[i] = (float)v;
+        }
+      } else {
+        const double c1 = 1.0 / sqrt(alpha), c2 = beta / s1;
+        for (size_t i = 0; i < N; i++) {
+          double v = c1 * (x[i] - c2 * eps[i]);
+          if (sigma > 0.0)
+            v += sigma * cf_rng_normal(rng);
+          x[i] = (float)v;
+        }
+      }
+    } else {
+      double sigma = 0.0;
+      if (eta > 0.0 && t_next > 0) {
+        double r = (1.0 - an) / (1.0 - at) * (1.0 - at / an);
+        sigma = r > 0.0 ? eta * sqrt(r) : 0.0;
+      }
+      double dv = 1.0 - an - sigma * sigma;
+      const double dirc = dv > 0.0 ? sqrt(dv) : 0.0;
+      const double sn = sqrt(an);
+      for (size_t i = 0; i < N; i++) {
+        double x0 = (x[i] - s1 * eps[i]) / sa;
+        double e = eps[i];
+        if (clip > 0.0) {
+          x0 = clampd(x0, clip);
+          e = (x[i] - sa * x0) / s1;
+        }
+        double v = sn * x0 + dirc * e;
+        if (sigma > 0.0)
+          v += sigma * cf_rng_normal(rng);
+        x[i] = (float)v;
+      }
+    }
+
+    if (hook)
+      hook(hook_user, x, B, t_next);
+    for (size_t i = 0; i < N; i++) {
+      if (!isfinite(x[i])) {
+        st = cf_error_set(err, CF_ERR_NUMERIC,
+                          "sampling: non-finite value at step %d of %d (t = %d -> %d), sample %zu",
+                          k, n, t, t_next, i / (size_t)dim);
+        goto done;
+      }
+    }
+    if (traj)
+      memcpy(traj + (size_t)k * N, x, N * sizeof(float));
+    if (progress_fn)
+      progress_fn(cb_user, k, n);
+  }
+  st = CF_OK;
+
+done:
+  free(eps);
+  free(tb);
+  return st;
+}
+
+/* ---- the MLP denoiser ------------------------------------------------------ */
+
+static CfStatus
+denoiser_validate(const CfDenoiserConfig *cfg, CfError *err)
+{
+  if (!cfg)
+    return cf_error_set(err, CF_ERR_INVALID, "denoiser: no configuration given");
+  if (cfg->dim < 1)
+    return cf_error_set(err, CF_ERR_INVALID, "denoiser: data dimension must be >= 1 (got %d)", cfg->dim);
+  if (cfg->width < 1)
+    return cf_error_set(err, CF_ERR_INVALID, "denoiser: hidden width must be >= 1 (got %d)", cfg->width);
+  if (cfg->depth < 1)
+    return cf_error_set(err, CF_ERR_INVALID, "denoiser: depth (hidden layers) must be >= 1 (got %d)",
+                        cfg->depth);
+  if (cfg->temb_dim < 2 || cfg->temb_dim % 2 != 0)
+    return cf_error_set(err, CF_ERR_INVALID,
+                        "denoiser: time-embedding size must be even and >= 2 (got %d)", cfg->temb_dim);
+  if (cfg->dim > INT32_MAX / 2 - cfg->temb_dim)
+    return cf_error_set(err, CF_ERR_INVALID, "denoiser: data dimension %d is too large", cfg->dim);
+  return CF_OK;
+}
+
+/* Declares the denoiser's parameters into an initialised, empty CfParams
+ * (identical calls for the model and every evaluator, so layouts match). */
+static CfStatus
+denoiser_declare(CfParams *p, CfMlp *mlp, const CfDenoiserConfig *cfg, CfError *err)
+{
+  cf_mlp_declare(mlp, p, CF_DDPM_PARAM_PREFIX, cfg->dim + cfg->temb_dim, cfg->width, cfg->depth,
+                 cfg->dim);
+  if (cf_params_alloc(p) != CF_OK)
+    return cf_error_set(err, CF_ERR_NOMEM, "denoiser: cannot allocate %zu parameters", p->total);
+  return CF_OK;
+}
+
+/* x (B,dim), t (B,1) -> eps (B,dim). */
+static CfNode
+denoiser_build(CfGraph *g, CfParams *p, const CfMlp *mlp, const CfDenoiserConfig *cfg, CfNode x,
+               CfNode t)
+{
+  CfNode emb = cf_time_embed(g, t, cfg->temb_dim, CF_DDPM_TEMB_MAX_PERIOD);
+  CfNode h = cf_concat_cols(g, x, emb);
+  return cf_mlp_build(g, p, mlp, h, CF_ACT_SILU);
+}
+
+CfStatus
+cf_ddpm_init(CfDdpm *m, const CfDenoiserConfig *cfg, CfScheduleKind sched, int T, CfError *err)
+{
+  CF_ASSERT(m != NULL);
+  memset(m, 0, sizeof *m);
+  cf_params_init(&m->params);
+  m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
+  CfStatus st = denoiser_validate(cfg, err);
+  if (st != CF_OK)
+    return st;
+  m->cfg = *cfg;
+  st = cf_schedule_init(&m->sched, sched, T, err);
+  if (st == CF_OK)
+    st = denoiser_declare(&m->params, &m->mlp, cfg, err);
+  if (st != CF_OK)
+    cf_ddpm_clear(m);
+  return st;
+}
+
+void
+cf_ddpm_clear(CfDdpm *m)
+{
+  if (!m)
+    return;
+  if (m->train)
+    cf_graph_free(m->train);
+  cf_params_clear(&m->params);
+  cf_schedule_clear(&m->sched);
+  memset(m, 0, sizeof *m);
+  m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
+}
+
+void
+cf_ddpm_randomize(CfDdpm *m, CfRng *rng)
+{
+  CF_ASSERT(m != NULL && rng != NULL);
+  cf_params_randomize(&m->params, rng);
+}
+
+CfStatus
+cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err)
+{
+  CF_ASSERT(m != NULL && m->params.value != NULL);
+  if (B < 1)
+    return cf_error_set(err, CF_ERR_INVALID, "denoiser: training batch size must be >= 1 (got %d)", B);
+  if (m->train) {
+    cf_graph_free(m->train);
+    m->train = NULL;
+    m->train_B = 0;
+  }
+  CfGraph *g = cf_graph_new();
+  if (!g)
+    return cf_error_set(err, CF_ERR_NOMEM, "denoiser: cannot allocate the training graph");
+  const int dim = m->cfg.dim;
+  m->in_x = cf_input(g, B, dim, false);
+  m->in_t = cf_input(g, B, 1, false);
+  m->in_eps = cf_input(g, B, dim, false);
+  m->out_eps = denoiser_build(g, &m->params, &m->mlp, &m->cfg, m->in_x, m->in_t);
+  m->loss = cf_mse(g, m->out_eps, m->in_eps);
+  if (cf_graph_finalize(g) != CF_OK) {
+    cf_graph_free(g);
+    m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
+    return cf_error_set(err, CF_ERR_NOMEM,
+                        "denoiser: cannot allocate the training graph for batch size %d", B);
+  }
+  m->train = g;
+  m->train_B = B;
+  return CF_OK;
+}
+
+float
+cf_ddpm_train_step(CfDdpm *m, const float *x0, CfRng *rng)
+{
+  CF_ASSERT(m != NULL && m->train != NULL && x0 != NULL && rng != NULL);
+  CfGraph *g = m->train;
+  const int B = m->train_B, dim = m->cfg.dim, T = m->sched.T;
+  float *xt = cf_graph_value(g, m->in_x);
+  float *tt = cf_graph_value(g, m->in_t);
+  float *ep = cf_graph_value(g, m->in_eps);
+  /* Per row: t ~ U{1..T}, then dim normals. */
+  for (int b = 0; b < B; b++) {
+    int t = 1 + (int)cf_rng_below(rng, (uint64_t)T);
+    tt[b] = (float)t;
+    const double ab = m->sched.alpha_bar[t];
+    const double sa = sqrt(ab), s1 = sqrt(1.0 - ab);
+    float *e = ep + (size_t)b * dim;
+    float *xr = xt + (size_t)b * dim;
+    const float *x0r = x0 + (size_t)b * dim;
+    cf_rng_fill_normal(rng, e, (size_t)dim);
+    for (int j = 0; j < dim; j++)
+      xr[j] = (float)(sa * x0r[j] + s1 * e[j]);
+  }
+  cf_graph_forward(g);
+  cf_params_zero_grad(&m->params);
+  cf_graph_backward(g, m->loss);
+  return cf_graph_value(g, m->loss)[0];
+}
+
+/* ---- inference copy -------------------------------------------------------- */
+
+CfStatus
+cf_ddpm_eval_init(CfDdpmEval *e, const CfDdpm *m, int chunk, CfError *err)
+{
+  CF_ASSERT(e != NULL && m != NULL);
+  memset(e, 0, sizeof *e);
+  cf_params_init(&e->params);
+  e->in_x = e->in_t = e->out = -1;
+  CfStatus st = denoiser_validate(&m->cfg, err);
+  if (st != CF_OK)
+    return st;
+  if (chunk < 1)
+    return cf_error_set(err, CF_ERR_INVALID, "denoiser evaluator: chunk size must be >= 1 (got %d)",
+                        chunk);
+  e->cfg = m->cfg;
+  e->chunk = chunk;
+  st = denoiser_declare(&e->params, &e->mlp, &e->cfg, err);
+  if (st != CF_OK)
+    goto fail;
+  if (e->params.total != m->params.total) {
+    st = cf_error_set(err, CF_ERR_MISMATCH,
+                      "denoiser evaluator: parameter layout differs from the model (%zu vs %zu floats)",
+                      e->params.total, m->params.total);
+    goto fail;
+  }
+  e->g = cf_graph_new();
+  if (!e->g) {
+    st = cf_error_set(err, CF_ERR_NOMEM, "denoiser evaluator: cannot allocate its graph");
+    goto fail;
+  }
+  e->in_x = cf_input(e->g, chunk, e->cfg.dim, false);
+  e->in_t = cf_input(e->g, chunk, 1, false);
+  e->out = denoiser_build(e->g, &e->params, &e->mlp, &e->cfg, e->in_x, e->in_t);
+  if (cf_graph_finalize(e->g) != CF_OK) {
+    st = cf_error_set(err, CF_ERR_NOMEM, "denoiser evaluator: cannot allocate its graph for %d rows",
+                      chunk);
+    goto fail;
+  }
+  if (m->params.value)
+    memcpy(e->params.value, m->params.value, e->params.total * sizeof(float));
+  return CF_OK;
+
+fail:
+  cf_ddpm_eval_clear(e);
+  return st;
+}
+
+void
+cf_ddpm_eval_clear(CfDdpmEval *e)
+{
+  if (!e)
+    return;
+  if (e->g)
+    cf_graph_free(e->g);
+  cf_params_clear(&e->params);
+  memset(e, 0, sizeof *e);
+  e->in_x = e->in_t = e->out = -1;
+}
+
+void
+cf_ddpm_eval_load(CfDdpmEval *e, const float *arena)
+{
+  CF_ASSERT(e != NULL && e->params.value != NULL && arena != NULL);
+  memcpy(e->params.value, arena, e->params.total * sizeof(float));
+}
+
+void
+cf_ddpm_eval_eps(void *user, const float *x_t, const int *t, int B, float *eps_out)
+{
+  CfDdpmEval *e = user;
+  CF_ASSERT(e != NULL && e->g != NULL && B >= 0 && (B == 0 || (x_t && t && eps_out)));
+  const int dim = e->cfg.dim, C = e->chunk;
+  float *xin = cf_graph_value(e->g, e->in_x);
+  float *tin = cf_graph_value(e->g, e->in_t);
+  const float *out = cf_graph_value(e->g, e->out);
+  for (int start = 0; start < B; start += C) {
+    const int rows = B - start < C ? B - start : C;
+    memcpy(xin, x_t + (size_t)start * dim, (size_t)rows * dim * sizeof(float));
+    for (int r = 0; r < rows; r++)
+      tin[r] = (float)t[start + r];
+    if (rows < C) {
+      memset(xin + (size_t)rows * dim, 0, (size_t)(C - rows) * dim * sizeof(float));
+      memset(tin + rows, 0, (size_t)(C - rows) * sizeof(float));
+    }
+    cf_graph_forward(e->g);
+    memcpy(eps_out + (size_t)start * dim, out, (size_t)rows * dim * sizeof(float));
+  }
+}
+
+double
+cf_ddpm_train_flops(const CfDdpm *m, int B)
+{
+  CF_ASSERT(m != NULL);
+  return 3.0 * cf_mlp_flops(&m->mlp, B);
+}

@@ -51,6 +51,10 @@ typedef struct {
  * n_steps = cf_sampler_n_steps(). Scratch is allocated per call (sampling is
  * not in the step loop). Returns CF_ERR_ABORTED if abort returns true. */
 int cf_sampler_n_steps(const CfSchedule *s, const CfSamplerConfig *cfg);
+/* Time t_i of trajectory row n_steps - i, i in [0, n_steps]: t_0 = 0 and
+ * t_{n_steps} = T. DDPM: t_i = i; DDIM: t_i = round(i T / steps) (half up).
+ * Returns -1 for an invalid configuration or i out of range. */
+int cf_sampler_time(const CfSchedule *s, const CfSamplerConfig *cfg, int i);
 CfStatus cf_ddpm_sample(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B,
                         CfEpsFn eps_fn, void *eps_user, CfStepHook hook, void *hook_user,
                         CfRng *rng, float *out, float *traj,
@@ -78,6 +82,9 @@ typedef struct {
 
 CfStatus cf_ddpm_init(CfDdpm *m, const CfDenoiserConfig *cfg, CfScheduleKind sched, int T, CfError *err);
 void cf_ddpm_clear(CfDdpm *m);
+/* cf_ddpm_init leaves the parameters zero (it takes no rng); this fills them
+ * by their declared CfInit: cf_params_randomize(&m->params, rng). */
+void cf_ddpm_randomize(CfDdpm *m, CfRng *rng);
 /* Builds (or rebuilds) the training graph for batch size B. */
 CfStatus cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err);
 /* One loss evaluation + backward on a batch x0 (train_B x dim, model space):
