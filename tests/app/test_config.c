@@ -1,0 +1,150 @@
+#include <glib.h>
+#include <math.h>
+#include <string.h>
+
+#include "conform-config.h"
+#include "conform-presets.h"
+
+static void
+test_keyfile_roundtrip(void)
+{
+  ConformConfig a, b;
+  conform_config_init(&a);
+  conform_config_init(&b);
+  g_assert_true(conform_config_apply_preset(&a, "flow-network", NULL));
+  g_assert_true(conform_config_set(&a, "train.lr", "0.000123456789", NULL));
+  g_assert_true(conform_config_set(&a, "experiment.seed", "18446744073709551615", NULL));
+  g_assert_true(conform_config_set(&a, "sample.sampler", "ddim", NULL));
+  g_autoptr(GKeyFile) kf = conform_config_to_keyfile(&a);
+  g_autoptr(GError) error = NULL;
+  g_assert_true(conform_config_from_keyfile(&b, kf, "x.ini", &error));
+  g_assert_no_error(error);
+  guint n;
+  const ConformKey *keys = conform_config_keys(&n);
+  for (guint i = 0; i < n; i++) {
+    g_autofree char *va = conform_config_get_string(&a, keys[i].key);
+    g_autofree char *vb = conform_config_get_string(&b, keys[i].key);
+    g_assert_cmpstr(va, ==, vb);
+  }
+  g_assert_cmpint(a.constraint.m, ==, b.constraint.m);
+  g_assert_cmpint(a.constraint.n, ==, b.constraint.n);
+  for (int i = 0; i < a.constraint.m * a.constraint.n; i++)
+    g_assert_cmpfloat(a.constraint.A[i], ==, b.constraint.A[i]); /* full precision */
+  for (int i = 0; i < a.constraint.m; i++)
+    g_assert_cmpfloat(a.constraint.b[i], ==, b.constraint.b[i]);
+  conform_config_clear(&a);
+  conform_config_clear(&b);
+}
+
+static void
+test_set_validation(void)
+{
+  ConformConfig c;
+  conform_config_init(&c);
+  struct {
+    const char *k, *v;
+    gboolean ok;
+  } cases[] = {
+    {"train.lr", "1e-3", TRUE},     {"train.lr", "0", FALSE},        {"train.lr", "nan", FALSE},
+    {"train.lr", "inf", FALSE},     {"train.lr", "1e-3x", FALSE},    {"train.batch", "1.5", FALSE},
+    {"train.batch", "-4", FALSE},   {"train.batch", "99999999999", FALSE}, {"model.schedule", "cosine", TRUE},
+    {"model.schedule", "cubic", FALSE}, {"experiment.seed", "-1", FALSE}, {"sample.n", "", FALSE},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(GError) e = NULL;
+    gboolean ok = conform_config_set(&c, cases[i].k, cases[i].v, &e);
+    if (ok != cases[i].ok)
+      g_error("%s=%s: expected %s", cases[i].k, cases[i].v, cases[i].ok ? "ok" : "an error");
+    if (!ok) {
+      g_assert_error(e, CONFORM_ERROR, CONFORM_ERROR_USAGE);
+      g_assert_nonnull(strstr(e->message, cases[i].k));
+    }
+  }
+  conform_config_clear(&c);
+}
+
+static void
+test_validate(void)
+{
+  ConformConfig c;
+  conform_config_init(&c);
+  g_assert_true(conform_config_apply_preset(&c, "gaussians", NULL));
+  g_assert_true(conform_config_validate(&c, NULL));
+  g_assert_true(conform_config_set(&c, "experiment.strategy", "projection", NULL));
+  g_autoptr(GError) e = NULL;
+  g_assert_false(conform_config_validate(&c, &e));
+  g_assert_nonnull(strstr(e->message, "needs a constraint"));
+  g_clear_error(&e);
+  g_assert_true(conform_config_apply_preset(&c, "simplex-3d", NULL));
+  g_assert_true(conform_config_set(&c, "sample.sampler", "ddim", NULL));
+  g_assert_true(conform_config_set(&c, "sample.steps", "5000", NULL));
+  g_assert_false(conform_config_validate(&c, &e));
+  g_assert_nonnull(strstr(e->message, "sample.steps"));
+  g_clear_error(&e);
+  g_assert_true(conform_config_set(&c, "sample.steps", "50", NULL));
+  g_assert_true(conform_config_set(&c, "model.temb_dim", "33", NULL));
+  g_assert_false(conform_config_validate(&c, &e));
+  conform_config_clear(&c);
+}
+
+static void
+test_presets_apply(void)
+{
+  guint n;
+  const ConformPreset *p = conform_presets(&n);
+  g_assert_cmpuint(n, >=, 8);
+  for (guint i = 0; i < n; i++) {
+    ConformConfig c;
+    conform_config_init(&c);
+    g_autoptr(GError) e = NULL;
+    g_assert_true(conform_config_apply_preset(&c, p[i].name, &e));
+    g_assert_no_error(e);
+    g_assert_cmpstr(c.preset, ==, p[i].name);
+    g_assert_true(conform_config_validate(&c, NULL));
+    conform_config_clear(&c);
+  }
+  ConformConfig c;
+  conform_config_init(&c);
+  g_autoptr(GError) e = NULL;
+  g_assert_false(conform_config_apply_preset(&c, "nope", &e));
+  g_assert_nonnull(strstr(e->message, "valid presets"));
+  g_assert_nonnull(conform_preset_find(CONFORM_DEFAULT_PRESET));
+  conform_config_clear(&c);
+}
+
+static void
+test_keyfile_errors(void)
+{
+  const char *bad[] = {
+    "[train]\nlr=banana\n",
+    "[constraint]\nrows=1\ncols=3\nA=1 1\nb=1\n",
+    "[constraint]\nrows=1\ncols=3\nA=1 1 1 1\nb=1\n",
+    "[constraint]\nrows=1\ncols=3\nA=1 nan 1\nb=1\n",
+    "[constraint]\nrows=-5\ncols=3\n",
+    "[constraint]\nrows=1\ncols=3\nA=1 1 1\n",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_assert_true(g_key_file_load_from_data(kf, bad[i], -1, G_KEY_FILE_NONE, NULL));
+    ConformConfig c;
+    conform_config_init(&c);
+    g_assert_true(conform_config_set(&c, "train.lr", "0.5", NULL));
+    g_autoptr(GError) e = NULL;
+    g_assert_false(conform_config_from_keyfile(&c, kf, "exp.ini", &e));
+    g_assert_nonnull(strstr(e->message, "exp.ini"));
+    g_assert_cmpfloat(c.lr, ==, 0.5); /* previous state survives */
+    conform_config_clear(&c);
+  }
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/config/keyfile-roundtrip", test_keyfile_roundtrip);
+  g_test_add_func("/config/set-validation", test_set_validation);
+  g_test_add_func("/config/validate", test_validate);
+  g_test_add_func("/config/presets", test_presets_apply);
+  g_test_add_func("/config/keyfile-errors", test_keyfile_errors);
+  return g_test_run();
+}

@@ -1,0 +1,188 @@
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "conform-engine.h"
+#include "metrics.h"
+#include "rng.h"
+#include "status.h"
+
+static gboolean
+sanitized(void)
+{
+  return g_getenv("CONFORM_SANITIZED") != NULL;
+}
+
+static ConformEngine *
+engine_for(const char *preset, int steps, const char *const *sets)
+{
+  ConformConfig c;
+  conform_config_init(&c);
+  g_assert_true(conform_config_apply_preset(&c, preset, NULL));
+  g_autofree char *s = g_strdup_printf("%d", steps);
+  g_assert_true(conform_config_set(&c, "train.steps", s, NULL));
+  for (; sets && *sets; sets++)
+    g_assert_true(conform_config_set_assignment(&c, *sets, NULL));
+  g_autoptr(GError) e = NULL;
+  ConformEngine *eng = conform_engine_new(&c, &e);
+  g_assert_no_error(e);
+  conform_config_clear(&c);
+  return eng;
+}
+
+/* Draws n samples from the Gaussian with the data's mean and covariance. */
+static float *
+moment_matched(const float *x, int n, int d, int n_out, CfRng *rng)
+{
+  double mu[2] = {0}, C[4] = {0};
+  g_assert_cmpint(d, ==, 2);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < 2; j++)
+      mu[j] += x[i * 2 + j] / n;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < 2; j++)
+      for (int k = 0; k < 2; k++)
+        C[j * 2 + k] += (x[i * 2 + j] - mu[j]) * (x[i * 2 + k] - mu[k]) / (n - 1);
+  double l00 = sqrt(C[0]), l10 = C[2] / l00, l11 = sqrt(C[3] - l10 * l10);
+  float *out = g_new(float, (gsize)n_out * 2);
+  for (int i = 0; i < n_out; i++) {
+    double z0 = cf_rng_normal(rng), z1 = cf_rng_normal(rng);
+    out[i * 2] = (float)(mu[0] + l00 * z0);
+    out[i * 2 + 1] = (float)(mu[1] + l10 * z0 + l11 * z1);
+  }
+  return out;
+}
+
+/* A trained model on `gaussians` beats a moment-matched Gaussian by a wide
+ * margin in energy distance to held-out data. */
+static void
+test_quality_beats_gaussian(void)
+{
+  int steps = sanitized() ? 1500 : 3000;
+  g_autoptr(ConformEngine) e = engine_for("gaussians", steps, NULL);
+  g_assert_true(conform_engine_train(e, steps, NULL, NULL, NULL, NULL));
+  ConformSampleOptions so = {.n = 1000, .eta = -1};
+  float *x = NULL;
+  g_assert_true(conform_engine_sample(e, &so, &x, NULL, NULL, NULL, NULL, NULL));
+  ConformSummary s;
+  conform_engine_evaluate(e, x, so.n, &s);
+  int nref;
+  const float *ref = conform_engine_reference(e, &nref);
+  CfRng rng;
+  cf_rng_seed(&rng, 99);
+  float *g = moment_matched(ref, nref, 2, 1000, &rng);
+  double ed_gauss = cf_energy_distance(g, 1000, ref, nref, 2, 2000, &rng);
+  g_test_message("energy distance: model %.4f, moment-matched Gaussian %.4f (mmd model %.4g)", s.energy_distance,
+                 ed_gauss, s.mmd);
+  g_assert_cmpfloat(s.energy_distance, <, 0.25 * ed_gauss);
+  g_free(g);
+  cf_free_aligned(x);
+}
+
+static bool
+abort_after(void *user)
+{
+  int *left = user;
+  return (*left)-- <= 0;
+}
+
+static void
+test_cancel(void)
+{
+  g_autoptr(ConformEngine) e = engine_for("moons", 100, NULL);
+  int left = 25;
+  g_autoptr(GError) err = NULL;
+  g_assert_false(conform_engine_train(e, 100, abort_after, NULL, &left, &err));
+  g_assert_error(err, CONFORM_ERROR, CONFORM_ERROR_CANCELLED);
+  g_assert_cmpint(conform_engine_step(e), ==, 25);
+  /* It can continue afterwards. */
+  g_assert_true(conform_engine_train(e, 5, NULL, NULL, NULL, NULL));
+  g_assert_cmpint(conform_engine_step(e), ==, 30);
+}
+
+static void
+test_nan_rollback(void)
+{
+  const char *sets[] = {"train.lr=1000", "train.clip=0", "train.warmup=0", "train.lr_min=0", NULL};
+  g_autoptr(ConformEngine) e = engine_for("gaussians", 500, sets);
+  g_autoptr(GError) err = NULL;
+  g_assert_false(conform_engine_train(e, 500, NULL, NULL, NULL, &err));
+  g_assert_error(err, CONFORM_ERROR, CONFORM_ERROR_NUMERIC);
+  g_assert_nonnull(strstr(err->message, "at step"));
+  g_test_message("%s", err->message);
+  /* Sampling from the kept state works and gives finite numbers. */
+  ConformSampleOptions so = {.n = 64, .eta = -1};
+  float *x = NULL;
+  g_assert_true(conform_engine_sample(e, &so, &x, NULL, NULL, NULL, NULL, NULL));
+  for (int i = 0; i < 128; i++)
+    g_assert_true(isfinite(x[i]));
+  cf_free_aligned(x);
+}
+
+static void
+test_save_load_roundtrip(void)
+{
+  g_autoptr(ConformEngine) e = engine_for("portfolio", 60, NULL);
+  g_assert_true(conform_engine_train(e, 60, NULL, NULL, NULL, NULL));
+  g_autofree char *dir = g_dir_make_tmp("conform-engine-XXXXXX", NULL);
+  g_assert_true(conform_engine_save(e, dir, NULL, 0, NULL, NULL));
+  g_autoptr(GError) err = NULL;
+  g_autoptr(ConformEngine) l = conform_engine_load(dir, &err);
+  g_assert_no_error(err);
+  g_assert_cmpint(conform_engine_step(l), ==, 60);
+  ConformSampleOptions so = {.n = 50, .eta = -1, .seed = 3, .use_seed = TRUE, .strategy = "projection"};
+  float *a = NULL, *b = NULL;
+  g_assert_true(conform_engine_sample(e, &so, &a, NULL, NULL, NULL, NULL, NULL));
+  g_assert_true(conform_engine_sample(l, &so, &b, NULL, NULL, NULL, NULL, NULL));
+  g_assert_cmpmem(a, 50 * 10 * sizeof(float), b, 50 * 10 * sizeof(float));
+  /* Training continues identically from the restored state. */
+  g_assert_true(conform_engine_train(l, 1, NULL, NULL, NULL, NULL));
+  g_assert_cmpint(conform_engine_step(l), ==, 61);
+  cf_free_aligned(a);
+  cf_free_aligned(b);
+  g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+  (void)!system(cmd);
+}
+
+static void
+test_raw_space_reporting(void)
+{
+  /* charge-neutral: heteroscedastic coordinates, so model space differs
+   * from raw space; projected outputs must satisfy the RAW constraint. */
+  g_autoptr(ConformEngine) e = engine_for("charge-neutral", 50, NULL);
+  g_assert_true(conform_engine_train(e, 50, NULL, NULL, NULL, NULL));
+  const char *strategies[] = {"projection", "projected-sampling"};
+  for (int k = 0; k < 2; k++) {
+    ConformSampleOptions so = {.n = 200, .eta = -1, .strategy = strategies[k]};
+    float *x = NULL, *raw = NULL;
+    g_assert_true(conform_engine_sample(e, &so, &x, &raw, NULL, NULL, NULL, NULL));
+    double worst = 0, before = 0;
+    for (int i = 0; i < 200; i++) {
+      double s = 0, r = 0;
+      for (int j = 0; j < 12; j++) {
+        s += x[i * 12 + j];
+        r += raw[i * 12 + j];
+      }
+      worst = MAX(worst, fabs(s));
+      before = MAX(before, fabs(r));
+    }
+    g_test_message("%s: max |sum| %.3g (before the final projection %.3g)", strategies[k], worst, before);
+    g_assert_cmpfloat(worst, <, 1e-5);
+    cf_free_aligned(x);
+    cf_free_aligned(raw);
+  }
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/engine/quality-beats-gaussian", test_quality_beats_gaussian);
+  g_test_add_func("/engine/cancel", test_cancel);
+  g_test_add_func("/engine/nan-rollback", test_nan_rollback);
+  g_test_add_func("/engine/save-load-roundtrip", test_save_load_roundtrip);
+  g_test_add_func("/engine/raw-space", test_raw_space_reporting);
+  return g_test_run();
+}
