@@ -106,6 +106,8 @@ typedef struct {
   CfNode in_x, in_t, out;
 } CfDdpmEval;
 
+/* Declares the same parameter layout as m, builds the graph for `chunk` rows
+ * (>= 1) and copies m's current parameter values. */
 CfStatus cf_ddpm_eval_init(CfDdpmEval *e, const CfDdpm *m, int chunk, CfError *err);
 void cf_ddpm_eval_clear(CfDdpmEval *e);
 /* arena holds m->params.total floats in the model's layout. */
