@@ -149,6 +149,9 @@ train_and_save(ConformConfig *cfg, const char *out_dir)
   if (!e)
     return fail(error);
   print_warnings(e);
+  const char *inject = g_getenv("CONFORM_DEBUG_NAN_STEP");
+  if (inject)
+    conform_engine_debug_inject_nan(e, g_ascii_strtoll(inject, NULL, 10));
   fprintf(stderr, "conform: training preset '%s' (data %s, dim %d, strategy %s, %d steps, seed %" G_GUINT64_FORMAT ")\n",
           cfg->preset, cfg->data, conform_engine_dim(e), cfg->strategy, cfg->steps, cfg->seed);
   Progress tp = progress_new("training", e);

@@ -153,18 +153,22 @@ conform_config_set(ConformConfig *cfg, const char *key, const char *value, GErro
   case CONFORM_KEY_UINT64: {
     char *end = NULL;
     errno = 0;
+    if (k->type == CONFORM_KEY_UINT64) {
+      guint64 u = g_ascii_strtoull(v, &end, 10);
+      if (*v == '\0' || *end != '\0' || errno != 0 || strchr(v, '-')) {
+        g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: must be a non-negative integer below 2^64, got '%s'",
+                    key, v);
+        return FALSE;
+      }
+      *FIELD(cfg, k, guint64) = u;
+      return TRUE;
+    }
     gint64 x = g_ascii_strtoll(v, &end, 10);
     if (*v == '\0' || *end != '\0' || errno != 0) {
       g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: '%s' is not an integer", key, v);
       return FALSE;
     }
-    if (k->type == CONFORM_KEY_UINT64) {
-      if (x < 0) {
-        g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: must be a non-negative integer, got %s", key, v);
-        return FALSE;
-      }
-      *FIELD(cfg, k, guint64) = (guint64)x;
-    } else {
+    {
       if ((double)x < k->min || (double)x > k->max) {
         g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s: %s is out of range [%.0f, %.0f]", key, v, k->min, k->max);
         return FALSE;

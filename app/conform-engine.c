@@ -15,6 +15,7 @@
 enum { STREAM_DATA = 1, STREAM_REF, STREAM_INIT, STREAM_TRAIN, STREAM_SAMPLE, STREAM_METRIC };
 
 #define RECORD_EVERY 10
+#define GOOD_EVERY 50
 #define MAX_FILE_BYTES ((gsize)2 << 30)
 
 struct ConformEngine {
@@ -32,14 +33,17 @@ struct ConformEngine {
   CfDdpm model;
   CfAdam adam;
   float *ema;        /* EMA of the parameters (NULL when cfg.ema == 0) */
-  float *good;       /* parameters of the last step with a finite loss */
-  float *good_ema;
+  /* Last good state, refreshed every GOOD_EVERY steps: params, ema, Adam
+   * moments and step, restored when a step produces NaN/Inf. */
+  float *good, *good_ema, *good_m, *good_v;
+  long good_step, good_adam_t;
   CfLrSchedule sched;
   CfRng rng_train;
   float *batch;
   GArray *records;
   long step;
   double train_seconds;
+  long inject_nan_step; /* test fault injection, 0 = off */
 };
 
 static gboolean
@@ -136,6 +140,37 @@ setup_constraint(ConformEngine *e, GError **error)
   return TRUE;
 }
 
+/* The state to return to if a later step blows up. */
+static void
+remember_good(ConformEngine *e)
+{
+  size_t bytes = e->model.params.total * sizeof(float);
+  memcpy(e->good, e->model.params.value, bytes);
+  memcpy(e->good_m, e->adam.m, bytes);
+  memcpy(e->good_v, e->adam.v, bytes);
+  if (e->ema)
+    memcpy(e->good_ema, e->ema, bytes);
+  e->good_step = e->step;
+  e->good_adam_t = e->adam.t;
+}
+
+static void
+restore_good(ConformEngine *e)
+{
+  size_t bytes = e->model.params.total * sizeof(float);
+  memcpy(e->model.params.value, e->good, bytes);
+  memcpy(e->adam.m, e->good_m, bytes);
+  memcpy(e->adam.v, e->good_v, bytes);
+  if (e->ema)
+    memcpy(e->ema, e->good_ema, bytes);
+  e->step = e->good_step;
+  e->adam.t = e->good_adam_t;
+  guint keep = e->records->len;
+  while (keep > 0 && g_array_index(e->records, ConformTrainRecord, keep - 1).step > e->step)
+    keep--;
+  g_array_set_size(e->records, keep);
+}
+
 ConformEngine *
 conform_engine_new(const ConformConfig *cfg, GError **error)
 {
@@ -178,15 +213,18 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   if (cf_adam_init(&e->adam, np, &ac) != CF_OK)
     return g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for the optimiser"), NULL;
   e->good = cf_alloc_floats(np);
+  e->good_m = cf_alloc_floats(np);
+  e->good_v = cf_alloc_floats(np);
   e->batch = cf_alloc_floats((size_t)cfg->batch * (size_t)e->dim);
   if (cfg->ema > 0) {
     e->ema = cf_alloc_floats(np);
     e->good_ema = cf_alloc_floats(np);
   }
-  if (!e->good || !e->batch || (cfg->ema > 0 && (!e->ema || !e->good_ema)))
+  if (!e->good || !e->good_m || !e->good_v || !e->batch || (cfg->ema > 0 && (!e->ema || !e->good_ema)))
     return g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for the model"), NULL;
   if (e->ema)
     memcpy(e->ema, e->model.params.value, np * sizeof(float));
+  remember_good(e);
   e->sched = (CfLrSchedule){(float)cfg->lr, (float)cfg->lr_min, cfg->warmup, MAX(cfg->steps, 1)};
   cf_rng_seed_stream(&e->rng_train, cfg->seed, STREAM_TRAIN);
   return g_steal_pointer(&e);
@@ -213,10 +251,25 @@ conform_engine_free(ConformEngine *e)
   cf_free_aligned(e->ema);
   cf_free_aligned(e->good);
   cf_free_aligned(e->good_ema);
+  cf_free_aligned(e->good_m);
+  cf_free_aligned(e->good_v);
   cf_free_aligned(e->batch);
   if (e->records)
     g_array_unref(e->records);
   g_free(e);
+}
+
+void
+conform_engine_debug_inject_nan(ConformEngine *e, long step)
+{
+  e->inject_nan_step = step;
+}
+
+float *
+conform_engine_params_copy(const ConformEngine *e, gsize *n)
+{
+  *n = e->model.params.total;
+  return g_memdup2(e->model.params.value, *n * sizeof(float));
 }
 
 const ConformConfig *conform_engine_config(const ConformEngine *e) { return &e->cfg; }
@@ -259,32 +312,27 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
       uint64_t r = cf_rng_below(&e->rng_train, (uint64_t)e->train.n);
       memcpy(e->batch + (size_t)i * dim, e->train.x + (size_t)r * dim, sizeof(float) * dim);
     }
+    if (e->inject_nan_step == e->step + 1)
+      params[0] = NAN;
     float lr = cf_lr_at(&e->sched, e->step);
     float loss = cf_ddpm_train_step(&e->model, e->batch, &e->rng_train);
     double gn = e->cfg.clip > 0 ? cf_clip_grad_norm(grad, np, e->cfg.clip) : cf_grad_norm(grad, np);
     if (!isfinite(loss) || !isfinite(gn)) {
-      /* The parameters that produced this loss may already be garbage
-       * (finite but huge): go back to those of the last finite loss. */
-      if (e->step > 0) {
-        memcpy(params, e->good, np * sizeof(float));
-        if (e->ema)
-          memcpy(e->ema, e->good_ema, np * sizeof(float));
-      }
+      long bad = e->step + 1;
+      restore_good(e);
       g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_NUMERIC,
-                  "training produced a non-finite %s (%g) at step %ld; stopped and kept the parameters of step %ld "
+                  "training produced a non-finite %s (%g) at step %ld; stopped and restored the state of step %ld "
                   "(try a smaller train.lr or train.clip > 0)",
-                  isfinite(loss) ? "gradient" : "loss", isfinite(loss) ? gn : (double)loss, e->step + 1,
-                  MAX(e->step - 1, 0));
+                  isfinite(loss) ? "gradient" : "loss", isfinite(loss) ? gn : (double)loss, bad, e->step);
       ok = FALSE;
       break;
     }
-    memcpy(e->good, params, np * sizeof(float));
-    if (e->ema)
-      memcpy(e->good_ema, e->ema, np * sizeof(float));
     cf_adam_step(&e->adam, params, grad, lr);
     if (e->ema)
       cf_ema_update(e->ema, params, np, (float)e->cfg.ema);
     e->step++;
+    if (e->step % GOOD_EVERY == 0)
+      remember_good(e);
     if (e->step % RECORD_EVERY == 0 || k == n_steps - 1) {
       ConformTrainRecord r = {e->step, loss, lr, (float)gn,
                               e->train_seconds + (double)(g_get_monotonic_time() - t0) / 1e6};
@@ -634,6 +682,7 @@ conform_engine_load(const char *dir, GError **error)
     e->step = step ? strtol(step, NULL, 10) : 0;
     e->adam.t = adam_t ? strtol(adam_t, NULL, 10) : e->step;
     e->train_seconds = secs ? g_ascii_strtod(secs, NULL) : 0;
+    remember_good(e);
   }
   cf_checkpoint_clear(&ck);
   if (!ok) {

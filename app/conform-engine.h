@@ -65,6 +65,13 @@ const GArray *conform_engine_records(const ConformEngine *e); /* ConformTrainRec
 gboolean conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgressFn progress_fn,
                               void *cb_user, GError **error);
 
+/* Fault injection for tests: poisons one parameter with NaN just before
+ * training step `step` (1-based), as a numerical blow-up would. The CLI
+ * honours the environment variable CONFORM_DEBUG_NAN_STEP. */
+void conform_engine_debug_inject_nan(ConformEngine *e, long step);
+/* Copy of the live parameter arena (for tests); *n receives its length. */
+float *conform_engine_params_copy(const ConformEngine *e, gsize *n);
+
 /* Draws samples in raw data space (malloc'ed n x dim in *out). If raw_out is
  * non-NULL it receives the samples before the projection strategy (equal to
  * *out for none / projected-sampling). */
