@@ -397,6 +397,21 @@ check_constraint_holds(const char *name, int expect_m)
   g_test_message("%s: max |A x - b| = %.3g, max |A x - b| / (1 + |b|) = %.3g over %d samples", name, abs_max,
                  rel, d.n);
   g_assert_cmpfloat(rel, <=, 1e-6);
+  /* The constraint module agrees: usable, full row rank, consistent, and its
+   * own violation measure is at round-off level. */
+  CfConstraintReport rep;
+  memset(&rep, 0, sizeof rep);
+  if (cf_constraint_analyze(&c, d.dim, &rep, &err) != CF_OK)
+    g_error("%s: analyze: %s", name, err.msg);
+  g_assert_cmpint(rep.rank, ==, c.m);
+  g_assert_cmpint(rep.n_redundant, ==, 0);
+  g_assert_true(rep.consistent);
+  cf_constraint_report_clear(&rep);
+  double *linf = g_new(double, (gsize)d.n);
+  cf_constraint_violation(&c, d.x, d.n, NULL, linf);
+  for (int i = 0; i < d.n; i++)
+    g_assert_cmpfloat(linf[i], <=, 1e-6 * (1.0 + 10.0));
+  g_free(linf);
   /* also for other seeds and tiny n */
   generate(&d, name, 3, 99);
   g_assert_cmpfloat(max_residual(&c, &d, NULL), <=, 1e-6);
