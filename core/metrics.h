@@ -48,4 +48,25 @@ double cf_energy_distance(const float *X, int nx, const float *Y, int ny, int d,
  * k(x,y) = exp(-|x-y|^2 / (2 sigma^2))). Subsampled like energy distance. */
 double cf_mmd_rbf(const float *X, int nx, const float *Y, int ny, int d, int max_n, CfRng *rng);
 
+/* Additions (implementation details exposed for callers and tests). */
+
+/* q-quantile (0 <= q <= 1) of an ascending array by linear interpolation
+ * between order statistics at position q * (n - 1). NaN if n <= 0. */
+double cf_percentile_sorted(const double *sorted, int n, double q);
+/* The median-heuristic bandwidth used by cf_mmd_rbf on the pooled sample
+ * (no subsampling): sigma^2 = median of the pairwise squared distances / 2
+ * (even count: mean of the two middle values). If that median is 0 the mean
+ * of the non-zero squared distances is used instead, and 1 if all points
+ * coincide. NaN on bad input (non-finite values, fewer than 2 points). */
+double cf_median_heuristic_sigma2(const float *X, int nx, const float *Y, int ny, int d);
+/* Notes on edge cases of the functions above:
+ * - cf_violation_stats with count <= 0 sets every statistic to NaN (count 0,
+ *   n_satisfied 0); NaN violations sort last and are never satisfied.
+ * - cf_log_histogram_add counts NaN as overflow and negative values as
+ *   underflow; bins are [edges[k], edges[k+1]) with the last one closed.
+ * - cf_energy_distance and cf_mmd_rbf return NaN when a set has fewer than 2
+ *   rows (after subsampling), d < 1, a value is not finite, or memory runs
+ *   out. rng may be NULL, in which case subsampling takes the first max_n
+ *   rows. X rows are drawn before Y rows. */
+
 #endif
