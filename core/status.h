@@ -40,7 +40,8 @@ const char *cf_status_to_string(CfStatus status);
  * `return cf_error_set(err, CF_ERR_PARSE, "%s:%d:%d: ...", ...);` */
 CfStatus cf_error_set(CfError *err, CfStatus status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-CfStatus cf_error_setv(CfError *err, CfStatus status, const char *fmt, va_list ap);
+CfStatus cf_error_setv(CfError *err, CfStatus status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 /* Prepends "prefix: " to an existing message (adds context on the way up). */
 void cf_error_prefix(CfError *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cf_error_clear(CfError *err);
