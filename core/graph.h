@@ -95,8 +95,23 @@ size_t cf_graph_arena_floats(const CfGraph *g);
 
 /* C = op(a) op(b); op = transpose when ta/tb. a (r,k) or (k,r); b (k,c) or (c,k). */
 CfNode cf_matmul(CfGraph *g, CfNode a, CfNode b, bool ta, bool tb);
-/* Fused affine layer: y = x W^T + bias; x (B,in), W (out,in), bias (1,out) -> (B,out). */
+/* Fused affine layer: y = x W^T + bias; x (B,in), W (out,in), bias (1,out) -> (B,out).
+ * bias may be -1 (no bias). */
 CfNode cf_linear(CfGraph *g, CfNode x, CfNode w, CfNode bias);
+/* Pointwise activations that cf_linear_act can fuse into the affine layer. */
+typedef enum {
+  CF_PW_IDENTITY,
+  CF_PW_SILU,
+  CF_PW_RELU,
+  CF_PW_TANH,
+  CF_PW_SOFTPLUS,
+  CF_PW_LEAKY_RELU, /* slope 0.01 */
+  CF_PW_SIGMOID,
+} CfPointwise;
+/* y = act(x W^T + bias), shapes as cf_linear (bias may be -1: none). One node
+ * (the pre-activation lives in op scratch): saves a pass over memory and the
+ * clearing of one gradient buffer per layer compared to cf_linear + cf_silu. */
+CfNode cf_linear_act(CfGraph *g, CfNode x, CfNode w, CfNode bias, CfPointwise act);
 CfNode cf_add(CfGraph *g, CfNode a, CfNode b);       /* same shape */
 CfNode cf_sub(CfGraph *g, CfNode a, CfNode b);       /* same shape */
 CfNode cf_mul(CfGraph *g, CfNode a, CfNode b);       /* same shape, elementwise */

@@ -1,0 +1,141 @@
+/* Adam/AdamW, gradient clipping, EMA and the learning-rate schedule, all flat
+ * loops over the parameter arenas. */
+#include "optim.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* See ops.c: let gcc -O2 vectorise these loops (sqrtf inline, no errno). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math", "no-math-errno")
+#endif
+
+CfAdamConfig
+cf_adam_default_config(void)
+{
+  return (CfAdamConfig){ .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.0f };
+}
+
+CfStatus
+cf_adam_init(CfAdam *opt, size_t n, const CfAdamConfig *cfg)
+{
+  memset(opt, 0, sizeof *opt);
+  opt->cfg = cfg ? *cfg : cf_adam_default_config();
+  opt->n = n;
+  opt->m = cf_alloc_floats(n);
+  opt->v = cf_alloc_floats(n);
+  if (!opt->m || !opt->v) {
+    cf_adam_clear(opt);
+    return CF_ERR_NOMEM;
+  }
+  return CF_OK;
+}
+
+void
+cf_adam_clear(CfAdam *opt)
+{
+  cf_free_aligned(opt->m);
+  cf_free_aligned(opt->v);
+  opt->m = opt->v = NULL;
+  opt->n = 0;
+  opt->t = 0;
+}
+
+void
+cf_adam_reset(CfAdam *opt)
+{
+  if (opt->m)
+    memset(opt->m, 0, opt->n * sizeof *opt->m);
+  if (opt->v)
+    memset(opt->v, 0, opt->n * sizeof *opt->v);
+  opt->t = 0;
+}
+
+void
+cf_adam_step(CfAdam *opt, float *restrict param, const float *restrict grad, float lr)
+{
+  opt->t++;
+  const float b1 = opt->cfg.beta1, b2 = opt->cfg.beta2, eps = opt->cfg.eps;
+  /* Bias corrections 1 - beta^t (in double: beta^t underflows slowly).
+   * m_hat / (sqrt(v_hat) + eps) = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps). */
+  const double bc1 = 1.0 - pow(b1, (double)opt->t);
+  const double bc2 = 1.0 - pow(b2, (double)opt->t);
+  const float step = (float)(lr / bc1);
+  const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
+  /* AdamW: decoupled decay p -= lr wd p, applied before the Adam update. */
+  const float decay = 1.0f - lr * opt->cfg.weight_decay;
+  float *restrict m = opt->m, *restrict v = opt->v;
+  const size_t n = opt->n;
+  for (size_t i = 0; i < n; i++) {
+    float g = grad[i];
+    m[i] = b1 * m[i] + (1.0f - b1) * g;
+    v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+    param[i] = decay * param[i] - step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+  }
+}
+
+double
+cf_grad_norm(const float *grad, size_t n)
+{
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += (double)grad[i] * grad[i];
+    s1 += (double)grad[i + 1] * grad[i + 1];
+    s2 += (double)grad[i + 2] * grad[i + 2];
+    s3 += (double)grad[i + 3] * grad[i + 3];
+  }
+  for (; i < n; i++)
+    s0 += (double)grad[i] * grad[i];
+  return sqrt((s0 + s1) + (s2 + s3));
+}
+
+double
+cf_clip_grad_norm(float *grad, size_t n, double max_norm)
+{
+  double norm = cf_grad_norm(grad, n);
+  /* A non-finite norm is left for the caller (cf_all_finite) to catch. */
+  if (isfinite(norm) && norm > max_norm) {
+    float s = (float)(max_norm / norm);
+    for (size_t i = 0; i < n; i++)
+      grad[i] *= s;
+  }
+  return norm;
+}
+
+void
+cf_ema_update(float *restrict ema, const float *restrict param, size_t n, float rate)
+{
+  const float q = 1.0f - rate;
+  for (size_t i = 0; i < n; i++)
+    ema[i] = rate * ema[i] + q * param[i];
+}
+
+bool
+cf_all_finite(const float *x, size_t n)
+{
+  /* A float is Inf or NaN iff its exponent bits are all ones; OR-reduce a flag
+   * over integer views so the loop vectorises and has no early exit. */
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t u;
+    memcpy(&u, &x[i], sizeof u);
+    bad |= (u & 0x7f800000u) == 0x7f800000u;
+  }
+  return bad == 0;
+}
+
+float
+cf_lr_at(const CfLrSchedule *s, long step)
+{
+  if (step < 0)
+    step = 0;
+  if (step >= s->total)
+    return s->lr_min;
+  if (step < s->warmup)
+    return (float)((double)s->lr_max * (double)step / (double)s->warmup);
+  /* cosine from lr_max at the end of warm-up to lr_min at `total` */
+  double progress = (double)(step - s->warmup) / (double)(s->total - s->warmup);
+  return (float)(s->lr_min + 0.5 * (s->lr_max - s->lr_min) * (1.0 + cos(M_PI * progress)));
+}

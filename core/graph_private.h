@@ -1,0 +1,80 @@
+/* Internal representation of CfGraph, shared by graph.c (building, arenas,
+ * forward/backward drivers) and ops.c (the kernels). Not installed, not part
+ * of the API. */
+#ifndef CF_GRAPH_PRIVATE_H
+#define CF_GRAPH_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "graph.h"
+
+typedef enum {
+  CF_OP_INPUT,
+  CF_OP_PARAM,
+  CF_OP_MATMUL,      /* iarg[0] = ta, iarg[1] = tb */
+  CF_OP_LINEAR,      /* in[2] = bias or -1 */
+  CF_OP_LINEAR_ACT,  /* iarg[0] = CfPointwise; scratch: pre-activation, its gradient */
+  CF_OP_ADD,
+  CF_OP_SUB,
+  CF_OP_MUL,
+  CF_OP_SCALE,       /* farg[0] = s */
+  CF_OP_ADD_SCALAR,  /* farg[0] = s */
+  CF_OP_BIAS_ADD,
+  CF_OP_CONCAT_COLS,
+  CF_OP_SLICE_COLS,  /* iarg[0] = start */
+  CF_OP_SILU,
+  CF_OP_SOFTPLUS,
+  CF_OP_SIGMOID,
+  CF_OP_TANH,
+  CF_OP_RELU,
+  CF_OP_LEAKY_RELU,  /* farg[0] = slope */
+  CF_OP_EXP,
+  CF_OP_LOG,
+  CF_OP_SQUARE,
+  CF_OP_ABS,
+  CF_OP_SQRT,
+  CF_OP_SUM_ROWS,    /* farg[0] = 1 (sum) or 1/cols (mean) */
+  CF_OP_SUM_COLS,    /* farg[0] = 1 or 1/rows */
+  CF_OP_SUM_ALL,     /* farg[0] = 1 or 1/(rows*cols) */
+  CF_OP_MSE,
+  CF_OP_L1,
+  CF_OP_TIME_EMBED,  /* farg[0] = max_period; scratch: dim/2 frequencies */
+} CfOpKind;
+
+typedef struct {
+  CfOpKind op;
+  int rows, cols;
+  CfNode in[3]; /* -1 when unused */
+  int iarg[2];
+  float farg[2];
+  bool needs_grad; /* some requires_grad input or parameter is upstream */
+  bool live;       /* upstream of the loss of the current backward pass */
+  size_t scratch_floats;
+  /* Set by cf_graph_finalize (params: views into CfParams arenas). */
+  float *value, *grad, *scratch;
+  CfParams *params;
+  int param_index;
+} CfNodeRec;
+
+struct CfGraph {
+  CfNodeRec *nodes;
+  int count, capacity;
+  bool finalized;
+  bool failed; /* an allocation failed while building; finalize reports it */
+  float *value_arena, *grad_arena;
+  size_t value_floats, grad_floats;
+  size_t grad_zero_floats; /* prefix of grad_arena that backward clears */
+};
+
+/* Appends a node whose needs_grad is the OR of its inputs'; returns -1 (and
+ * marks the graph failed) when the node array cannot grow. */
+CfNode cf_graph_push(CfGraph *g, CfOpKind op, int rows, int cols, CfNode a, CfNode b, CfNode c);
+CfNodeRec *cf_graph_node(CfGraph *g, CfNode n);
+
+/* Kernels (ops.c). prepare runs once after the arenas exist. */
+void cf_op_prepare(CfGraph *g, CfNodeRec *n);
+void cf_op_forward(CfGraph *g, CfNodeRec *n);
+void cf_op_backward(CfGraph *g, CfNodeRec *n);
+
+#endif
