@@ -345,21 +345,142 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
   return ok;
 }
 
+static void sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, ConformSummary *out);
+
+struct ConformSampler {
+  ConformConfig cfg;
+  int dim;
+  CfSchedule sched;
+  CfNorm norm;
+  CfConstraint raw_c, model_c;
+  CfProjector proj_raw, proj_model;
+  CfDdpmEval eval;
+  CfDataset ref; /* raw held-out reference, for the summary metrics */
+  long step;
+  double train_seconds;
+};
+
+void
+conform_sampler_free(ConformSampler *s)
+{
+  if (!s)
+    return;
+  conform_config_clear(&s->cfg);
+  cf_schedule_clear(&s->sched);
+  cf_norm_clear(&s->norm);
+  cf_constraint_clear(&s->raw_c);
+  cf_constraint_clear(&s->model_c);
+  cf_projector_clear(&s->proj_raw);
+  cf_projector_clear(&s->proj_model);
+  cf_ddpm_eval_clear(&s->eval);
+  cf_dataset_clear(&s->ref);
+  g_free(s);
+}
+
+ConformSampler *
+conform_engine_make_sampler(ConformEngine *e, GError **error)
+{
+  g_autoptr(ConformSampler) s = g_new0(ConformSampler, 1);
+  conform_config_copy(&s->cfg, &e->cfg);
+  s->dim = e->dim;
+  cf_norm_init(&s->norm);
+  cf_constraint_init(&s->raw_c);
+  cf_constraint_init(&s->model_c);
+  cf_projector_init(&s->proj_raw);
+  cf_projector_init(&s->proj_model);
+  cf_dataset_init(&s->ref);
+  CfError err;
+  if (cf_schedule_init(&s->sched, e->model.sched.kind, e->model.sched.T, &err) != CF_OK ||
+      cf_norm_set(&s->norm, e->dim, e->norm.mean, e->norm.scale, &err) != CF_OK ||
+      cf_ddpm_eval_init(&s->eval, &e->model, 512, &err) != CF_OK ||
+      cf_dataset_alloc(&s->ref, e->ref.n, e->ref.dim, FALSE, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  memcpy(s->ref.x, e->ref.x, sizeof(float) * (size_t)e->ref.n * e->ref.dim);
+  if (e->raw_c.m > 0 &&
+      (cf_constraint_copy(&s->raw_c, &e->raw_c, &err) != CF_OK ||
+       cf_constraint_copy(&s->model_c, &e->model_c, &err) != CF_OK ||
+       cf_projector_setup(&s->proj_raw, &s->raw_c, &err) != CF_OK ||
+       cf_projector_setup(&s->proj_model, &s->model_c, &err) != CF_OK))
+    return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  cf_ddpm_eval_load(&s->eval, e->ema ? e->ema : e->model.params.value);
+  s->step = e->step;
+  s->train_seconds = e->train_seconds;
+  return g_steal_pointer(&s);
+}
+
+float *
+conform_engine_snapshot(const ConformEngine *e, gsize *n)
+{
+  *n = e->model.params.total;
+  return g_memdup2(e->ema ? e->ema : e->model.params.value, *n * sizeof(float));
+}
+
+void
+conform_sampler_load(ConformSampler *s, const float *arena, long step)
+{
+  cf_ddpm_eval_load(&s->eval, arena);
+  s->step = step;
+}
+
+ConformSampleSet *
+conform_sample_set_ref(ConformSampleSet *s)
+{
+  return g_atomic_rc_box_acquire(s);
+}
+
+static void
+sample_set_free_contents(ConformSampleSet *s)
+{
+  g_free(s->strategy);
+  cf_free_aligned(s->x);
+  cf_free_aligned(s->raw);
+  g_free(s->viol);
+  g_free(s->viol_raw);
+  g_free(s->traj);
+  g_free(s->traj_t);
+  g_free(s->traj_viol_p50);
+  g_free(s->traj_viol_max);
+}
+
+void
+conform_sample_set_unref(ConformSampleSet *s)
+{
+  if (s)
+    g_atomic_rc_box_release_full(s, (GDestroyNotify)sample_set_free_contents);
+}
+
 typedef struct {
-  CfProjector *proj;
+  ConformSampler *s;
+  gboolean project;   /* projected-sampling */
+  int traj_n;
+  float *traj;        /* model space during sampling, raw at the end */
+  int k;
 } HookData;
 
 static void
-project_hook(void *user, float *x, int B, int t_next)
+sample_hook(void *user, float *x, int B, int t_next)
 {
-  cf_project(((HookData *)user)->proj, x, B);
+  HookData *h = user;
+  if (h->project)
+    cf_project(&h->s->proj_model, x, B);
+  if (h->traj) {
+    h->k++;
+    memcpy(h->traj + (size_t)h->k * h->traj_n * h->s->dim, x, sizeof(float) * (size_t)h->traj_n * h->s->dim);
+  }
 }
 
-gboolean
-conform_engine_sample(ConformEngine *e, const ConformSampleOptions *o, float **out, float **raw_out,
-                      CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, GError **error)
+static int
+cmp_double(const void *a, const void *b)
 {
-  const ConformConfig *cfg = &e->cfg;
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+ConformSampleSet *
+conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n, CfAbortFn abort_fn,
+                    CfProgressFn progress_fn, void *cb_user, GError **error)
+{
+  const ConformConfig *cfg = &s->cfg;
   const char *strategy = o->strategy ? o->strategy : cfg->strategy;
   const char *sampler = o->sampler ? o->sampler : cfg->sampler;
   gboolean project_after = g_strcmp0(strategy, "projection") == 0;
@@ -367,20 +488,20 @@ conform_engine_sample(ConformEngine *e, const ConformSampleOptions *o, float **o
   if (!project_after && !project_steps && g_strcmp0(strategy, "none") != 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
                 "unknown strategy '%s'; valid strategies: none, projection, projected-sampling", strategy);
-    return FALSE;
+    return NULL;
   }
-  if ((project_after || project_steps) && e->raw_c.m == 0) {
+  if ((project_after || project_steps) && s->raw_c.m == 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy '%s' needs a constraint; this experiment has none",
                 strategy);
-    return FALSE;
+    return NULL;
   }
   if (g_strcmp0(sampler, "ddpm") != 0 && g_strcmp0(sampler, "ddim") != 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "unknown sampler '%s'; valid samplers: ddpm, ddim", sampler);
-    return FALSE;
+    return NULL;
   }
   if (o->n < 1 || o->n > 10000000) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "sample count %d is out of range [1, 10000000]", o->n);
-    return FALSE;
+    return NULL;
   }
   CfSamplerConfig sc = {
     .kind = g_strcmp0(sampler, "ddim") == 0 ? CF_SAMPLER_DDIM : CF_SAMPLER_DDPM,
@@ -388,69 +509,148 @@ conform_engine_sample(ConformEngine *e, const ConformSampleOptions *o, float **o
     .eta = (float)(o->eta >= 0 ? o->eta : cfg->eta),
     .clip = (float)cfg->x0_clip,
   };
-  CfError err;
-  CfDdpmEval ev;
-  if (cf_ddpm_eval_init(&ev, &e->model, 512, &err) != CF_OK)
-    return core_error(error, CONFORM_ERROR_INPUT, &err);
-  cf_ddpm_eval_load(&ev, e->ema ? e->ema : e->model.params.value);
+  int n_steps = cf_sampler_n_steps(&s->sched, &sc);
+  if (n_steps < 1) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "invalid sampler settings (%s, %d steps, T = %d)", sampler,
+                sc.steps, s->sched.T);
+    return NULL;
+  }
+  const int n = o->n, dim = s->dim;
+  traj_n = CLAMP(traj_n, 0, n);
+  ConformSampleSet *r = g_atomic_rc_box_new0(ConformSampleSet);
+  r->n = n;
+  r->dim = dim;
+  r->step = s->step;
+  r->strategy = g_strdup(strategy);
+  r->x = cf_alloc_floats((size_t)n * dim);
+  r->raw = cf_alloc_floats((size_t)n * dim);
+  if (traj_n > 0) {
+    r->traj_n = traj_n;
+    r->traj_steps = n_steps;
+    r->traj = g_try_new(float, (gsize)(n_steps + 1) * traj_n * dim);
+    r->traj_t = g_new(int, n_steps + 1);
+  }
+  if (!r->x || !r->raw || (traj_n > 0 && !r->traj)) {
+    conform_sample_set_unref(r);
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for %d samples", n);
+    return NULL;
+  }
   CfRng rng;
   if (o->use_seed)
     cf_rng_seed(&rng, o->seed);
   else
     cf_rng_seed_stream(&rng, cfg->seed, STREAM_SAMPLE);
-  float *x = cf_alloc_floats((size_t)o->n * (size_t)e->dim);
-  if (!x) {
-    cf_ddpm_eval_clear(&ev);
-    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for %d samples", o->n);
-    return FALSE;
+  /* The hook records frames 1..n_steps of the first traj_n samples; x_T is
+   * the sampler's first n x dim normal draws (ddpm.h), reproduced here from
+   * a copy of the generator. */
+  if (r->traj) {
+    CfRng copy = rng;
+    cf_rng_fill_normal(&copy, r->traj, (size_t)traj_n * dim);
   }
-  HookData hd = {&e->proj_model};
+  HookData hd = {s, project_steps, traj_n, r->traj, 0};
   if (project_steps)
-    cf_projector_reserve(&e->proj_model, o->n);
-  CfStatus st = cf_ddpm_sample(&e->model.sched, &sc, e->dim, o->n, cf_ddpm_eval_eps, &ev,
-                               project_steps ? project_hook : NULL, &hd, &rng, x, NULL, abort_fn, progress_fn,
-                               cb_user, &err);
-  cf_ddpm_eval_clear(&ev);
+    cf_projector_reserve(&s->proj_model, n);
+  CfError err;
+  gint64 t0 = g_get_monotonic_time();
+  CfStatus st = cf_ddpm_sample(&s->sched, &sc, dim, n, cf_ddpm_eval_eps, &s->eval,
+                               (project_steps || r->traj) ? sample_hook : NULL, &hd, &rng, r->x,
+                               NULL, abort_fn, progress_fn, cb_user, &err);
   if (st != CF_OK) {
-    cf_free_aligned(x);
-    return core_error(error, st == CF_ERR_ABORTED ? CONFORM_ERROR_CANCELLED : CONFORM_ERROR_INPUT, &err);
+    conform_sample_set_unref(r);
+    core_error(error, st == CF_ERR_ABORTED ? CONFORM_ERROR_CANCELLED : CONFORM_ERROR_INPUT, &err);
+    return NULL;
   }
-  cf_norm_invert(&e->norm, x, o->n);
-  if (raw_out) {
-    *raw_out = cf_alloc_floats((size_t)o->n * (size_t)e->dim);
-    if (*raw_out)
-      memcpy(*raw_out, x, sizeof(float) * (size_t)o->n * e->dim);
-  }
+  cf_norm_invert(&s->norm, r->x, n);
+  memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
   if (project_after) {
-    cf_projector_reserve(&e->proj_raw, o->n);
-    cf_project(&e->proj_raw, x, o->n);
+    cf_projector_reserve(&s->proj_raw, n);
+    cf_project(&s->proj_raw, r->x, n);
   }
-  *out = x;
+  double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
+  if (r->traj) {
+    for (int k = 0; k <= n_steps; k++)
+      r->traj_t[k] = cf_sampler_time(&s->sched, &sc, n_steps - k);
+    cf_norm_invert(&s->norm, r->traj, (n_steps + 1) * traj_n);
+    if (project_after) /* the last frame shows what the user gets */
+      memcpy(r->traj + (size_t)n_steps * traj_n * dim, r->x, sizeof(float) * (size_t)traj_n * dim);
+  }
+  if (s->raw_c.m > 0) {
+    r->viol = g_new(double, n);
+    r->viol_raw = g_new(double, n);
+    cf_constraint_violation(&s->raw_c, r->x, n, r->viol, NULL);
+    cf_constraint_violation(&s->raw_c, r->raw, n, r->viol_raw, NULL);
+    if (r->traj) {
+      r->traj_viol_p50 = g_new(double, n_steps + 1);
+      r->traj_viol_max = g_new(double, n_steps + 1);
+      double *v = g_new(double, traj_n);
+      for (int k = 0; k <= n_steps; k++) {
+        cf_constraint_violation(&s->raw_c, r->traj + (size_t)k * traj_n * dim, traj_n, v, NULL);
+        qsort(v, (size_t)traj_n, sizeof(double), cmp_double);
+        r->traj_viol_p50[k] = v[traj_n / 2];
+        r->traj_viol_max[k] = v[traj_n - 1];
+      }
+      g_free(v);
+    }
+  }
+  sampler_evaluate(s, r->x, n, r->viol, &r->summary);
+  r->summary.sample_seconds = secs;
+  return r;
+}
+
+gboolean
+conform_engine_sample(ConformEngine *e, const ConformSampleOptions *o, float **out, float **raw_out,
+                      CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, GError **error)
+{
+  g_autoptr(ConformSampler) s = conform_engine_make_sampler(e, error);
+  if (!s)
+    return FALSE;
+  g_autoptr(ConformSampleSet) r = conform_sampler_run(s, o, 0, abort_fn, progress_fn, cb_user, error);
+  if (!r)
+    return FALSE;
+  *out = g_steal_pointer(&r->x);
+  if (raw_out)
+    *raw_out = g_steal_pointer(&r->raw);
   return TRUE;
 }
 
-void
-conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *s)
+/* Summary metrics of samples x (raw space); viol (may be NULL) holds the
+ * per-sample violations when they are already computed. */
+static void
+evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDataset *ref, double train_seconds,
+                 const float *x, int n, const double *viol, ConformSummary *s)
 {
   memset(s, 0, sizeof *s);
   s->n = n;
-  s->train_seconds = e->train_seconds;
-  if (e->raw_c.m > 0) {
+  s->train_seconds = train_seconds;
+  if (c->m > 0) {
     s->has_constraint = TRUE;
     double *l2 = g_new(double, n), *linf = g_new(double, n);
-    cf_constraint_violation(&e->raw_c, samples, n, l2, linf);
-    double tol = cf_violation_tolerance(e->cfg.tol_rel, e->raw_c.b, e->raw_c.m);
-    cf_violation_stats(&s->viol, l2, n, tol);
+    cf_constraint_violation(c, x, n, viol ? NULL : l2, linf);
+    if (viol)
+      memcpy(l2, viol, sizeof(double) * n);
+    cf_violation_stats(&s->viol, l2, n, cf_violation_tolerance(cfg->tol_rel, c->b, c->m));
     for (int i = 0; i < n; i++)
       s->viol_linf_max = MAX(s->viol_linf_max, linf[i]);
     g_free(l2);
     g_free(linf);
   }
   CfRng rng;
-  cf_rng_seed_stream(&rng, e->cfg.seed, STREAM_METRIC);
-  s->energy_distance = cf_energy_distance(samples, n, e->ref.x, e->ref.n, e->dim, e->cfg.metric_max_n, &rng);
-  cf_rng_seed_stream(&rng, e->cfg.seed, STREAM_METRIC);
-  s->mmd = cf_mmd_rbf(samples, n, e->ref.x, e->ref.n, e->dim, e->cfg.metric_max_n, &rng);
+  cf_rng_seed_stream(&rng, cfg->seed, STREAM_METRIC);
+  s->energy_distance = cf_energy_distance(x, n, ref->x, ref->n, ref->dim, cfg->metric_max_n, &rng);
+  cf_rng_seed_stream(&rng, cfg->seed, STREAM_METRIC);
+  s->mmd = cf_mmd_rbf(x, n, ref->x, ref->n, ref->dim, cfg->metric_max_n, &rng);
+}
+
+static void
+sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, ConformSummary *out)
+{
+  evaluate_samples(&s->cfg, &s->raw_c, &s->ref, s->train_seconds, x, n, viol, out);
+}
+
+void
+conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *s)
+{
+  evaluate_samples(&e->cfg, &e->raw_c, &e->ref, e->train_seconds, samples, n, NULL, s);
 }
 
 GString *
@@ -690,4 +890,27 @@ conform_engine_load(const char *dir, GError **error)
     return NULL;
   }
   return e;
+}
+
+gboolean
+conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GError **error)
+{
+  const ConformKey *k = conform_config_find_key(key);
+  if (k && !k->live) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s cannot change during a run: it applies after Reset", key);
+    return FALSE;
+  }
+  ConformConfig next;
+  conform_config_copy(&next, &e->cfg);
+  if (!conform_config_set(&next, key, value, error) || !conform_config_validate(&next, error)) {
+    conform_config_clear(&next);
+    return FALSE;
+  }
+  conform_config_clear(&e->cfg);
+  e->cfg = next;
+  /* Values read every step: the schedule and the optimiser. */
+  e->sched.lr_max = (float)e->cfg.lr;
+  e->sched.lr_min = (float)e->cfg.lr_min;
+  e->adam.cfg.weight_decay = (float)e->cfg.weight_decay;
+  return TRUE;
 }

@@ -43,6 +43,48 @@ typedef struct {
   gboolean use_seed;    /* FALSE: derive from the experiment seed */
 } ConformSampleOptions;
 
+/* One batch of samples with everything the views need. Immutable once
+ * built; reference-counted so the worker, a sampler thread and the UI can
+ * share it. */
+typedef struct {
+  int n, dim;
+  long step;           /* training step of the parameters sampled */
+  char *strategy;
+  float *x;            /* n x dim, raw space, after the strategy */
+  float *raw;          /* n x dim, raw space, before post-hoc projection */
+  double *viol;        /* n, ||A x - b||_2 of x (NULL without a constraint) */
+  double *viol_raw;    /* n, of raw */
+  ConformSummary summary;
+  /* Reverse trajectory of the first traj_n samples: (traj_steps + 1) x
+   * traj_n x dim raw-space floats, x_T first; traj_t[k] is the time after
+   * k steps; traj_viol_p50/max per step (NULL without a constraint). */
+  int traj_steps, traj_n;
+  float *traj;
+  int *traj_t;
+  double *traj_viol_p50, *traj_viol_max;
+} ConformSampleSet;
+
+ConformSampleSet *conform_sample_set_ref(ConformSampleSet *s);
+void conform_sample_set_unref(ConformSampleSet *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ConformSampleSet, conform_sample_set_unref)
+
+/* A sampler independent of the engine: its own copies of the schedule,
+ * normalisation, constraint projectors and denoiser, loaded from a parameter
+ * snapshot, so it can run on another thread while the engine trains. */
+typedef struct ConformSampler ConformSampler;
+ConformSampler *conform_engine_make_sampler(ConformEngine *e, GError **error);
+void conform_sampler_free(ConformSampler *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ConformSampler, conform_sampler_free)
+/* Parameters to sample with: the EMA arena when the run keeps one. */
+float *conform_engine_snapshot(const ConformEngine *e, gsize *n);
+void conform_sampler_load(ConformSampler *s, const float *arena, long step);
+/* traj_n > 0 records the trajectory of the first traj_n samples. */
+ConformSampleSet *conform_sampler_run(ConformSampler *s, const ConformSampleOptions *opts, int traj_n,
+                                      CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, GError **error);
+/* Changes a live setting (ConformKey.live) of a running engine; others give
+ * a USAGE error saying a restart is needed. */
+gboolean conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GError **error);
+
 ConformEngine *conform_engine_new(const ConformConfig *cfg, GError **error);
 void conform_engine_free(ConformEngine *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ConformEngine, conform_engine_free)

@@ -46,7 +46,9 @@ typedef struct {
   float clip; /* > 0: clip the x0 prediction to [-clip, clip] (model space); 0 = off */
 } CfSamplerConfig;
 
-/* Draws B samples: x_T ~ N(0, I), then the reverse chain. If traj is non-NULL
+/* Draws B samples: x_T ~ N(0, I) (the first B x dim draws of
+ * cf_rng_fill_normal on rng, so a caller can reproduce x_T from a copy of
+ * rng), then the reverse chain. If traj is non-NULL
  * it receives (n_steps + 1) x B x dim floats: x_T first, x_0 last, where
  * n_steps = cf_sampler_n_steps(). Scratch is allocated per call (sampling is
  * not in the step loop). Returns CF_ERR_ABORTED if abort returns true. */

@@ -188,6 +188,61 @@ test_raw_space_reporting(void)
   }
 }
 
+static void
+test_sampler_trajectory(void)
+{
+  g_autoptr(ConformEngine) e = engine_for("simplex-3d", 200, NULL);
+  g_assert_true(conform_engine_train(e, 200, NULL, NULL, NULL, NULL));
+  g_autoptr(ConformSampler) s = conform_engine_make_sampler(e, NULL);
+  g_assert_nonnull(s);
+  ConformSampleOptions so = {.n = 100, .eta = -1, .sampler = "ddim", .sampling_steps = 20, .strategy = "none"};
+  g_autoptr(ConformSampleSet) a = conform_sampler_run(s, &so, 100, NULL, NULL, NULL, NULL);
+  g_assert_nonnull(a);
+  g_assert_cmpint(a->traj_steps, ==, 20);
+  g_assert_cmpint(a->traj_t[0], ==, 1000);
+  g_assert_cmpint(a->traj_t[20], ==, 0);
+  /* The last frame is the returned sample (raw space). */
+  g_assert_cmpmem(a->traj + (gsize)20 * 100 * 3, 100 * 3 * sizeof(float), a->x, 100 * 3 * sizeof(float));
+  /* The first frame is x_T: the same draws as the sampler's full trajectory
+   * with the same seed would give, so a second run with traj_n = 10 agrees. */
+  g_autoptr(ConformSampleSet) b = conform_sampler_run(s, &so, 10, NULL, NULL, NULL, NULL);
+  for (int k = 0; k <= 20; k++)
+    g_assert_cmpmem(a->traj + (gsize)k * 100 * 3, 10 * 3 * sizeof(float), b->traj + (gsize)k * 10 * 3,
+                    10 * 3 * sizeof(float));
+  g_assert_cmpfloat(a->traj_viol_max[20], >, 1e-4); /* unconstrained */
+  /* Projected sampling: every frame after the first satisfies A x = b. */
+  so.strategy = "projected-sampling";
+  g_autoptr(ConformSampleSet) c = conform_sampler_run(s, &so, 50, NULL, NULL, NULL, NULL);
+  g_assert_cmpfloat(c->traj_viol_max[0], >, 1e-2);
+  for (int k = 1; k <= 20; k++)
+    g_assert_cmpfloat(c->traj_viol_max[k], <, 1e-5);
+  /* Snapshots: loading the same arena reproduces the samples. */
+  gsize np;
+  g_autofree float *snap = conform_engine_snapshot(e, &np);
+  conform_sampler_load(s, snap, 200);
+  so.strategy = "none";
+  g_autoptr(ConformSampleSet) d = conform_sampler_run(s, &so, 0, NULL, NULL, NULL, NULL);
+  g_assert_cmpmem(a->x, 300 * sizeof(float), d->x, 300 * sizeof(float));
+  g_assert_cmpint(d->step, ==, 200);
+}
+
+static void
+test_set_live(void)
+{
+  g_autoptr(ConformEngine) e = engine_for("moons", 10, NULL);
+  g_autoptr(GError) err = NULL;
+  g_assert_true(conform_engine_set_live(e, "train.lr", "0.0005", &err));
+  g_assert_cmpfloat(conform_engine_config(e)->lr, ==, 0.0005);
+  g_assert_false(conform_engine_set_live(e, "model.width", "64", &err));
+  g_assert_nonnull(strstr(err->message, "after Reset"));
+  g_clear_error(&err);
+  g_assert_false(conform_engine_set_live(e, "train.lr", "-1", &err));
+  g_assert_cmpfloat(conform_engine_config(e)->lr, ==, 0.0005); /* unchanged */
+  g_clear_error(&err);
+  g_assert_false(conform_engine_set_live(e, "experiment.strategy", "projection", &err)); /* moons has no constraint */
+  g_assert_cmpstr(conform_engine_config(e)->strategy, ==, "none");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -197,5 +252,7 @@ main(int argc, char **argv)
   g_test_add_func("/engine/nan-rollback", test_nan_rollback);
   g_test_add_func("/engine/save-load-roundtrip", test_save_load_roundtrip);
   g_test_add_func("/engine/raw-space", test_raw_space_reporting);
+  g_test_add_func("/engine/sampler-trajectory", test_sampler_trajectory);
+  g_test_add_func("/engine/set-live", test_set_live);
   return g_test_run();
 }
