@@ -20,6 +20,16 @@
 #pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic", "no-trapping-math", "no-math-errno")
 #endif
 
+/* Hot elementwise kernels get an AVX2 clone next to the baseline SSE2 one,
+ * picked at load time (GNU ifunc). Both clones do the same IEEE operations per
+ * element (no FMA contraction in ISO C mode), so results are identical. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
+    (!defined(__clang__) || __clang_major__ >= 14)
+#define CF_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define CF_HOT
+#endif
+
 /* ---- helpers ------------------------------------------------------------------- */
 
 /* exp(x) in float without calls or branches, so loops using it vectorise
@@ -174,6 +184,15 @@ cf_linear(CfGraph *g, CfNode x, CfNode w, CfNode bias)
   return linear_node(g, CF_OP_LINEAR, x, w, bias);
 }
 
+/* Scratch of a fused linear + activation node: three (B,out) buffers, each
+ * 64-byte aligned: z = x W^T + bias, aux = sigmoid(z) (kept by SiLU and
+ * softplus for backward), dz = dL/dz. */
+static size_t
+fused_stride(const CfNodeRec *n)
+{
+  return ((size_t)n->rows * (size_t)n->cols + 15) & ~(size_t)15;
+}
+
 CfNode
 cf_linear_act(CfGraph *g, CfNode x, CfNode w, CfNode bias, CfPointwise act)
 {
@@ -183,8 +202,7 @@ cf_linear_act(CfGraph *g, CfNode x, CfNode w, CfNode bias, CfPointwise act)
   if (n >= 0) {
     CfNodeRec *r = &g->nodes[n];
     r->iarg[0] = (int)act;
-    /* pre-activation z and dL/dz */
-    r->scratch_floats = 2 * (size_t)r->rows * (size_t)r->cols;
+    r->scratch_floats = 3 * fused_stride(r);
   }
   return n;
 }
@@ -292,7 +310,7 @@ cf_time_embed(CfGraph *g, CfNode t, int dim, float max_period)
 /* ---- pointwise activations (shared by the plain and the fused ops) ---------- */
 
 /* y = f(x), n elements. */
-static void
+CF_HOT static void
 act_forward(CfPointwise act, float *restrict y, const float *restrict x, size_t n, float slope)
 {
   switch (act) {
@@ -327,7 +345,7 @@ act_forward(CfPointwise act, float *restrict y, const float *restrict x, size_t 
 }
 
 /* dx = dy f'(x) (assign when acc is false, else +=), from input x and output y. */
-static void
+CF_HOT static void
 act_backward(CfPointwise act, float *restrict dx, const float *restrict dy, const float *restrict x,
              const float *restrict y, size_t n, float slope, bool acc)
 {
@@ -363,6 +381,72 @@ act_backward(CfPointwise act, float *restrict dx, const float *restrict dy, cons
     for (size_t i = 0; i < n; i++)
       dx[i] = keep * dx[i] + (x[i] > 0.0f ? dy[i] : slope * dy[i]);
     break;
+  }
+}
+
+/* ---- fused linear + activation ---------------------------------------------- */
+
+/* Forward tail of the fused op, row by row: z (B,n) += bias (1,n) (bias may be
+ * NULL), y = f(z), and aux = sigmoid(z) where backward needs it. Adding the
+ * bias here saves a separate pass that copies it into z before sgemm. */
+CF_HOT static void
+fused_act_forward(CfPointwise act, float *restrict y, float *restrict z, float *restrict aux,
+                  const float *restrict bias, int B, int n)
+{
+  for (int r = 0; r < B; r++) {
+    float *restrict zr = z + (size_t)r * n;
+    float *restrict yr = y + (size_t)r * n;
+    float *restrict ar = aux + (size_t)r * n;
+    if (bias)
+      for (int j = 0; j < n; j++)
+        zr[j] += bias[j];
+    switch (act) {
+    case CF_PW_SILU: /* y = z s, s = sigmoid(z) */
+      for (int j = 0; j < n; j++) {
+        float sg = sigmoidf_(zr[j]);
+        ar[j] = sg;
+        yr[j] = zr[j] * sg;
+      }
+      break;
+    case CF_PW_SOFTPLUS:
+      for (int j = 0; j < n; j++)
+        ar[j] = sigmoidf_(zr[j]);
+      act_forward(act, yr, zr, (size_t)n, 0.01f);
+      break;
+    default:
+      act_forward(act, yr, zr, (size_t)n, 0.01f);
+      break;
+    }
+  }
+}
+
+/* Backward head of the fused op: dz (B,n) = dy f'(z) (assigned, so dz needs
+ * no clearing) and db (1,n) += column sums of dz (db may be NULL). */
+CF_HOT static void
+fused_act_backward(CfPointwise act, float *restrict dz, float *restrict db, const float *restrict dy,
+                   const float *restrict z, const float *restrict y, const float *restrict aux,
+                   int B, int n)
+{
+  for (int r = 0; r < B; r++) {
+    size_t o = (size_t)r * n;
+    float *restrict dzr = dz + o;
+    const float *restrict dyr = dy + o, *restrict zr = z + o, *restrict ar = aux + o;
+    switch (act) {
+    case CF_PW_SILU: /* d(z s)/dz = s (1 + z (1 - s)) */
+      for (int j = 0; j < n; j++)
+        dzr[j] = dyr[j] * ar[j] * (1.0f + zr[j] * (1.0f - ar[j]));
+      break;
+    case CF_PW_SOFTPLUS: /* sigmoid(z) */
+      for (int j = 0; j < n; j++)
+        dzr[j] = dyr[j] * ar[j];
+      break;
+    default:
+      act_backward(act, dzr, dyr, zr, y + o, (size_t)n, 0.01f, false);
+      break;
+    }
+    if (db)
+      for (int j = 0; j < n; j++)
+        db[j] += dzr[j];
   }
 }
 
@@ -433,10 +517,13 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
   case CF_OP_LINEAR: /* y (B,out) = x (B,in) W^T (W (out,in)) + bias (1,out) */
     linear_fwd(y, a, b, n->in[2] >= 0 ? IN(2).value : NULL, n->rows, IN(0).cols, n->cols);
     break;
-  case CF_OP_LINEAR_ACT: /* z = x W^T + bias (scratch), y = f(z); all (B,out) */
-    linear_fwd(n->scratch, a, b, n->in[2] >= 0 ? IN(2).value : NULL, n->rows, IN(0).cols, n->cols);
-    act_forward((CfPointwise)n->iarg[0], y, n->scratch, len, 0.01f);
+  case CF_OP_LINEAR_ACT: { /* z = x W^T + bias, y = f(z); z, y (B,out), W (out,in) */
+    float *z = n->scratch, *aux = n->scratch + fused_stride(n);
+    gemm(z, a, b, n->rows, n->cols, IN(0).cols, false, true, 0.0f);
+    fused_act_forward((CfPointwise)n->iarg[0], y, z, aux, n->in[2] >= 0 ? IN(2).value : NULL,
+                      n->rows, n->cols);
     break;
+  }
   case CF_OP_ADD: /* y = a + b, all (r,c) */
     for (size_t i = 0; i < len; i++)
       y[i] = a[i] + b[i];
@@ -624,12 +711,13 @@ cf_op_backward(CfGraph *g, CfNodeRec *n)
                n->cols);
     break;
   }
-  case CF_OP_LINEAR_ACT: { /* dz = dy f'(z) (assigned into scratch), then as linear */
+  case CF_OP_LINEAR_ACT: { /* dz = dy f'(z), db += colsum dz, then dx, dW as linear */
     CfNodeRec *bias = n->in[2] >= 0 ? &IN(2) : NULL;
-    float *z = n->scratch, *dz = n->scratch + len;
-    act_backward((CfPointwise)n->iarg[0], dz, dy, z, y, len, 0.01f, false);
-    linear_bwd(da, db, bias && bias->needs_grad ? bias->grad : NULL, dz, a, b, n->rows, A->cols,
-               n->cols);
+    size_t st = fused_stride(n);
+    float *z = n->scratch, *aux = n->scratch + st, *dz = n->scratch + 2 * st;
+    fused_act_backward((CfPointwise)n->iarg[0], dz, bias && bias->needs_grad ? bias->grad : NULL, dy,
+                       z, y, aux, n->rows, n->cols);
+    linear_bwd(da, db, NULL, dz, a, b, n->rows, A->cols, n->cols);
     break;
   }
   case CF_OP_ADD: /* da += dy, db += dy */
