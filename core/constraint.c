@@ -22,7 +22,9 @@
 /* Largest file cf_constraint_load reads. */
 #define FILE_MAX_BYTES ((size_t)1 << 30)
 /* Rows per block in cf_project and cf_constraint_violation. */
-#define PROJECT_CHUNK 4096
+#ifndef PROJECT_CHUNK
+#define PROJECT_CHUNK 2048
+#endif
 #define VIOLATION_CHUNK 256
 
 /* ------------------------------------------------------------------------ */
