@@ -914,3 +914,86 @@ conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GE
   e->adam.cfg.weight_decay = (float)e->cfg.weight_decay;
   return TRUE;
 }
+
+gboolean
+conform_engine_set_constraint(ConformEngine *e, const CfConstraint *c, const char *source, GError **error)
+{
+  /* Build the new state aside, swap only when everything succeeded. */
+  ConformEngine tmp = {0};
+  tmp.dim = e->dim;
+  tmp.norm = e->norm;
+  conform_config_copy(&tmp.cfg, &e->cfg);
+  cf_constraint_clear(&tmp.cfg.constraint);
+  g_free(tmp.cfg.constraint_source);
+  tmp.cfg.constraint_source = g_strdup(source ? source : "editor");
+  cf_constraint_init(&tmp.raw_c);
+  cf_constraint_init(&tmp.model_c);
+  cf_projector_init(&tmp.proj_raw);
+  cf_projector_init(&tmp.proj_model);
+  CfError err;
+  gboolean ok = TRUE;
+  if (c && c->m > 0 && cf_constraint_copy(&tmp.cfg.constraint, c, &err) != CF_OK)
+    ok = core_error(error, CONFORM_ERROR_INPUT, &err);
+  if (ok)
+    ok = setup_constraint(&tmp, error);
+  if (!ok) {
+    conform_config_clear(&tmp.cfg);
+    cf_constraint_clear(&tmp.raw_c);
+    cf_constraint_clear(&tmp.model_c);
+    cf_projector_clear(&tmp.proj_raw);
+    cf_projector_clear(&tmp.proj_model);
+    if (tmp.has_report)
+      cf_constraint_report_clear(&tmp.report);
+    g_free(tmp.warnings);
+    return FALSE;
+  }
+  if (tmp.raw_c.m == 0 && g_strcmp0(tmp.cfg.strategy, "none") != 0) {
+    g_free(tmp.cfg.strategy);
+    tmp.cfg.strategy = g_strdup("none");
+  }
+  conform_config_clear(&e->cfg);
+  e->cfg = tmp.cfg;
+  cf_constraint_clear(&e->raw_c);
+  cf_constraint_clear(&e->model_c);
+  cf_projector_clear(&e->proj_raw);
+  cf_projector_clear(&e->proj_model);
+  if (e->has_report)
+    cf_constraint_report_clear(&e->report);
+  g_free(e->warnings);
+  e->raw_c = tmp.raw_c;
+  e->model_c = tmp.model_c;
+  e->proj_raw = tmp.proj_raw;
+  e->proj_model = tmp.proj_model;
+  e->report = tmp.report;
+  e->has_report = tmp.has_report;
+  e->warnings = tmp.warnings;
+  return TRUE;
+}
+
+char *
+conform_engine_constraint_summary(const ConformEngine *e)
+{
+  if (e->cfg.constraint.m == 0 || !e->has_report)
+    return g_strdup("no constraint");
+  const CfConstraintReport *r = &e->report;
+  GString *s = g_string_new(NULL);
+  g_string_append_printf(s, "%d row%s · rank %d · %s · cond %.3g · null space %d", r->m, r->m == 1 ? "" : "s",
+                         r->rank, r->consistent ? "consistent" : "inconsistent", r->cond, r->nullity);
+  if (r->n_redundant > 0)
+    g_string_append_printf(s, " · %d redundant row%s dropped", r->n_redundant, r->n_redundant == 1 ? "" : "s");
+  g_string_append(s, " (raw data space)");
+  return g_string_free(s, FALSE);
+}
+
+float *
+conform_engine_copy_train_raw(const ConformEngine *e, int max_n, int *n)
+{
+  int stride = MAX(1, (e->train.n + max_n - 1) / MAX(max_n, 1));
+  int k = (e->train.n + stride - 1) / stride;
+  float *x = g_new(float, (gsize)k * e->dim);
+  for (int i = 0; i < k; i++)
+    memcpy(x + (gsize)i * e->dim, e->train.x + (gsize)i * stride * e->dim, sizeof(float) * e->dim);
+  cf_norm_invert(&e->norm, x, k);
+  *n = k;
+  return x;
+}

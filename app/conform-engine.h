@@ -107,6 +107,15 @@ const GArray *conform_engine_records(const ConformEngine *e); /* ConformTrainRec
 gboolean conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgressFn progress_fn,
                               void *cb_user, GError **error);
 
+/* Replaces the constraint after validating it against the data dimension
+ * (redundant rows dropped with a warning); on error the previous constraint
+ * stays. c->m == 0 removes the constraint (strategy falls back to none). */
+gboolean conform_engine_set_constraint(ConformEngine *e, const CfConstraint *c, const char *source, GError **error);
+/* One line: "1 row · rank 1 · consistent · cond 1 · null space 2 (raw data space)". */
+char *conform_engine_constraint_summary(const ConformEngine *e);
+/* Training data mapped back to raw space, at most max_n rows (evenly strided). */
+float *conform_engine_copy_train_raw(const ConformEngine *e, int max_n, int *n);
+
 /* Fault injection for tests: poisons one parameter with NaN just before
  * training step `step` (1-based), as a numerical blow-up would. The CLI
  * honours the environment variable CONFORM_DEBUG_NAN_STEP. */

@@ -1,0 +1,79 @@
+/* ConformRun: one experiment and its training worker thread.
+ *
+ * The worker exclusively owns the ConformEngine. The main thread sends
+ * commands through a queue (drained between training chunks) and receives
+ * progress through a mutex-guarded buffer flushed by at most one pending idle
+ * callback, which emits the signals below on the main thread. Sampling runs
+ * on its own thread from an immutable parameter snapshot, beside training. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "conform-config.h"
+#include "conform-engine.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  CONFORM_RUN_STARTING, /* worker is building data and model */
+  CONFORM_RUN_PAUSED,
+  CONFORM_RUN_TRAINING,
+  CONFORM_RUN_STOPPED,  /* worker has exited (stopped, cancelled or failed) */
+} ConformRunState;
+
+#define CONFORM_TYPE_RUN (conform_run_get_type())
+G_DECLARE_FINAL_TYPE(ConformRun, conform_run, CONFORM, RUN, GObject)
+
+/* load_dir: an experiment directory to resume (NULL: fresh from cfg). */
+ConformRun *conform_run_new(const ConformConfig *cfg, const char *load_dir);
+/* Starts the worker; the callback runs on the calling thread's main context
+ * when the worker exits. _finish returns FALSE with the error that ended
+ * the run (building failed, NaN, ...); a plain stop is success. */
+void conform_run_start_async(ConformRun *self, GCancellable *cancellable, GAsyncReadyCallback callback,
+                             gpointer user_data);
+gboolean conform_run_start_finish(ConformRun *self, GAsyncResult *result, GError **error);
+
+/* Commands (main thread; applied by the worker between steps). */
+void conform_run_train(ConformRun *self);
+void conform_run_pause(ConformRun *self);
+void conform_run_step(ConformRun *self, int n_steps);
+void conform_run_stop(ConformRun *self);
+/* Live setting (ConformKey.live); errors arrive as a "message" signal. */
+void conform_run_set(ConformRun *self, const char *key, const char *value);
+/* Replaces the constraint (validated by the worker; error -> "message",
+ * the previous constraint stays). Takes a copy. */
+void conform_run_set_constraint(ConformRun *self, const CfConstraint *c);
+/* Draws samples from the latest parameters (coalesced: at most one job in
+ * flight, the newest request wins). */
+void conform_run_request_samples(ConformRun *self, int n, int traj_n);
+/* Seconds between automatic sample previews while training (0 = off). */
+void conform_run_set_preview_interval(ConformRun *self, double seconds);
+void conform_run_save_async(ConformRun *self, const char *dir, GCancellable *cancellable,
+                            GAsyncReadyCallback callback, gpointer user_data);
+gboolean conform_run_save_finish(ConformRun *self, GAsyncResult *result, GError **error);
+
+/* Main-thread views of the last flushed state. */
+ConformRunState conform_run_get_state(ConformRun *self);
+long conform_run_get_step(ConformRun *self);
+double conform_run_get_steps_per_second(ConformRun *self);
+double conform_run_get_train_seconds(ConformRun *self);
+int conform_run_get_dim(ConformRun *self);
+/* The configuration as the worker applied it (live settings included). */
+const ConformConfig *conform_run_get_config(ConformRun *self);
+/* Validated constraint in raw space (m == 0 without one) and its report line. */
+const CfConstraint *conform_run_get_constraint(ConformRun *self);
+const char *conform_run_get_constraint_summary(ConformRun *self);
+/* Training data in raw space (for the faint background), n x dim. */
+const float *conform_run_get_train_data(ConformRun *self, int *n);
+/* All training records so far (ConformTrainRecord). */
+const GArray *conform_run_get_records(ConformRun *self);
+ConformSampleSet *conform_run_get_samples(ConformRun *self); /* borrowed, may be NULL */
+
+/* Signals (main thread):
+ *   "ready"          worker built the engine (dim, data, constraint known)
+ *   "progress"       (guint first_new_record) new training records appended
+ *   "samples"        (gpointer ConformSampleSet*) a new sample set
+ *   "state-changed"
+ *   "message"        (const char *text, gboolean is_error) */
+
+G_END_DECLS
