@@ -126,6 +126,11 @@ CfNode cf_sigmoid(CfGraph *g, CfNode a);
 CfNode cf_tanh(CfGraph *g, CfNode a);
 CfNode cf_relu(CfGraph *g, CfNode a);
 CfNode cf_leaky_relu(CfGraph *g, CfNode a, float slope);
+/* Domains: cf_log needs a > 0 (log 0 = -inf, a < 0 gives NaN; gradient 1/a).
+ * cf_sqrt needs a >= 0 (a < 0 gives NaN); its gradient 1/(2 sqrt a) is +inf
+ * at 0, so keep a > 0 (e.g. add an epsilon) where it is differentiated.
+ * SiLU, sigmoid and softplus use an inline float exp (about 1 ulp; exp(x) is
+ * taken as 0 below x = -87), cf_exp uses libm expf. */
 CfNode cf_exp(CfGraph *g, CfNode a);
 CfNode cf_log(CfGraph *g, CfNode a);   /* natural log; input must be > 0 */
 CfNode cf_square(CfGraph *g, CfNode a);

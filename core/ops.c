@@ -335,7 +335,7 @@ act_forward(CfPointwise act, float *restrict y, const float *restrict x, size_t 
     break;
   case CF_PW_RELU:
     for (size_t i = 0; i < n; i++)
-      y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+      y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN propagates */
     break;
   case CF_PW_LEAKY_RELU:
     for (size_t i = 0; i < n; i++)
@@ -344,45 +344,48 @@ act_forward(CfPointwise act, float *restrict y, const float *restrict x, size_t 
   }
 }
 
-/* dx = dy f'(x) (assign when acc is false, else +=), from input x and output y. */
+/* dx = dy f'(x) (assigned when acc is false, else +=), from input x and output
+ * y; all (n). Assigning overwrites whatever dx held (NaN from an earlier step
+ * included), which is why the two cases are separate loops. */
+#define ACT_LOOP(expr)                  \
+  do {                                  \
+    if (acc)                            \
+      for (size_t i = 0; i < n; i++)    \
+        dx[i] += (expr);                \
+    else                                \
+      for (size_t i = 0; i < n; i++)    \
+        dx[i] = (expr);                 \
+  } while (0)
+
 CF_HOT static void
 act_backward(CfPointwise act, float *restrict dx, const float *restrict dy, const float *restrict x,
              const float *restrict y, size_t n, float slope, bool acc)
 {
-  float keep = acc ? 1.0f : 0.0f; /* dx = keep * dx + dy f'(x) */
   switch (act) {
   case CF_PW_IDENTITY:
-    for (size_t i = 0; i < n; i++)
-      dx[i] = keep * dx[i] + dy[i];
+    ACT_LOOP(dy[i]);
     break;
-  case CF_PW_SILU: /* d/dx x s(x) = s (1 + x (1 - s)) */
-    for (size_t i = 0; i < n; i++) {
-      float s = sigmoidf_(x[i]);
-      dx[i] = keep * dx[i] + dy[i] * s * (1.0f + x[i] * (1.0f - s));
-    }
+  case CF_PW_SILU: /* d/dx x s(x) = s (1 + x (1 - s)), s = sigmoid(x) recomputed */
+    ACT_LOOP(dy[i] * sigmoidf_(x[i]) * (1.0f + x[i] * (1.0f - sigmoidf_(x[i]))));
     break;
-  case CF_PW_SIGMOID: /* s (1 - s) */
-    for (size_t i = 0; i < n; i++)
-      dx[i] = keep * dx[i] + dy[i] * y[i] * (1.0f - y[i]);
+  case CF_PW_SIGMOID: /* s (1 - s) from the output */
+    ACT_LOOP(dy[i] * y[i] * (1.0f - y[i]));
     break;
   case CF_PW_SOFTPLUS: /* sigmoid(x) */
-    for (size_t i = 0; i < n; i++)
-      dx[i] = keep * dx[i] + dy[i] * sigmoidf_(x[i]);
+    ACT_LOOP(dy[i] * sigmoidf_(x[i]));
     break;
-  case CF_PW_TANH: /* 1 - tanh^2 */
-    for (size_t i = 0; i < n; i++)
-      dx[i] = keep * dx[i] + dy[i] * (1.0f - y[i] * y[i]);
+  case CF_PW_TANH: /* 1 - tanh^2 from the output */
+    ACT_LOOP(dy[i] * (1.0f - y[i] * y[i]));
     break;
-  case CF_PW_RELU:
-    for (size_t i = 0; i < n; i++)
-      dx[i] = keep * dx[i] + (x[i] > 0.0f ? dy[i] : 0.0f);
+  case CF_PW_RELU: /* 1 for x > 0, else 0 (also at 0) */
+    ACT_LOOP(x[i] > 0.0f ? dy[i] : 0.0f);
     break;
-  case CF_PW_LEAKY_RELU:
-    for (size_t i = 0; i < n; i++)
-      dx[i] = keep * dx[i] + (x[i] > 0.0f ? dy[i] : slope * dy[i]);
+  case CF_PW_LEAKY_RELU: /* 1 for x > 0, else slope */
+    ACT_LOOP(x[i] > 0.0f ? dy[i] : slope * dy[i]);
     break;
   }
 }
+#undef ACT_LOOP
 
 /* ---- fused linear + activation ---------------------------------------------- */
 
@@ -496,6 +499,8 @@ cf_op_prepare(CfGraph *g, CfNodeRec *n)
 /* Input pointers of node n. */
 #define IN(k) (g->nodes[n->in[k]])
 
+/* Forward kernel of node n. Shapes: elementwise ops have a, b and y all (r,c)
+ * with len = r * c elements; the others are noted per case. */
 void
 cf_op_forward(CfGraph *g, CfNodeRec *n)
 {
@@ -528,21 +533,21 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
     for (size_t i = 0; i < len; i++)
       y[i] = a[i] + b[i];
     break;
-  case CF_OP_SUB:
+  case CF_OP_SUB: /* y = a - b */
     for (size_t i = 0; i < len; i++)
       y[i] = a[i] - b[i];
     break;
-  case CF_OP_MUL:
+  case CF_OP_MUL: /* y = a .* b */
     for (size_t i = 0; i < len; i++)
       y[i] = a[i] * b[i];
     break;
-  case CF_OP_SCALE: {
+  case CF_OP_SCALE: { /* y = s a */
     float s = n->farg[0];
     for (size_t i = 0; i < len; i++)
       y[i] = s * a[i];
     break;
   }
-  case CF_OP_ADD_SCALAR: {
+  case CF_OP_ADD_SCALAR: { /* y = a + s */
     float s = n->farg[0];
     for (size_t i = 0; i < len; i++)
       y[i] = a[i] + s;
@@ -569,7 +574,7 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
       memcpy(y + (size_t)r * n->cols, a + (size_t)r * IN(0).cols + n->iarg[0],
              (size_t)n->cols * sizeof *y);
     break;
-  case CF_OP_SILU:
+  case CF_OP_SILU: /* activations: y = f(a), elementwise */
     act_forward(CF_PW_SILU, y, a, len, 0.0f);
     break;
   case CF_OP_SOFTPLUS:
@@ -587,7 +592,7 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
   case CF_OP_LEAKY_RELU:
     act_forward(CF_PW_LEAKY_RELU, y, a, len, n->farg[0]);
     break;
-  case CF_OP_EXP:
+  case CF_OP_EXP: /* libm expf: exact range up to FLT_MAX */
     for (size_t i = 0; i < len; i++)
       y[i] = expf(a[i]);
     break;
@@ -595,11 +600,11 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
     for (size_t i = 0; i < len; i++)
       y[i] = logf(a[i]);
     break;
-  case CF_OP_SQUARE:
+  case CF_OP_SQUARE: /* y = a^2 */
     for (size_t i = 0; i < len; i++)
       y[i] = a[i] * a[i];
     break;
-  case CF_OP_ABS:
+  case CF_OP_ABS: /* y = |a| */
     for (size_t i = 0; i < len; i++)
       y[i] = fabsf(a[i]);
     break;
@@ -667,6 +672,9 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
   }
 }
 
+/* Backward kernel of node n: accumulates dL/d(input) from dy = dL/dy into the
+ * inputs that need a gradient (da, db are NULL otherwise). Shapes as in
+ * cf_op_forward; dx always has the shape of x. */
 void
 cf_op_backward(CfGraph *g, CfNodeRec *n)
 {
@@ -750,7 +758,7 @@ cf_op_backward(CfGraph *g, CfNodeRec *n)
       da[i] += s * dy[i];
     break;
   }
-  case CF_OP_ADD_SCALAR:
+  case CF_OP_ADD_SCALAR: /* da += dy */
     for (size_t i = 0; i < len; i++)
       da[i] += dy[i];
     break;
@@ -786,7 +794,7 @@ cf_op_backward(CfGraph *g, CfNodeRec *n)
         dr[j] += gr[j];
     }
     break;
-  case CF_OP_SILU:
+  case CF_OP_SILU: /* activations: da += dy f'(a) */
     act_backward(CF_PW_SILU, da, dy, a, y, len, 0.0f, true);
     break;
   case CF_OP_SOFTPLUS:

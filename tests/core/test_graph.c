@@ -757,6 +757,41 @@ test_backward_scope(void)
   cf_graph_free(g);
 }
 
+/* A NaN step poisons values and gradients, but once the inputs are finite
+ * again every fused activation recovers: scratch gradients are overwritten,
+ * never scaled by zero. */
+static void
+test_nan_recovery(void)
+{
+  static const CfPointwise acts[] = { CF_PW_SILU, CF_PW_RELU, CF_PW_TANH, CF_PW_SOFTPLUS, CF_PW_LEAKY_RELU, CF_PW_SIGMOID };
+  for (size_t k = 0; k < G_N_ELEMENTS(acts); k++) {
+    CfGraph *g = cf_graph_new();
+    CfNode x = cf_input(g, 3, 4, true), w = cf_input(g, 5, 4, true), b = cf_input(g, 1, 5, true);
+    CfNode y = cf_linear_act(g, x, w, b, acts[k]);
+    CfNode loss = cf_sum_all(g, y);
+    g_assert_cmpint(cf_graph_finalize(g), ==, CF_OK);
+    CfRng rng;
+    cf_rng_seed(&rng, 99);
+    fill_uniform(&rng, cf_graph_value(g, x), 12, -1, 1);
+    fill_uniform(&rng, cf_graph_value(g, w), 20, -1, 1);
+    fill_uniform(&rng, cf_graph_value(g, b), 5, -1, 1);
+    cf_graph_forward(g);
+    cf_graph_backward(g, loss);
+    float *ref = g_memdup2(cf_graph_grad(g, w), 20 * sizeof(float));
+    float keep = cf_graph_value(g, x)[0];
+    cf_graph_value(g, x)[0] = NAN;
+    cf_graph_forward(g);
+    cf_graph_backward(g, loss);
+    g_assert_true(isnan(cf_graph_value(g, loss)[0]));
+    cf_graph_value(g, x)[0] = keep;
+    cf_graph_forward(g);
+    cf_graph_backward(g, loss);
+    g_assert_cmpmem(cf_graph_grad(g, w), 20 * sizeof(float), ref, 20 * sizeof(float));
+    g_free(ref);
+    cf_graph_free(g);
+  }
+}
+
 /* ---- time embedding values -------------------------------------------------------- */
 
 static void
@@ -835,6 +870,7 @@ main(int argc, char **argv)
   g_test_add_func("/graph/mlp-grad", test_mlp_grad);
   g_test_add_func("/graph/replay", test_replay);
   g_test_add_func("/graph/backward-scope", test_backward_scope);
+  g_test_add_func("/graph/nan-recovery", test_nan_recovery);
   g_test_add_func("/graph/time-embed-values", test_time_embed_values);
   g_test_add_func("/graph/activation-range", test_activation_range);
   return g_test_run();
