@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "metrics.h"
+
 #define CHUNK_SECONDS 0.03   /* training chunk between command checks */
 #define PAUSED_WAIT_US 100000 /* paused worker wakes this often to notice cancellation */
 #define BACKGROUND_MAX 5000
@@ -54,6 +56,7 @@ typedef struct {
   gboolean ready;
   float *train_raw;
   int train_raw_n, dim;
+  double *pca_basis, *pca_mean; /* 2 x dim and dim, dim > 3 only */
 } Outbox;
 
 struct _ConformRun {
@@ -91,6 +94,7 @@ struct _ConformRun {
   ConformSampleSet *samples;
   float *train_raw;
   int train_raw_n;
+  double *pca_basis, *pca_mean;
   double preview_interval; /* read by the worker without a lock: a double store is atomic enough here */
 };
 
@@ -117,6 +121,10 @@ flush_cb(gpointer data)
     g_free(self->train_raw);
     self->train_raw = g_steal_pointer(&o.train_raw);
     self->train_raw_n = o.train_raw_n;
+    g_free(self->pca_basis);
+    g_free(self->pca_mean);
+    self->pca_basis = g_steal_pointer(&o.pca_basis);
+    self->pca_mean = g_steal_pointer(&o.pca_mean);
   }
   if (o.config) {
     conform_config_clear(&self->config);
@@ -235,9 +243,18 @@ post_engine_info(ConformRun *self, ConformEngine *e, gboolean ready)
     cf_constraint_copy(c, conform_engine_constraint(e), NULL);
   char *summary = conform_engine_constraint_summary(e);
   float *train = NULL;
-  int n = 0;
-  if (ready)
+  double *basis = NULL, *mean = NULL;
+  int n = 0, dim = conform_engine_dim(e);
+  if (ready) {
     train = conform_engine_copy_train_raw(e, BACKGROUND_MAX, &n);
+    if (dim > 3) {
+      /* The plane of the two principal axes of the training data. */
+      basis = g_new(double, 2 * dim);
+      mean = g_new(double, dim);
+      if (cf_pca(train, n, dim, 2, mean, basis, NULL) != CF_OK)
+        g_clear_pointer(&basis, g_free), g_clear_pointer(&mean, g_free);
+    }
+  }
   g_mutex_lock(&self->lock);
   if (self->out.config) {
     conform_config_clear(self->out.config);
@@ -255,7 +272,11 @@ post_engine_info(ConformRun *self, ConformEngine *e, gboolean ready)
     self->out.ready = TRUE;
     self->out.train_raw = train;
     self->out.train_raw_n = n;
-    self->out.dim = conform_engine_dim(e);
+    self->out.dim = dim;
+    g_free(self->out.pca_basis);
+    g_free(self->out.pca_mean);
+    self->out.pca_basis = basis;
+    self->out.pca_mean = mean;
   }
   schedule_flush_locked(self);
   g_mutex_unlock(&self->lock);
@@ -551,6 +572,10 @@ conform_run_finalize(GObject *object)
   g_free(self->load_dir);
   g_free(self->constraint_summary);
   g_free(self->train_raw);
+  g_free(self->pca_basis);
+  g_free(self->pca_mean);
+  g_free(self->out.pca_basis);
+  g_free(self->out.pca_mean);
   g_array_unref(self->records);
   if (self->samples)
     conform_sample_set_unref(self->samples);
@@ -785,4 +810,12 @@ conform_run_get_train_data(ConformRun *self, int *n)
 {
   *n = self->train_raw_n;
   return self->train_raw;
+}
+
+gboolean
+conform_run_get_projection(ConformRun *self, const double **basis, const double **center)
+{
+  *basis = self->pca_basis;
+  *center = self->pca_mean;
+  return self->pca_basis != NULL;
 }

@@ -65,6 +65,9 @@ const CfConstraint *conform_run_get_constraint(ConformRun *self);
 const char *conform_run_get_constraint_summary(ConformRun *self);
 /* Training data in raw space (for the faint background), n x dim. */
 const float *conform_run_get_train_data(ConformRun *self, int *n);
+/* Principal plane of the training data (2 x dim basis, dim centre) for
+ * dim > 3; FALSE otherwise. */
+gboolean conform_run_get_projection(ConformRun *self, const double **basis, const double **center);
 /* All training records so far (ConformTrainRecord). */
 const GArray *conform_run_get_records(ConformRun *self);
 ConformSampleSet *conform_run_get_samples(ConformRun *self); /* borrowed, may be NULL */

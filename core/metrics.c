@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,4 +509,50 @@ cf_mmd_rbf(const float *X, int nx, const float *Y, int ny, int d, int max_n, CfR
   }
   pooled_free(&pool);
   return res;
+}
+
+CfStatus
+cf_pca(const float *X, int n, int d, int k, double *mean, double *basis, CfError *err)
+{
+  if (n < 2 || d < 1 || k < 1 || k > d)
+    return cf_error_set(err, CF_ERR_INVALID, "PCA needs at least 2 rows and 1 <= k <= d (n %d, d %d, k %d)", n, d, k);
+  double *C = calloc((size_t)d * d, sizeof(double));
+  double *w = malloc(sizeof(double) * (size_t)d);
+  double *row = malloc(sizeof(double) * (size_t)d);
+  if (!C || !w || !row) {
+    free(C);
+    free(w);
+    free(row);
+    return cf_error_set(err, CF_ERR_NOMEM, "out of memory for PCA (d = %d)", d);
+  }
+  for (int j = 0; j < d; j++)
+    mean[j] = 0;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < d; j++)
+      mean[j] += X[(size_t)i * d + j];
+  for (int j = 0; j < d; j++)
+    mean[j] /= n;
+  /* C = sum (x - mean)(x - mean)^T / (n - 1), upper triangle by rank-1 updates. */
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < d; j++)
+      row[j] = X[(size_t)i * d + j] - mean[j];
+    cblas_dsyr(CblasRowMajor, CblasUpper, d, 1.0 / (n - 1), row, 1, C, d);
+  }
+  /* Eigenvalues ascending; eigenvectors in the columns of C (row-major). */
+  int info = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'V', 'U', d, C, d, w);
+  if (info != 0) {
+    free(C);
+    free(w);
+    free(row);
+    return cf_error_set(err, CF_ERR_NUMERIC, "PCA eigen-decomposition failed (info %d)", info);
+  }
+  for (int r = 0; r < k; r++) {
+    int col = d - 1 - r;
+    for (int j = 0; j < d; j++)
+      basis[(size_t)r * d + j] = C[(size_t)j * d + col];
+  }
+  free(C);
+  free(w);
+  free(row);
+  return CF_OK;
 }

@@ -69,4 +69,10 @@ double cf_median_heuristic_sigma2(const float *X, int nx, const float *Y, int ny
  *   out. rng may be NULL, in which case subsampling takes the first max_n
  *   rows. X rows are drawn before Y rows. */
 
+/* Principal axes of X (n x d): mean (d) and the top k orthonormal
+ * directions, basis (k x d, row-major), by eigen-decomposition of the
+ * sample covariance in double (LAPACK dsyev). k <= d. */
+CfStatus cf_pca(const float *X, int n, int d, int k, double *mean, double *basis, CfError *err);
+
 #endif
+

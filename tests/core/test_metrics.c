@@ -411,6 +411,41 @@ test_subsampling(void)
   g_free(Y);
 }
 
+/* PCA on data stretched along a known direction: the first axis matches it
+ * (up to sign), the basis is orthonormal, the mean is exact. */
+static void
+test_pca(void)
+{
+  const int n = 4000, d = 4;
+  float *X = g_new(float, n * d);
+  CfRng rng;
+  cf_rng_seed(&rng, 21);
+  double u[4] = {0.5, 0.5, 0.5, 0.5}, v[4] = {0.5, -0.5, 0.5, -0.5};
+  for (int i = 0; i < n; i++) {
+    double a = 5 * cf_rng_normal(&rng), b = 2 * cf_rng_normal(&rng);
+    for (int j = 0; j < d; j++)
+      X[i * d + j] = (float)(1.0 + j + a * u[j] + b * v[j] + 0.1 * cf_rng_normal(&rng));
+  }
+  double mean[4], basis[8];
+  g_assert_cmpint(cf_pca(X, n, d, 2, mean, basis, NULL), ==, CF_OK);
+  double dot_u = 0, dot_v = 0, n0 = 0, n1 = 0, cross = 0;
+  for (int j = 0; j < d; j++) {
+    dot_u += basis[j] * u[j];
+    dot_v += basis[d + j] * v[j];
+    n0 += basis[j] * basis[j];
+    n1 += basis[d + j] * basis[d + j];
+    cross += basis[j] * basis[d + j];
+    g_assert_cmpfloat(fabs(mean[j] - (1.0 + j)), <, 0.3);
+  }
+  g_assert_cmpfloat(fabs(fabs(dot_u) - 1), <, 1e-3);
+  g_assert_cmpfloat(fabs(fabs(dot_v) - 1), <, 1e-3);
+  g_assert_cmpfloat(fabs(n0 - 1), <, 1e-12);
+  g_assert_cmpfloat(fabs(n1 - 1), <, 1e-12);
+  g_assert_cmpfloat(fabs(cross), <, 1e-12);
+  g_assert_cmpint(cf_pca(X, 1, d, 2, mean, basis, NULL), ==, CF_ERR_INVALID);
+  g_free(X);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -423,5 +458,6 @@ main(int argc, char **argv)
   g_test_add_func("/metrics/mmd/median-heuristic", test_median_heuristic);
   g_test_add_func("/metrics/mmd/value", test_mmd);
   g_test_add_func("/metrics/subsampling", test_subsampling);
+  g_test_add_func("/metrics/pca", test_pca);
   return g_test_run();
 }
