@@ -74,6 +74,8 @@ void cf_graph_free(CfGraph *g);
  * and for inputs that feed a trainable upstream). */
 CfNode cf_input(CfGraph *g, int rows, int cols, bool requires_grad);
 /* A view of parameter `index` of `p` (value and gradient live in p's arenas). */
+/* The view is resolved by cf_graph_finalize: p must be allocated by then and
+ * keep its arenas for as long as the graph is used. */
 CfNode cf_param(CfGraph *g, CfParams *p, int index);
 
 /* Allocates value/grad arenas. After this, no more nodes can be added. */

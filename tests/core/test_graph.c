@@ -320,6 +320,7 @@ static const OpCase op_cases[] = {
   { "linear_x_nograd", 3, SH3(3, 4, 5, 4, 1, 5), -1, 1, 0, 1u, b_linear, ref_linear, .h = 1e-2, .tol = 1e-4 },
   { "linear_act_identity", 3, SH3(3, 4, 5, 4, 1, 5), -1, 1, 0, 0, b_linear_act, ref_linear, r_identity, .i0 = CF_PW_IDENTITY, .h = 1e-2, .tol = 1e-4 },
   { "linear_act_silu", 3, SH3(3, 4, 5, 4, 1, 5), -1, 1, 0, 0, b_linear_act, ref_linear, r_silu, .i0 = CF_PW_SILU, .h = 1e-2, .tol = 5e-4 },
+  { "linear_act_silu_nobias", 2, SH2(3, 4, 5, 4), -1, 1, 0, 0, b_linear_act, ref_linear, r_silu, .i0 = CF_PW_SILU, .h = 1e-2, .tol = 5e-4 },
   { "linear_act_tanh", 3, SH3(3, 4, 5, 4, 1, 5), -1, 1, 0, 0, b_linear_act, ref_linear, r_tanh, .i0 = CF_PW_TANH, .h = 1e-2, .tol = 5e-4 },
   { "linear_act_softplus", 3, SH3(3, 4, 5, 4, 1, 5), -1, 1, 0, 0, b_linear_act, ref_linear, r_softplus, .i0 = CF_PW_SOFTPLUS, .h = 1e-2, .tol = 5e-4 },
   { "linear_act_sigmoid", 3, SH3(3, 4, 5, 4, 1, 5), -1, 1, 0, 0, b_linear_act, ref_linear, r_sigmoid, .i0 = CF_PW_SIGMOID, .h = 1e-2, .tol = 5e-4 },
