@@ -251,8 +251,10 @@ post_engine_info(ConformRun *self, ConformEngine *e, gboolean ready)
       /* The plane of the two principal axes of the training data. */
       basis = g_new(double, 2 * dim);
       mean = g_new(double, dim);
-      if (cf_pca(train, n, dim, 2, mean, basis, NULL) != CF_OK)
-        g_clear_pointer(&basis, g_free), g_clear_pointer(&mean, g_free);
+      if (cf_pca(train, n, dim, 2, mean, basis, NULL) != CF_OK) {
+        g_clear_pointer(&basis, g_free);
+        g_clear_pointer(&mean, g_free);
+      }
     }
   }
   g_mutex_lock(&self->lock);
