@@ -502,27 +502,46 @@ conform_constraint_check_cells(ConformConstraintCheck *out, const char *const *c
   gsize cols = (gsize)n + 1;
   g_autofree double *A = g_new(double, (gsize)m * (gsize)n);
   g_autofree double *b = g_new(double, (gsize)m);
-  int n_bad = 0;
-  int first_row = -1;
-  for (int i = 0; i < m; i++)
+  int n_bad = 0, n_blank = 0;
+  for (int i = 0; i < m; i++) {
+    const char *const *row = cells + (gsize)i * cols;
+    gboolean blank = TRUE;
+    for (int j = 0; j <= n && blank; j++)
+      for (const char *p = row[j] ? row[j] : ""; *p && blank; p++)
+        blank = g_ascii_isspace(*p);
+    if (blank) {
+      add_issue(out, i, -1, FALSE, "row %d is empty: fill it in or remove it", i + 1);
+      n_blank++;
+      continue;
+    }
     for (int j = 0; j <= n; j++) {
       double v = 0.0;
-      char *msg = parse_cell(cells[(gsize)i * cols + (gsize)j], &v);
+      char *msg = parse_cell(row[j], &v);
       if (msg) {
         ConformCellIssue issue = {i, j, msg, FALSE};
         g_array_append_val(out->issues, issue);
-        if (n_bad++ == 0)
-          first_row = i;
+        n_bad++;
       } else if (j < n) {
         A[(gsize)i * (gsize)n + (gsize)j] = v;
       } else {
         b[i] = v;
       }
     }
-  if (n_bad > 0) {
+  }
+  if (n_blank == m) {
+    out->blank = TRUE;
+    out->summary = g_strdup("empty: type the coefficients of A and b, paste them, or load a file");
+    return;
+  }
+  if (n_bad + n_blank > 0) {
     const ConformCellIssue *first = &g_array_index(out->issues, ConformCellIssue, 0);
-    out->summary = g_strdup_printf("%d cell%s to fix · row %d: %s", n_bad, n_bad == 1 ? "" : "s", first_row + 1,
-                                   first->message);
+    g_autofree char *what = first->col < 0 ? g_strdup(first->message)
+                                           : g_strdup_printf("row %d: %s", first->row + 1, first->message);
+    int total = n_bad + n_blank;
+    if (total == 1)
+      out->summary = g_steal_pointer(&what);
+    else
+      out->summary = g_strdup_printf("%d %s to fix · %s", total, n_blank ? "problems" : "cells", what);
     return;
   }
   CfError err;

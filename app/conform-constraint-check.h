@@ -30,6 +30,7 @@ typedef struct {
   gboolean savable;   /* parsed and the written file loads again (no all-zero row) */
   gboolean usable;    /* can be applied: savable, consistent, rank >= 1, dim matches */
   gboolean warning;   /* usable, but with redundant rows or a large condition number */
+  gboolean blank;     /* every cell is empty (nothing entered yet): not an error to shout about */
   GArray *issues;     /* ConformCellIssue, errors and warnings, in row order */
   CfConstraint constraint; /* valid when parsed (full rows, redundant ones included) */
   CfConstraintReport report;
@@ -42,7 +43,8 @@ void conform_constraint_check_clear(ConformConstraintCheck *c);
 
 /* cells: m rows x (n + 1) strings (last column b), row-major; dim = data
  * dimension (n must equal dim; dim <= 0 skips that check). Empty cells are
- * errors; whitespace is trimmed; numbers are parsed strictly in the C locale
+ * errors (a wholly empty row is one row-level issue; an all-empty grid sets
+ * `blank`); whitespace is trimmed; numbers are parsed strictly in the C locale
  * (g_ascii_strtod, whole cell consumed, finite). Replaces the contents of out. */
 void conform_constraint_check_cells(ConformConstraintCheck *out, const char *const *cells, int m, int n, int dim);
 /* Same analysis for a constraint that is already numeric (e.g. loaded from a

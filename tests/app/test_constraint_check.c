@@ -79,7 +79,7 @@ test_not_a_number(void)
   g_assert_cmpstr(conform_constraint_check_cell_error(&c, 0, 1), ==, "'abc' is not a number");
   g_assert_null(conform_constraint_check_cell_error(&c, 0, 0));
   g_assert_nonnull(strstr(conform_constraint_check_cell_error(&c, 1, 2), "use '.'"));
-  g_assert_nonnull(strstr(c.summary, "2 cells to fix"));
+  g_assert_nonnull(strstr(c.summary, "2 cells to fix · row 1: 'abc' is not a number"));
   g_assert_nonnull(strstr(c.summary, "'abc' is not a number"));
   /* Trailing garbage and long cells are quoted (shortened). */
   const char *more[] = {"1x", "12345678901234567890123456789012345abc"};
@@ -99,6 +99,18 @@ test_empty_cell(void)
   g_assert_false(c.parsed);
   g_assert_false(c.usable);
   g_assert_nonnull(strstr(conform_constraint_check_cell_error(&c, 0, 1), "empty"));
+  /* A wholly empty row is one issue on the row; an all-empty grid is "blank". */
+  const char *rows[] = {"1", "2", "3", "", " ", ""};
+  check(&c, rows, 2, 2, 2);
+  g_assert_false(c.parsed);
+  g_assert_false(c.blank);
+  g_assert_cmpuint(c.issues->len, ==, 1);
+  g_assert_cmpstr(conform_constraint_check_cell_error(&c, 1, 0), ==, "row 2 is empty: fill it in or remove it");
+  g_assert_cmpstr(c.summary, ==, "row 2 is empty: fill it in or remove it");
+  check(&c, rows + 3, 1, 2, 2);
+  g_assert_true(c.blank);
+  g_assert_false(c.usable);
+  g_assert_nonnull(strstr(c.summary, "empty"));
   /* No rows at all. */
   check(&c, NULL, 0, 2, 2);
   g_assert_false(c.usable);
