@@ -499,6 +499,17 @@ conform_cli_run_headless(const char *preset, const char *out_dir)
   return rc;
 }
 
+static const char *const command_names[] = {"presets", "data", "train", "sample", "evaluate", "check-constraint",
+                                            "bench", "help", "--help", "-h", "--version", NULL};
+
+gboolean
+conform_cli_is_command(const char *arg)
+{
+  /* Anything that is not an option goes to the CLI so that a mistyped
+   * command gets a clear "unknown command" instead of opening a window. */
+  return arg && (arg[0] != '-' || g_strv_contains(command_names, arg));
+}
+
 static void
 print_usage(FILE *f)
 {
@@ -513,7 +524,8 @@ print_usage(FILE *f)
         "  check-constraint FILE --dim N   validate a constraint file\n"
         "  bench              measure speed (conform bench --help)\n"
         "\n"
-        "Without a command, conform runs the default preset (" CONFORM_DEFAULT_PRESET ").\n"
+        "Without a command, conform opens the window on the default preset (" CONFORM_DEFAULT_PRESET ");\n"
+        "without a display it runs that preset headless.\n"
         "Each command takes --help.\n",
         f);
 }

@@ -9,6 +9,8 @@ G_BEGIN_DECLS
 enum { CONFORM_EXIT_OK = 0, CONFORM_EXIT_RUNTIME = 1, CONFORM_EXIT_USAGE = 2 };
 
 int conform_cli_main(int argc, char **argv);
+/* TRUE when arg names a command (or --help/--version) handled by the CLI. */
+gboolean conform_cli_is_command(const char *arg);
 /* Headless run of a preset (used when there is no window): trains, samples,
  * evaluates and saves into out_dir (NULL: a new directory under the user's
  * data dir). */

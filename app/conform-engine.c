@@ -432,6 +432,7 @@ static void
 sample_set_free_contents(ConformSampleSet *s)
 {
   g_free(s->strategy);
+  g_free(s->sampler);
   cf_free_aligned(s->x);
   cf_free_aligned(s->raw);
   g_free(s->viol);
@@ -522,6 +523,7 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   r->dim = dim;
   r->step = s->step;
   r->strategy = g_strdup(strategy);
+  r->sampler = sc.kind == CF_SAMPLER_DDIM ? g_strdup_printf("ddim %d", n_steps) : g_strdup_printf("ddpm %d", n_steps);
   r->x = cf_alloc_floats((size_t)n * dim);
   r->raw = cf_alloc_floats((size_t)n * dim);
   if (traj_n > 0) {

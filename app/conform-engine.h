@@ -50,6 +50,7 @@ typedef struct {
   int n, dim;
   long step;           /* training step of the parameters sampled */
   char *strategy;
+  char *sampler;       /* e.g. "ddim 50" */
   float *x;            /* n x dim, raw space, after the strategy */
   float *raw;          /* n x dim, raw space, before post-hoc projection */
   double *viol;        /* n, ||A x - b||_2 of x (NULL without a constraint) */

@@ -140,17 +140,19 @@ flush_cb(gpointer data)
     g_free(self->constraint_summary);
     self->constraint_summary = g_steal_pointer(&o.constraint_summary);
   }
-  if (o.ready)
-    g_signal_emit(self, signals[SIG_READY], 0);
+  /* State first, so "ready" handlers see the state that came with it. */
+  gboolean state_changed = FALSE;
   if (o.have_state) {
-    gboolean changed = self->state != o.state;
+    state_changed = self->state != o.state;
     self->state = o.state;
     self->step = o.step;
     self->steps_per_second = o.steps_per_second;
     self->train_seconds = o.train_seconds;
-    if (changed)
-      g_signal_emit(self, signals[SIG_STATE_CHANGED], 0);
   }
+  if (o.ready)
+    g_signal_emit(self, signals[SIG_READY], 0);
+  if (state_changed)
+    g_signal_emit(self, signals[SIG_STATE_CHANGED], 0);
   if (o.records && o.records->len > 0) {
     guint first = self->records->len;
     g_array_append_vals(self->records, o.records->data, o.records->len);
@@ -333,8 +335,13 @@ sample_thread(gpointer data)
 
 /* Starts a sampling job from a snapshot of the current parameters unless one
  * is already running. Returns FALSE when busy (the caller retries later). */
+/* Automatic previews while training use DDIM with at most PREVIEW_STEPS
+ * steps so they keep up with training; explicit requests and the end of
+ * training use the experiment's own sampler settings. */
+#define PREVIEW_STEPS 50
+
 static gboolean
-start_sampling(ConformRun *self, ConformEngine *e, int n, int traj_n)
+start_sampling(ConformRun *self, ConformEngine *e, int n, int traj_n, gboolean preview)
 {
   g_mutex_lock(&self->lock);
   gboolean busy = self->sampling;
@@ -357,9 +364,13 @@ start_sampling(ConformRun *self, ConformEngine *e, int n, int traj_n)
   job->self = g_object_ref(self);
   job->sampler = s;
   job->traj_n = traj_n;
+  gboolean ddim = g_strcmp0(cfg->sampler, "ddim") == 0;
   job->opts = (ConformSampleOptions){
-    .n = n > 0 ? n : cfg->n_samples, .strategy = g_strdup(cfg->strategy), .sampler = g_strdup(cfg->sampler),
-    .sampling_steps = cfg->sampling_steps, .eta = cfg->eta,
+    .n = n > 0 ? n : cfg->n_samples,
+    .strategy = g_strdup(cfg->strategy),
+    .sampler = g_strdup(preview ? "ddim" : cfg->sampler),
+    .sampling_steps = preview ? MIN(PREVIEW_STEPS, ddim ? cfg->sampling_steps : PREVIEW_STEPS) : cfg->sampling_steps,
+    .eta = cfg->eta,
   };
   GThread *t = g_thread_new("conform-sample", sample_thread, job);
   g_thread_unref(t);
@@ -374,6 +385,7 @@ typedef struct {
   gboolean training;
   long steps_pending;
   int sample_n, sample_traj; /* pending sample request, sample_n < 0 = none */
+  gboolean sample_preview;   /* the pending request is an automatic preview */
   guint records_sent;
   double sps;
   gint64 last_preview;
@@ -417,6 +429,7 @@ worker_apply(Worker *w, Cmd *c)
   case CMD_SAMPLE:
     w->sample_n = c->n;
     w->sample_traj = c->traj_n;
+    w->sample_preview = FALSE;
     break;
   case CMD_SAVE: {
     const char *dir = c->key;
@@ -485,8 +498,11 @@ worker_main(gpointer data)
     if (busy) {
       /* A chunk of about CHUNK_SECONDS, sized from the measured speed. */
       long n = CLAMP((long)(w.sps * CHUNK_SECONDS), 1, 5000);
+      long target = conform_engine_config(w.engine)->steps, at = conform_engine_step(w.engine);
       if (!w.training)
         n = MIN(n, w.steps_pending);
+      else if (at < target)
+        n = MIN(n, target - at); /* stop exactly at the configured step count */
       gint64 t0 = g_get_monotonic_time();
       gboolean ok = conform_engine_train(w.engine, n, abort_cb, NULL, self->cancellable, &error);
       double dt = (double)(g_get_monotonic_time() - t0) / 1e6;
@@ -512,18 +528,23 @@ worker_main(gpointer data)
       }
       gint64 now = g_get_monotonic_time();
       double interval = self->preview_interval;
-      if (w.training && interval > 0 && (double)(now - w.last_preview) / 1e6 >= interval && w.sample_n < 0)
+      if (w.training && interval > 0 && (double)(now - w.last_preview) / 1e6 >= interval && w.sample_n < 0) {
         w.sample_n = 0;
+        w.sample_preview = TRUE;
+      }
       /* Reached the configured number of steps: pause and sample. */
       if (w.training && conform_engine_step(w.engine) >= conform_engine_config(w.engine)->steps) {
         w.training = FALSE;
         w.sample_n = MAX(w.sample_n, 0);
+        w.sample_preview = FALSE;
         post_message(self, FALSE, "reached the configured number of training steps; paused");
       }
     }
-    if (w.sample_n >= 0 && start_sampling(self, w.engine, w.sample_n, w.sample_traj > 0 ? w.sample_traj : 200)) {
+    if (w.sample_n >= 0 &&
+        start_sampling(self, w.engine, w.sample_n, w.sample_traj > 0 ? w.sample_traj : 200, w.sample_preview)) {
       w.sample_n = -1;
       w.sample_traj = 0;
+      w.sample_preview = FALSE;
       w.last_preview = g_get_monotonic_time();
     }
   }

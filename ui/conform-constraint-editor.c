@@ -151,11 +151,14 @@ update_grid_marks(ConformConstraintEditor *self)
       gtk_widget_set_tooltip_text(e, msg ? msg : note);
     }
     GtkWidget *label = g_ptr_array_index(self->row_labels, (guint)i);
-    set_classes(label, row_error != NULL, FALSE);
-    if (note)
-      gtk_widget_add_css_class(label, "warning");
-    else
-      gtk_widget_remove_css_class(label, "warning");
+    const char *const kinds[] = {"error", "warning"};
+    gboolean on[] = {row_error != NULL, note != NULL};
+    for (int k = 0; k < 2; k++) {
+      if (on[k])
+        gtk_widget_add_css_class(label, kinds[k]);
+      else
+        gtk_widget_remove_css_class(label, kinds[k]);
+    }
     gtk_widget_set_tooltip_text(label, row_error ? row_error : note);
   }
 }
@@ -623,11 +626,14 @@ conform_constraint_editor_init(ConformConstraintEditor *self)
   gtk_widget_add_css_class(self->grid, "constraint-grid");
   gtk_widget_set_halign(self->grid, GTK_ALIGN_START);
   gtk_widget_set_valign(self->grid, GTK_ALIGN_START);
+  /* Room for the overlay scrollbars, so they never cover a cell. (Classic
+   * scrollbars are not counted in the propagated natural height with the
+   * AUTOMATIC policy and would clip the last row.) */
+  gtk_widget_set_margin_bottom(self->grid, 10);
+  gtk_widget_set_margin_end(self->grid, 10);
   self->scroller = gtk_scrolled_window_new();
   gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(self->scroller), GTK_POLICY_AUTOMATIC, GTK_POLICY_AUTOMATIC);
   gtk_scrolled_window_set_propagate_natural_height(GTK_SCROLLED_WINDOW(self->scroller), TRUE);
-  /* A visible scrollbar says "more columns to the right"; overlay ones hide until hovered. */
-  gtk_scrolled_window_set_overlay_scrolling(GTK_SCROLLED_WINDOW(self->scroller), FALSE);
   gtk_scrolled_window_set_max_content_height(GTK_SCROLLED_WINDOW(self->scroller), 360);
   gtk_scrolled_window_set_min_content_width(GTK_SCROLLED_WINDOW(self->scroller), 240);
   gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(self->scroller), self->grid);

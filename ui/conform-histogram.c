@@ -127,10 +127,14 @@ rebin_all(ConformHistogram *self)
     dmin = -3;
     dmax = 0;
   }
+  /* Keep the edges normal doubles: subnormal values join the left bar,
+   * values above 1e300 the last bin. */
+  dmin = CLAMP(dmin, -300, 297);
+  dmax = CLAMP(dmax, dmin + 1, 300);
   /* At least three decades, grown downwards first (small violations are
    * the interesting end). */
   for (gboolean down = TRUE; dmax - dmin < 3; down = !down) {
-    if (down)
+    if ((down && dmin > -300) || dmax >= 300)
       dmin--;
     else
       dmax++;

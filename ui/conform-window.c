@@ -1,0 +1,1457 @@
+#define G_LOG_DOMAIN "conform"
+
+#include "conform-window.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "conform-application.h"
+#include "conform-constraint-editor.h"
+#include "conform-curves.h"
+#include "conform-histogram.h"
+#include "conform-io.h"
+#include "conform-presets.h"
+#include "conform-scatter.h"
+
+static const char *const strategies[] = {"none", "projection", "projected-sampling", NULL};
+
+struct _ConformWindow {
+  GtkApplicationWindow parent_instance;
+
+  ConformRun *run;      /* the experiment shown */
+  ConformRun *incoming; /* a run being built (reset/open); swapped in when ready */
+  gboolean incoming_is_open;
+  ConformConfig pending; /* sidebar settings for the next Reset */
+  char *experiment_dir;
+  gboolean dirty, pending_restart, syncing, closing_after_save, close_confirmed;
+  char *last_error;
+  char *status_text;
+
+  /* header */
+  GtkWidget *train_button, *step_button, *step_count, *reset_button;
+  GtkWidget *preset_dropdown, *strategy_dropdown, *menu_button;
+  /* sidebar */
+  GHashTable *setting_widgets; /* key -> GtkWidget */
+  GtkWidget *restart_banner;
+  GtkWidget *constraint_summary;
+  /* views */
+  GtkWidget *notebook;
+  GtkWidget *scatter, *histogram, *loss, *violation, *lr;
+  GtkWidget *bg_check, *arrows_check, *logy_check, *smoothing;
+  GtkWidget *traj_scatter, *traj_scale, *traj_play, *traj_label;
+  guint traj_timer;
+  GtkWidget *editor;
+  /* status bar */
+  GtkWidget *status_label, *space_label, *message_label;
+  guint message_timeout;
+  int loss_series, lr_series, viol_p50, viol_p99, viol_max;
+};
+
+G_DEFINE_FINAL_TYPE(ConformWindow, conform_window, GTK_TYPE_APPLICATION_WINDOW)
+
+static void attach_run(ConformWindow *self, ConformRun *run);
+static void start_run(ConformWindow *self, const ConformConfig *cfg, const char *dir);
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static GSettings *
+settings(ConformWindow *self)
+{
+  GtkApplication *app = gtk_window_get_application(GTK_WINDOW(self));
+  return app ? conform_application_get_settings(CONFORM_APPLICATION(app)) : NULL;
+}
+
+static void
+show_message(ConformWindow *self, const char *text, gboolean is_error)
+{
+  gtk_label_set_text(GTK_LABEL(self->message_label), text);
+  gtk_widget_set_tooltip_text(self->message_label, text);
+  if (is_error) {
+    gtk_widget_add_css_class(self->message_label, "error");
+    g_free(self->last_error);
+    self->last_error = g_strdup(text);
+  } else {
+    gtk_widget_remove_css_class(self->message_label, "error");
+  }
+}
+
+static void
+error_dialog(ConformWindow *self, const char *title, const char *detail)
+{
+  GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(self), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                        GTK_MESSAGE_ERROR, GTK_BUTTONS_CLOSE, "%s", title);
+  gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d), "%s", detail);
+  g_signal_connect(d, "response", G_CALLBACK(gtk_window_destroy), NULL);
+  gtk_window_present(GTK_WINDOW(d));
+  show_message(self, detail, TRUE);
+}
+
+static void
+update_title(ConformWindow *self)
+{
+  const ConformConfig *cfg = self->run ? conform_run_get_config(self->run) : &self->pending;
+  g_autofree char *base = self->experiment_dir ? g_path_get_basename(self->experiment_dir) : g_strdup(cfg->preset);
+  g_autofree char *title = g_strdup_printf("%s%s — Conform", self->dirty ? "• " : "", base);
+  gtk_window_set_title(GTK_WINDOW(self), title);
+}
+
+static void
+set_dirty(ConformWindow *self, gboolean dirty)
+{
+  if (self->dirty == dirty)
+    return;
+  self->dirty = dirty;
+  update_title(self);
+}
+
+static int
+strv_index(const char *const *v, const char *s)
+{
+  for (int i = 0; v[i]; i++)
+    if (g_strcmp0(v[i], s) == 0)
+      return i;
+  return -1;
+}
+
+static int
+strategy_series(const char *strategy)
+{
+  int i = strv_index(strategies, strategy);
+  return i < 0 ? 0 : i;
+}
+
+/* ---- status ------------------------------------------------------------------- */
+
+static void
+update_status(ConformWindow *self)
+{
+  if (!self->run)
+    return;
+  ConformRun *r = self->run;
+  double sps = conform_run_get_steps_per_second(r);
+  ConformSampleSet *s = conform_run_get_samples(r);
+  const char *state = "starting";
+  switch (conform_run_get_state(r)) {
+  case CONFORM_RUN_STARTING: state = "starting"; break;
+  case CONFORM_RUN_PAUSED: state = "paused"; break;
+  case CONFORM_RUN_TRAINING: state = "training"; break;
+  case CONFORM_RUN_STOPPED: state = "stopped"; break;
+  }
+  double secs = conform_run_get_train_seconds(r);
+  g_free(self->status_text);
+  self->status_text = g_strdup_printf("%s · step %ld of %d · %.0f steps/s · %.2f ms/step · %d:%02d elapsed · %d samples shown",
+                                      state, conform_run_get_step(r), conform_run_get_config(r)->steps, sps,
+                                      sps > 0 ? 1000.0 / sps : 0.0, (int)secs / 60, (int)secs % 60, s ? s->n : 0);
+  gtk_label_set_text(GTK_LABEL(self->status_label), self->status_text);
+}
+
+static void
+update_train_button(ConformWindow *self)
+{
+  gboolean training = self->run && conform_run_get_state(self->run) == CONFORM_RUN_TRAINING;
+  gtk_button_set_icon_name(GTK_BUTTON(self->train_button),
+                           training ? "media-playback-pause-symbolic" : "media-playback-start-symbolic");
+  gtk_widget_set_tooltip_text(self->train_button, training ? "Pause training (Space)" : "Train (Space)");
+  gboolean usable = self->run && conform_run_get_state(self->run) != CONFORM_RUN_STARTING &&
+                    conform_run_get_state(self->run) != CONFORM_RUN_STOPPED;
+  gtk_widget_set_sensitive(self->train_button, usable);
+  gtk_widget_set_sensitive(self->step_button, usable);
+}
+
+/* ---- run signals ---------------------------------------------------------------- */
+
+static char **
+coordinate_names(int dim)
+{
+  char **names = g_new0(char *, dim + 1);
+  for (int i = 0; i < dim; i++)
+    names[i] = g_strdup_printf("x%d", i);
+  return names;
+}
+
+static void
+show_constraint(ConformWindow *self)
+{
+  const CfConstraint *c = conform_run_get_constraint(self->run);
+  int dim = conform_run_get_dim(self->run);
+  conform_scatter_set_constraint(CONFORM_SCATTER(self->scatter), c->A, c->b, c->m, dim);
+  conform_scatter_set_constraint(CONFORM_SCATTER(self->traj_scatter), c->A, c->b, c->m, dim);
+  conform_constraint_editor_set_constraint(CONFORM_CONSTRAINT_EDITOR(self->editor), c);
+  gtk_label_set_text(GTK_LABEL(self->constraint_summary), conform_run_get_constraint_summary(self->run));
+  gtk_label_set_text(GTK_LABEL(self->space_label),
+                     c->m > 0 ? "A x = b in raw data space" : "no constraint");
+  gtk_widget_set_tooltip_text(self->space_label,
+                              "Constraints are expressed in raw data space; the model trains on standardised data "
+                              "and the constraint is mapped exactly: (A diag(s)) u = b - A m.");
+  double tol = 0;
+  if (c->m > 0) {
+    double nb = 0;
+    for (int i = 0; i < c->m; i++)
+      nb += c->b[i] * c->b[i];
+    tol = conform_run_get_config(self->run)->tol_rel * (1 + sqrt(nb));
+  }
+  conform_histogram_set_tolerance(CONFORM_HISTOGRAM(self->histogram), tol);
+}
+
+static void
+sync_sidebar(ConformWindow *self)
+{
+  self->syncing = TRUE;
+  GHashTableIter it;
+  gpointer key, value;
+  g_hash_table_iter_init(&it, self->setting_widgets);
+  while (g_hash_table_iter_next(&it, &key, &value)) {
+    const ConformKey *k = conform_config_find_key(key);
+    g_autofree char *v = conform_config_get_string(&self->pending, key);
+    GtkWidget *w = value;
+    if (GTK_IS_SPIN_BUTTON(w)) {
+      gtk_spin_button_set_value(GTK_SPIN_BUTTON(w), g_ascii_strtod(v, NULL));
+    } else if (GTK_IS_DROP_DOWN(w)) {
+      g_auto(GStrv) opts = g_strsplit(k->choices, "|", -1);
+      int i = strv_index((const char *const *)opts, v);
+      if (i >= 0)
+        gtk_drop_down_set_selected(GTK_DROP_DOWN(w), (guint)i);
+    } else if (GTK_IS_EDITABLE(w)) {
+      gtk_editable_set_text(GTK_EDITABLE(w), v);
+    }
+  }
+  int si = strv_index(strategies, self->pending.strategy);
+  gtk_drop_down_set_selected(GTK_DROP_DOWN(self->strategy_dropdown), si < 0 ? 0 : (guint)si);
+  guint np;
+  const ConformPreset *p = conform_presets(&np);
+  for (guint i = 0; i < np; i++)
+    if (g_strcmp0(p[i].name, self->pending.preset) == 0)
+      gtk_drop_down_set_selected(GTK_DROP_DOWN(self->preset_dropdown), i);
+  self->syncing = FALSE;
+  gtk_widget_set_visible(self->restart_banner, FALSE);
+  self->pending_restart = FALSE;
+}
+
+static void
+run_ready_cb(ConformRun *run, ConformWindow *self)
+{
+  if (run == self->incoming) {
+    /* The new experiment works: retire the old one. */
+    if (self->run)
+      conform_run_stop(self->run);
+    attach_run(self, run);
+    return;
+  }
+}
+
+static void
+run_progress_cb(ConformRun *run, guint first, ConformWindow *self)
+{
+  if (run != self->run)
+    return;
+  const GArray *rec = conform_run_get_records(run);
+  guint n = rec->len - first;
+  if (n > 0) {
+    double *x = g_new(double, n), *y = g_new(double, n), *lr = g_new(double, n);
+    for (guint i = 0; i < n; i++) {
+      const ConformTrainRecord *r = &g_array_index(rec, ConformTrainRecord, first + i);
+      x[i] = (double)r->step;
+      y[i] = r->loss;
+      lr[i] = r->lr;
+    }
+    conform_curves_append_many(CONFORM_CURVES(self->loss), self->loss_series, x, y, (int)n);
+    conform_curves_append_many(CONFORM_CURVES(self->lr), self->lr_series, x, lr, (int)n);
+    g_free(x);
+    g_free(y);
+    g_free(lr);
+    set_dirty(self, TRUE);
+  }
+  update_status(self);
+}
+
+static void
+show_trajectory_frame(ConformWindow *self)
+{
+  ConformSampleSet *s = self->run ? conform_run_get_samples(self->run) : NULL;
+  if (!s || !s->traj) {
+    gtk_label_set_text(GTK_LABEL(self->traj_label), "No trajectory yet: train, then sample");
+    return;
+  }
+  int k = (int)gtk_range_get_value(GTK_RANGE(self->traj_scale));
+  k = CLAMP(k, 0, s->traj_steps);
+  conform_scatter_set_points(CONFORM_SCATTER(self->traj_scatter), s->traj + (gsize)k * s->traj_n * s->dim, s->traj_n,
+                             s->dim);
+  g_autofree char *txt = NULL;
+  if (s->traj_viol_p50)
+    txt = g_strdup_printf("reverse step %d of %d · t = %d · violation median %.3g, max %.3g (%s)", k, s->traj_steps,
+                          s->traj_t[k], s->traj_viol_p50[k], s->traj_viol_max[k], s->strategy);
+  else
+    txt = g_strdup_printf("reverse step %d of %d · t = %d (%s)", k, s->traj_steps, s->traj_t[k], s->strategy);
+  gtk_label_set_text(GTK_LABEL(self->traj_label), txt);
+  g_autofree char *cap = g_strdup_printf("x_t at t = %d · %d samples", s->traj_t[k], s->traj_n);
+  conform_scatter_set_caption(CONFORM_SCATTER(self->traj_scatter), cap);
+}
+
+static void
+run_samples_cb(ConformRun *run, gpointer data, ConformWindow *self)
+{
+  if (run != self->run)
+    return;
+  ConformSampleSet *s = data;
+  ConformScatter *sc = CONFORM_SCATTER(self->scatter);
+  conform_scatter_set_points(sc, s->x, s->n, s->dim);
+  gboolean projected = g_strcmp0(s->strategy, "projection") == 0;
+  conform_scatter_set_raw_points(sc, projected ? s->raw : NULL, s->n, s->dim);
+  g_autofree char *cap = g_strdup_printf("step %ld · %d samples · %s · %s sampler · raw data space", s->step, s->n,
+                                         s->strategy, s->sampler);
+  conform_scatter_set_caption(sc, cap);
+  if (s->viol) {
+    ConformHistogram *h = CONFORM_HISTOGRAM(self->histogram);
+    conform_histogram_set_series(h, strategy_series(s->strategy), s->strategy, s->viol, s->n);
+    if (projected) /* what the same samples violate before projection */
+      conform_histogram_set_series(h, 0, "none", s->viol_raw, s->n);
+    const CfViolationStats *v = &s->summary.viol;
+    conform_curves_append(CONFORM_CURVES(self->violation), self->viol_p50, (double)s->step, v->median);
+    conform_curves_append(CONFORM_CURVES(self->violation), self->viol_p99, (double)s->step, v->p99);
+    conform_curves_append(CONFORM_CURVES(self->violation), self->viol_max, (double)s->step, v->max);
+  }
+  if (s->traj) {
+    gtk_range_set_range(GTK_RANGE(self->traj_scale), 0, s->traj_steps);
+    show_trajectory_frame(self);
+  }
+  update_status(self);
+}
+
+static void
+run_state_cb(ConformRun *run, ConformWindow *self)
+{
+  if (run != self->run)
+    return;
+  if (conform_run_get_state(run) == CONFORM_RUN_TRAINING)
+    show_message(self, "", FALSE);
+  update_train_button(self);
+  update_status(self);
+}
+
+static void
+run_message_cb(ConformRun *run, const char *text, gboolean is_error, ConformWindow *self)
+{
+  if (run != self->run && run != self->incoming)
+    return;
+  show_message(self, text, is_error);
+}
+
+static void
+run_finished_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+  ConformWindow *self = data; /* holds a reference (taken in start_run) */
+  ConformRun *run = CONFORM_RUN(src);
+  g_autoptr(GError) error = NULL;
+  gboolean ok = conform_run_start_finish(run, res, &error);
+  if (run == self->incoming) {
+    /* Building the new experiment failed: keep the current one. */
+    g_clear_object(&self->incoming);
+    error_dialog(self, self->incoming_is_open ? "Cannot open the experiment" : "Cannot start the experiment",
+                 error ? error->message : "unknown error");
+  } else if (!ok && run == self->run && !g_error_matches(error, CONFORM_ERROR, CONFORM_ERROR_CANCELLED)) {
+    error_dialog(self, "The experiment stopped", error->message);
+  }
+  if (run == self->run) {
+    update_train_button(self);
+    update_status(self);
+  }
+  g_object_unref(run);
+  g_object_unref(self);
+}
+
+static void
+attach_run(ConformWindow *self, ConformRun *run)
+{
+  g_clear_object(&self->run);
+  self->run = run; /* takes the incoming reference */
+  if (self->incoming == run)
+    self->incoming = NULL;
+  conform_config_clear(&self->pending);
+  conform_config_copy(&self->pending, conform_run_get_config(run));
+  int dim = conform_run_get_dim(run);
+  int n;
+  const float *bg = conform_run_get_train_data(run, &n);
+  g_auto(GStrv) names = coordinate_names(dim);
+  for (int k = 0; k < 2; k++) {
+    ConformScatter *sc = CONFORM_SCATTER(k ? self->traj_scatter : self->scatter);
+    conform_scatter_set_points(sc, NULL, 0, dim);
+    conform_scatter_set_raw_points(sc, NULL, 0, dim);
+    conform_scatter_set_background(sc, bg, n, dim);
+    conform_scatter_set_coordinate_names(sc, (const char *const *)names);
+    const double *basis, *center;
+    conform_scatter_set_projection(sc, conform_run_get_projection(run, &basis, &center) ? basis : NULL,
+                                   center, dim);
+  }
+  conform_constraint_editor_set_dim(CONFORM_CONSTRAINT_EDITOR(self->editor), dim, (const char *const *)names);
+  show_constraint(self);
+  conform_histogram_clear(CONFORM_HISTOGRAM(self->histogram));
+  conform_curves_clear(CONFORM_CURVES(self->loss));
+  conform_curves_clear(CONFORM_CURVES(self->lr));
+  conform_curves_clear(CONFORM_CURVES(self->violation));
+  run_progress_cb(run, 0, self); /* a loaded run brings its history */
+  sync_sidebar(self);
+  set_dirty(self, FALSE);
+  update_title(self);
+  update_train_button(self);
+  update_status(self);
+  GSettings *gs = settings(self);
+  if (gs)
+    g_settings_set_string(gs, "last-preset", self->pending.preset);
+  show_message(self, conform_run_get_step(run) > 0 ? "experiment opened" : "ready: press Train (Space)", FALSE);
+  gtk_widget_grab_focus(self->train_button);
+}
+
+static void
+start_run(ConformWindow *self, const ConformConfig *cfg, const char *dir)
+{
+  if (self->incoming) {
+    conform_run_stop(self->incoming);
+    g_clear_object(&self->incoming);
+  }
+  ConformRun *run = conform_run_new(cfg, dir);
+  GSettings *gs = settings(self);
+  conform_run_set_preview_interval(run, gs ? g_settings_get_double(gs, "preview-interval") : 1.0);
+  g_signal_connect_object(run, "ready", G_CALLBACK(run_ready_cb), self, 0);
+  g_signal_connect_object(run, "progress", G_CALLBACK(run_progress_cb), self, 0);
+  g_signal_connect_object(run, "samples", G_CALLBACK(run_samples_cb), self, 0);
+  g_signal_connect_object(run, "state-changed", G_CALLBACK(run_state_cb), self, 0);
+  g_signal_connect_object(run, "message", G_CALLBACK(run_message_cb), self, 0);
+  self->incoming = run;
+  self->incoming_is_open = dir != NULL;
+  /* The finish callback owns one reference to the run and one to us. */
+  conform_run_start_async(g_object_ref(run), NULL, run_finished_cb, g_object_ref(self));
+  show_message(self, dir ? "opening…" : "building data and model…", FALSE);
+}
+
+/* ---- header actions ---------------------------------------------------------------- */
+
+static void
+train_toggle_action(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  ConformWindow *self = data;
+  if (!self->run)
+    return;
+  if (conform_run_get_state(self->run) == CONFORM_RUN_TRAINING) {
+    conform_run_pause(self->run);
+  } else {
+    if (conform_run_get_step(self->run) >= conform_run_get_config(self->run)->steps) {
+      /* Past the configured steps: continue for as many again. */
+      g_autofree char *v = g_strdup_printf("%ld", conform_run_get_step(self->run) * 2);
+      show_message(self, "continuing past the configured number of steps", FALSE);
+      (void)v;
+    }
+    conform_run_train(self->run);
+  }
+}
+
+static void
+step_action(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  ConformWindow *self = data;
+  if (self->run)
+    conform_run_step(self->run, gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(self->step_count)));
+}
+
+static void
+sample_action(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  ConformWindow *self = data;
+  if (self->run)
+    conform_run_request_samples(self->run, 0, 200);
+}
+
+static void
+reset_action(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  ConformWindow *self = data;
+  g_autoptr(GError) error = NULL;
+  if (!conform_config_validate(&self->pending, &error)) {
+    error_dialog(self, "Cannot reset with these settings", error->message);
+    return;
+  }
+  g_clear_pointer(&self->experiment_dir, g_free);
+  start_run(self, &self->pending, NULL);
+}
+
+static void
+preset_changed_cb(GtkDropDown *dd, GParamSpec *ps, ConformWindow *self)
+{
+  if (self->syncing)
+    return;
+  guint np;
+  const ConformPreset *p = conform_presets(&np);
+  guint i = gtk_drop_down_get_selected(dd);
+  if (i >= np)
+    return;
+  ConformConfig cfg;
+  conform_config_init(&cfg);
+  g_autoptr(GError) error = NULL;
+  if (!conform_config_apply_preset(&cfg, p[i].name, &error)) {
+    error_dialog(self, "Cannot load the preset", error->message);
+  } else {
+    conform_window_reset_with(self, &cfg);
+  }
+  conform_config_clear(&cfg);
+}
+
+static void
+strategy_changed_cb(GtkDropDown *dd, GParamSpec *ps, ConformWindow *self)
+{
+  if (self->syncing || !self->run)
+    return;
+  const char *s = strategies[gtk_drop_down_get_selected(dd)];
+  conform_config_set(&self->pending, "experiment.strategy", s, NULL);
+  conform_run_set(self->run, "experiment.strategy", s);
+  conform_run_request_samples(self->run, 0, 200);
+}
+
+/* ---- sidebar ------------------------------------------------------------------- */
+
+static void
+setting_changed(ConformWindow *self, const char *key, const char *value)
+{
+  if (self->syncing)
+    return;
+  const ConformKey *k = conform_config_find_key(key);
+  g_autoptr(GError) error = NULL;
+  if (!conform_config_set(&self->pending, key, value, &error)) {
+    show_message(self, error->message, TRUE);
+    return;
+  }
+  if (k->live && self->run) {
+    conform_run_set(self->run, key, value);
+    if (g_str_has_prefix(key, "sample.") || g_str_has_prefix(key, "eval."))
+      conform_run_request_samples(self->run, 0, 200);
+  } else {
+    self->pending_restart = TRUE;
+    gtk_widget_set_visible(self->restart_banner, TRUE);
+  }
+}
+
+static void
+spin_changed_cb(GtkSpinButton *spin, ConformWindow *self)
+{
+  const char *key = g_object_get_data(G_OBJECT(spin), "conform-key");
+  const ConformKey *k = conform_config_find_key(key);
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+  double v = gtk_spin_button_get_value(spin);
+  if (k->type == CONFORM_KEY_DOUBLE)
+    g_ascii_formatd(buf, sizeof buf, "%.6g", v);
+  else
+    g_snprintf(buf, sizeof buf, "%.0f", v);
+  setting_changed(self, key, buf);
+}
+
+static void
+choice_changed_cb(GtkDropDown *dd, GParamSpec *ps, ConformWindow *self)
+{
+  const char *key = g_object_get_data(G_OBJECT(dd), "conform-key");
+  const ConformKey *k = conform_config_find_key(key);
+  g_auto(GStrv) opts = g_strsplit(k->choices, "|", -1);
+  guint i = gtk_drop_down_get_selected(dd);
+  if (i < g_strv_length(opts))
+    setting_changed(self, key, opts[i]);
+}
+
+static void
+entry_activate_cb(GtkEntry *entry, ConformWindow *self)
+{
+  const char *key = g_object_get_data(G_OBJECT(entry), "conform-key");
+  setting_changed(self, key, gtk_editable_get_text(GTK_EDITABLE(entry)));
+}
+
+static int
+spin_digits(const ConformKey *k)
+{
+  if (k->type != CONFORM_KEY_DOUBLE)
+    return 0;
+  return k->max <= 1 ? 6 : 4;
+}
+
+static GtkWidget *
+build_sidebar(ConformWindow *self)
+{
+  GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+  gtk_widget_add_css_class(box, "sidebar-settings");
+  self->restart_banner = gtk_button_new_with_label("Settings changed: Reset to apply");
+  gtk_widget_add_css_class(self->restart_banner, "suggested-action");
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(self->restart_banner), "win.reset");
+  gtk_widget_set_tooltip_text(self->restart_banner,
+                              "Model, data and schedule settings need a fresh run; live settings already apply");
+  gtk_widget_set_visible(self->restart_banner, FALSE);
+  gtk_box_append(GTK_BOX(box), self->restart_banner);
+
+  const char *section = NULL;
+  GtkWidget *grid = NULL;
+  int row = 0;
+  guint nk;
+  const ConformKey *keys = conform_config_keys(&nk);
+  for (guint i = 0; i < nk; i++) {
+    const ConformKey *k = &keys[i];
+    if (g_str_equal(k->key, "experiment.preset") || g_str_equal(k->key, "experiment.strategy"))
+      continue;
+    g_auto(GStrv) parts = g_strsplit(k->key, ".", 2);
+    if (g_strcmp0(section, parts[0]) != 0) {
+      section = g_intern_string(parts[0]);
+      GtkWidget *head = gtk_label_new(NULL);
+      g_autofree char *markup = g_strdup_printf("<b>%c%s</b>", g_ascii_toupper(parts[0][0]), parts[0] + 1);
+      gtk_label_set_markup(GTK_LABEL(head), markup);
+      gtk_label_set_xalign(GTK_LABEL(head), 0);
+      gtk_widget_set_margin_top(head, 8);
+      gtk_box_append(GTK_BOX(box), head);
+      grid = gtk_grid_new();
+      gtk_grid_set_column_spacing(GTK_GRID(grid), 8);
+      gtk_grid_set_row_spacing(GTK_GRID(grid), 4);
+      gtk_box_append(GTK_BOX(box), grid);
+      row = 0;
+    }
+    GtkWidget *label = gtk_label_new(parts[1]);
+    gtk_label_set_xalign(GTK_LABEL(label), 0);
+    gtk_widget_set_hexpand(label, TRUE);
+    GtkWidget *w;
+    switch (k->type) {
+    case CONFORM_KEY_INT:
+    case CONFORM_KEY_UINT64:
+    case CONFORM_KEY_DOUBLE: {
+      double lo = k->type == CONFORM_KEY_UINT64 ? 0 : k->min;
+      double hi = k->type == CONFORM_KEY_UINT64 ? 9007199254740992.0 : k->max;
+      double step = k->type == CONFORM_KEY_DOUBLE ? (hi <= 1 ? 1e-4 : 0.01) : 1;
+      GtkAdjustment *adj = gtk_adjustment_new(lo, lo, hi, step, step * 10, 0);
+      w = gtk_spin_button_new(adj, 1, spin_digits(k));
+      gtk_spin_button_set_numeric(GTK_SPIN_BUTTON(w), TRUE);
+      gtk_editable_set_width_chars(GTK_EDITABLE(w), 9);
+      gtk_widget_add_css_class(w, "numeric");
+      g_signal_connect(w, "value-changed", G_CALLBACK(spin_changed_cb), self);
+      break;
+    }
+    case CONFORM_KEY_CHOICE: {
+      g_auto(GStrv) opts = g_strsplit(k->choices, "|", -1);
+      w = gtk_drop_down_new_from_strings((const char *const *)opts);
+      g_signal_connect(w, "notify::selected", G_CALLBACK(choice_changed_cb), self);
+      break;
+    }
+    case CONFORM_KEY_STRING:
+    default:
+      w = gtk_entry_new();
+      gtk_editable_set_width_chars(GTK_EDITABLE(w), 12);
+      g_signal_connect(w, "activate", G_CALLBACK(entry_activate_cb), self);
+      break;
+    }
+    g_object_set_data(G_OBJECT(w), "conform-key", (gpointer)k->key);
+    g_autofree char *tip = g_strdup_printf("%s\n%s (%s)", k->help,
+                                           k->live ? "Applies at the next step" : "Applies on Reset", k->key);
+    gtk_widget_set_tooltip_text(w, tip);
+    gtk_widget_set_tooltip_text(label, tip);
+    if (!k->live)
+      gtk_widget_add_css_class(label, "dim-label");
+    g_hash_table_insert(self->setting_widgets, (gpointer)k->key, w);
+    gtk_grid_attach(GTK_GRID(grid), label, 0, row, 1, 1);
+    gtk_grid_attach(GTK_GRID(grid), w, 1, row, 1, 1);
+    row++;
+  }
+  GtkWidget *note = gtk_label_new("Greyed settings apply on Reset; the others apply at the next step.");
+  gtk_label_set_wrap(GTK_LABEL(note), TRUE);
+  gtk_label_set_xalign(GTK_LABEL(note), 0);
+  gtk_widget_add_css_class(note, "dim-label");
+  gtk_box_append(GTK_BOX(box), note);
+  GtkWidget *scroll = gtk_scrolled_window_new();
+  gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
+  gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroll), box);
+  gtk_widget_set_size_request(scroll, 260, -1);
+  return scroll;
+}
+
+/* ---- views ------------------------------------------------------------------- */
+
+static void
+bg_toggled_cb(GtkCheckButton *b, ConformWindow *self)
+{
+  conform_scatter_set_show_background(CONFORM_SCATTER(self->scatter), gtk_check_button_get_active(b));
+  conform_scatter_set_show_background(CONFORM_SCATTER(self->traj_scatter), gtk_check_button_get_active(b));
+}
+
+static void
+arrows_toggled_cb(GtkCheckButton *b, ConformWindow *self)
+{
+  conform_scatter_set_show_arrows(CONFORM_SCATTER(self->scatter), gtk_check_button_get_active(b));
+}
+
+static void
+logy_toggled_cb(GtkCheckButton *b, ConformWindow *self)
+{
+  conform_curves_set_log_y(CONFORM_CURVES(self->loss), gtk_check_button_get_active(b));
+}
+
+static void
+smoothing_cb(GtkRange *r, ConformWindow *self)
+{
+  double s = gtk_range_get_value(r);
+  conform_curves_set_smoothing(CONFORM_CURVES(self->loss), s);
+  conform_curves_set_smoothing(CONFORM_CURVES(self->lr), s);
+}
+
+static void
+traj_scale_cb(GtkRange *r, ConformWindow *self)
+{
+  show_trajectory_frame(self);
+}
+
+static gboolean
+traj_tick_cb(gpointer data)
+{
+  ConformWindow *self = data;
+  double v = gtk_range_get_value(GTK_RANGE(self->traj_scale));
+  GtkAdjustment *adj = gtk_range_get_adjustment(GTK_RANGE(self->traj_scale));
+  double hi = gtk_adjustment_get_upper(adj);
+  double step = MAX(1.0, floor(hi / 100));
+  if (v >= hi) {
+    self->traj_timer = 0;
+    gtk_button_set_icon_name(GTK_BUTTON(self->traj_play), "media-playback-start-symbolic");
+    return G_SOURCE_REMOVE;
+  }
+  gtk_range_set_value(GTK_RANGE(self->traj_scale), MIN(hi, v + step));
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+traj_play_cb(GtkButton *b, ConformWindow *self)
+{
+  if (self->traj_timer) {
+    g_source_remove(self->traj_timer);
+    self->traj_timer = 0;
+    gtk_button_set_icon_name(b, "media-playback-start-symbolic");
+    return;
+  }
+  GtkAdjustment *adj = gtk_range_get_adjustment(GTK_RANGE(self->traj_scale));
+  if (gtk_range_get_value(GTK_RANGE(self->traj_scale)) >= gtk_adjustment_get_upper(adj))
+    gtk_range_set_value(GTK_RANGE(self->traj_scale), 0);
+  self->traj_timer = g_timeout_add(40, traj_tick_cb, self);
+  gtk_button_set_icon_name(b, "media-playback-pause-symbolic");
+}
+
+static void
+traj_step_cb(GtkButton *b, ConformWindow *self)
+{
+  int delta = GPOINTER_TO_INT(g_object_get_data(G_OBJECT(b), "delta"));
+  gtk_range_set_value(GTK_RANGE(self->traj_scale), gtk_range_get_value(GTK_RANGE(self->traj_scale)) + delta);
+}
+
+static void
+editor_applied_cb(ConformConstraintEditor *ed, gpointer constraint, ConformWindow *self)
+{
+  if (!self->run)
+    return;
+  conform_run_set_constraint(self->run, constraint);
+  set_dirty(self, TRUE);
+  show_message(self, "constraint applied: re-projecting the current samples", FALSE);
+}
+
+static void
+constraint_changed_cb(ConformRun *run, ConformWindow *self);
+
+static GtkWidget *
+labelled_pane(const char *title, GtkWidget *child, GtkWidget *extra)
+{
+  GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
+  GtkWidget *top = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *l = gtk_label_new(NULL);
+  g_autofree char *m = g_strdup_printf("<b>%s</b>", title);
+  gtk_label_set_markup(GTK_LABEL(l), m);
+  gtk_label_set_xalign(GTK_LABEL(l), 0);
+  gtk_widget_set_hexpand(l, TRUE);
+  gtk_box_append(GTK_BOX(top), l);
+  if (extra)
+    gtk_box_append(GTK_BOX(top), extra);
+  gtk_widget_set_margin_start(top, 6);
+  gtk_widget_set_margin_end(top, 6);
+  gtk_box_append(GTK_BOX(box), top);
+  gtk_widget_set_vexpand(child, TRUE);
+  gtk_box_append(GTK_BOX(box), child);
+  return box;
+}
+
+static GtkWidget *
+build_views(ConformWindow *self)
+{
+  self->scatter = conform_scatter_new();
+  self->histogram = conform_histogram_new();
+  self->loss = conform_curves_new();
+  self->violation = conform_curves_new();
+  self->lr = conform_curves_new();
+  conform_curves_set_title(CONFORM_CURVES(self->loss), "loss");
+  conform_curves_set_x_label(CONFORM_CURVES(self->loss), "step");
+  conform_curves_set_log_y(CONFORM_CURVES(self->loss), TRUE);
+  self->loss_series = conform_curves_add_series(CONFORM_CURVES(self->loss), "loss", 4);
+  conform_curves_set_title(CONFORM_CURVES(self->violation), "violation ||A x - b||");
+  conform_curves_set_x_label(CONFORM_CURVES(self->violation), "step");
+  conform_curves_set_log_y(CONFORM_CURVES(self->violation), TRUE);
+  self->viol_p50 = conform_curves_add_series(CONFORM_CURVES(self->violation), "p50", 2);
+  self->viol_p99 = conform_curves_add_series(CONFORM_CURVES(self->violation), "p99", 0);
+  self->viol_max = conform_curves_add_series(CONFORM_CURVES(self->violation), "max", 5);
+  conform_curves_set_title(CONFORM_CURVES(self->lr), "learning rate");
+  conform_curves_set_x_label(CONFORM_CURVES(self->lr), "step");
+  self->lr_series = conform_curves_add_series(CONFORM_CURVES(self->lr), "lr", 1);
+
+  /* Samples pane with its toggles. */
+  GtkWidget *toggles = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+  self->bg_check = gtk_check_button_new_with_label("Training data");
+  gtk_check_button_set_active(GTK_CHECK_BUTTON(self->bg_check), TRUE);
+  gtk_widget_set_tooltip_text(self->bg_check, "Show the training data faintly under the samples");
+  g_signal_connect(self->bg_check, "toggled", G_CALLBACK(bg_toggled_cb), self);
+  self->arrows_check = gtk_check_button_new_with_label("Projection arrows");
+  gtk_check_button_set_active(GTK_CHECK_BUTTON(self->arrows_check), TRUE);
+  gtk_widget_set_tooltip_text(self->arrows_check, "Arrows from each raw sample to its projection (strategy projection)");
+  g_signal_connect(self->arrows_check, "toggled", G_CALLBACK(arrows_toggled_cb), self);
+  GtkWidget *sample_btn = gtk_button_new_with_label("Sample now");
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(sample_btn), "win.sample");
+  gtk_widget_set_tooltip_text(sample_btn, "Draw fresh samples from the current parameters (Ctrl+R)");
+  gtk_box_append(GTK_BOX(toggles), self->bg_check);
+  gtk_box_append(GTK_BOX(toggles), self->arrows_check);
+  gtk_box_append(GTK_BOX(toggles), sample_btn);
+  GtkWidget *samples_pane = labelled_pane("Samples", self->scatter, toggles);
+
+  GtkWidget *curve_tools = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+  self->logy_check = gtk_check_button_new_with_label("Log y");
+  gtk_check_button_set_active(GTK_CHECK_BUTTON(self->logy_check), TRUE);
+  gtk_widget_set_tooltip_text(self->logy_check, "Logarithmic loss axis");
+  g_signal_connect(self->logy_check, "toggled", G_CALLBACK(logy_toggled_cb), self);
+  self->smoothing = gtk_scale_new_with_range(GTK_ORIENTATION_HORIZONTAL, 0, 0.99, 0.01);
+  gtk_range_set_value(GTK_RANGE(self->smoothing), 0.6);
+  gtk_scale_set_draw_value(GTK_SCALE(self->smoothing), TRUE);
+  gtk_widget_set_size_request(self->smoothing, 120, -1);
+  gtk_widget_set_tooltip_text(self->smoothing, "Smoothing of the displayed curves (exponential moving average weight)");
+  g_signal_connect(self->smoothing, "value-changed", G_CALLBACK(smoothing_cb), self);
+  conform_curves_set_smoothing(CONFORM_CURVES(self->loss), 0.6);
+  gtk_box_append(GTK_BOX(curve_tools), self->logy_check);
+  gtk_box_append(GTK_BOX(curve_tools), gtk_label_new("Smoothing"));
+  gtk_box_append(GTK_BOX(curve_tools), self->smoothing);
+
+  GtkWidget *curves_box = gtk_paned_new(GTK_ORIENTATION_VERTICAL);
+  GtkWidget *curves_lower = gtk_paned_new(GTK_ORIENTATION_VERTICAL);
+  gtk_paned_set_start_child(GTK_PANED(curves_box), labelled_pane("Training curves", self->loss, curve_tools));
+  gtk_paned_set_end_child(GTK_PANED(curves_box), curves_lower);
+  gtk_paned_set_start_child(GTK_PANED(curves_lower), self->violation);
+  gtk_paned_set_end_child(GTK_PANED(curves_lower), self->lr);
+  gtk_paned_set_position(GTK_PANED(curves_lower), 150);
+  gtk_paned_set_position(GTK_PANED(curves_box), 230);
+
+  GtkWidget *right = gtk_paned_new(GTK_ORIENTATION_VERTICAL);
+  gtk_paned_set_start_child(GTK_PANED(right), labelled_pane("Violation histogram", self->histogram, NULL));
+  gtk_paned_set_end_child(GTK_PANED(right), curves_box);
+  gtk_paned_set_position(GTK_PANED(right), 260);
+  GtkWidget *explore = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
+  gtk_paned_set_start_child(GTK_PANED(explore), samples_pane);
+  gtk_paned_set_end_child(GTK_PANED(explore), right);
+  gtk_paned_set_position(GTK_PANED(explore), 560);
+
+  /* Trajectory tab: scatter of x_t + scrubber. */
+  self->traj_scatter = conform_scatter_new();
+  conform_scatter_set_show_arrows(CONFORM_SCATTER(self->traj_scatter), FALSE);
+  GtkWidget *scrub = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *back = gtk_button_new_from_icon_name("go-previous-symbolic");
+  g_object_set_data(G_OBJECT(back), "delta", GINT_TO_POINTER(-1));
+  gtk_widget_set_tooltip_text(back, "One reverse step back");
+  g_signal_connect(back, "clicked", G_CALLBACK(traj_step_cb), self);
+  self->traj_play = gtk_button_new_from_icon_name("media-playback-start-symbolic");
+  gtk_widget_set_tooltip_text(self->traj_play, "Play the reverse process from noise to samples");
+  g_signal_connect(self->traj_play, "clicked", G_CALLBACK(traj_play_cb), self);
+  GtkWidget *fwd = gtk_button_new_from_icon_name("go-next-symbolic");
+  g_object_set_data(G_OBJECT(fwd), "delta", GINT_TO_POINTER(1));
+  gtk_widget_set_tooltip_text(fwd, "One reverse step forward");
+  g_signal_connect(fwd, "clicked", G_CALLBACK(traj_step_cb), self);
+  self->traj_scale = gtk_scale_new_with_range(GTK_ORIENTATION_HORIZONTAL, 0, 1, 1);
+  gtk_scale_set_digits(GTK_SCALE(self->traj_scale), 0);
+  gtk_widget_set_hexpand(self->traj_scale, TRUE);
+  gtk_widget_set_tooltip_text(self->traj_scale, "Reverse step: 0 is pure noise x_T, the end is the sample x_0");
+  g_signal_connect(self->traj_scale, "value-changed", G_CALLBACK(traj_scale_cb), self);
+  gtk_box_append(GTK_BOX(scrub), back);
+  gtk_box_append(GTK_BOX(scrub), self->traj_play);
+  gtk_box_append(GTK_BOX(scrub), fwd);
+  gtk_box_append(GTK_BOX(scrub), self->traj_scale);
+  self->traj_label = gtk_label_new("No trajectory yet: train, then sample");
+  gtk_label_set_xalign(GTK_LABEL(self->traj_label), 0);
+  gtk_widget_add_css_class(self->traj_label, "numeric");
+  GtkWidget *traj_box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
+  gtk_widget_set_vexpand(self->traj_scatter, TRUE);
+  gtk_box_append(GTK_BOX(traj_box), self->traj_scatter);
+  gtk_box_append(GTK_BOX(traj_box), scrub);
+  gtk_box_append(GTK_BOX(traj_box), self->traj_label);
+  gtk_widget_set_margin_start(traj_box, 6);
+  gtk_widget_set_margin_end(traj_box, 6);
+  gtk_widget_set_margin_bottom(traj_box, 6);
+
+  /* Constraint tab. */
+  self->editor = conform_constraint_editor_new();
+  g_signal_connect(self->editor, "applied", G_CALLBACK(editor_applied_cb), self);
+  GtkWidget *cbox = gtk_box_new(GTK_ORIENTATION_VERTICAL, 6);
+  self->constraint_summary = gtk_label_new("");
+  gtk_label_set_xalign(GTK_LABEL(self->constraint_summary), 0);
+  gtk_label_set_wrap(GTK_LABEL(self->constraint_summary), TRUE);
+  GtkWidget *chead = gtk_label_new(NULL);
+  gtk_label_set_markup(GTK_LABEL(chead), "<b>Active constraint</b> (raw data space)");
+  gtk_label_set_xalign(GTK_LABEL(chead), 0);
+  gtk_box_append(GTK_BOX(cbox), chead);
+  gtk_box_append(GTK_BOX(cbox), self->constraint_summary);
+  gtk_widget_set_vexpand(self->editor, TRUE);
+  gtk_box_append(GTK_BOX(cbox), self->editor);
+  gtk_widget_set_margin_start(cbox, 8);
+  gtk_widget_set_margin_end(cbox, 8);
+  gtk_widget_set_margin_top(cbox, 8);
+
+  self->notebook = gtk_notebook_new();
+  gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), explore, gtk_label_new("Explore"));
+  gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), traj_box, gtk_label_new("Sampling trajectory"));
+  gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), cbox, gtk_label_new("Constraint A x = b"));
+  return self->notebook;
+}
+
+static void
+constraint_changed_cb(ConformRun *run, ConformWindow *self)
+{
+}
+
+/* ---- files ------------------------------------------------------------------- */
+
+static void
+save_done_cb(GObject *src, GAsyncResult *res, gpointer data)
+{
+  ConformWindow *self = data;
+  g_autoptr(GError) error = NULL;
+  if (!conform_run_save_finish(CONFORM_RUN(src), res, &error)) {
+    error_dialog(self, "Cannot save the experiment", error->message);
+    self->closing_after_save = FALSE;
+  } else {
+    set_dirty(self, FALSE);
+    g_autofree char *msg = g_strdup_printf("saved to %s", self->experiment_dir);
+    show_message(self, msg, FALSE);
+    g_autofree char *uri = g_filename_to_uri(self->experiment_dir, NULL, NULL);
+    if (uri)
+      gtk_recent_manager_add_item(gtk_recent_manager_get_default(), uri);
+    if (self->closing_after_save) {
+      self->close_confirmed = TRUE;
+      gtk_window_close(GTK_WINDOW(self));
+    }
+  }
+  g_object_unref(self);
+}
+
+static void
+save_to_dir(ConformWindow *self, const char *dir)
+{
+  if (!self->run)
+    return;
+  if (self->experiment_dir != dir) {
+    g_free(self->experiment_dir);
+    self->experiment_dir = g_strdup(dir);
+  }
+  update_title(self);
+  conform_run_save_async(self->run, dir, NULL, save_done_cb, g_object_ref(self));
+}
+
+static void
+save_as_response_cb(GtkNativeDialog *d, int response, ConformWindow *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT) {
+    g_autoptr(GFile) f = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(d));
+    g_autofree char *path = g_file_get_path(f);
+    save_to_dir(self, path);
+  } else {
+    self->closing_after_save = FALSE;
+  }
+  g_object_unref(d);
+}
+
+static void
+save_as_action(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  ConformWindow *self = data;
+  GtkFileChooserNative *d = gtk_file_chooser_native_new("Save Experiment As", GTK_WINDOW(self),
+                                                        GTK_FILE_CHOOSER_ACTION_SAVE, "_Save", "_Cancel");
+  gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(d), self->pending.preset[0] ? self->pending.preset : "experiment");
+  g_signal_connect(d, "response", G_CALLBACK(save_as_response_cb), self);
+  gtk_native_dialog_show(GTK_NATIVE_DIALOG(d));
+}
+
+static void
+save_action(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  ConformWindow *self = data;
+  if (self->experiment_dir)
+    save_to_dir(self, self->experiment_dir);
+  else
+    save_as_action(a, p, data);
+}
+
+static void
+open_response_cb(GtkNativeDialog *d, int response, ConformWindow *self)
+{
+  if (response == GTK_RESPONSE_ACCEPT) {
+    g_autoptr(GFile) f = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(d));
+    g_autofree char *path = g_file_get_path(f);
+    conform_window_open_dir(self, path);
+  }
+  g_object_unref(d);
+}
+
+static void
+open_action(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  ConformWindow *self = data;
+  GtkFileChooserNative *d = gtk_file_chooser_native_new("Open Experiment", GTK_WINDOW(self),
+                                                        GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, "_Open", "_Cancel");
+  g_signal_connect(d, "response", G_CALLBACK(open_response_cb), self);
+  gtk_native_dialog_show(GTK_NATIVE_DIALOG(d));
+}
+
+/* Export: PNG of a view at a chosen size, or CSV of samples + violations. */
+typedef struct {
+  ConformWindow *self;
+  GtkWidget *dialog, *what, *width, *height;
+} ExportDialog;
+
+static const char *const export_items[] = {"Samples plot (PNG)", "Violation histogram (PNG)", "Loss curve (PNG)",
+                                           "Violation curve (PNG)", "Samples and violations (CSV)", NULL};
+
+static gboolean
+export_to(ConformWindow *self, guint what, const char *path, int w, int h, GError **error)
+{
+  switch (what) {
+  case 0: return conform_scatter_export_png(CONFORM_SCATTER(self->scatter), path, w, h, error);
+  case 1: return conform_histogram_export_png(CONFORM_HISTOGRAM(self->histogram), path, w, h, error);
+  case 2: return conform_curves_export_png(CONFORM_CURVES(self->loss), path, w, h, error);
+  case 3: return conform_curves_export_png(CONFORM_CURVES(self->violation), path, w, h, error);
+  default: {
+    ConformSampleSet *s = self->run ? conform_run_get_samples(self->run) : NULL;
+    if (!s) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "no samples to export yet");
+      return FALSE;
+    }
+    GString *csv = g_string_new(NULL);
+    for (int j = 0; j < s->dim; j++)
+      g_string_append_printf(csv, "x%d,", j);
+    g_string_append(csv, s->viol ? "violation_l2,violation_before_strategy\n" : "\n");
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+    for (int i = 0; i < s->n; i++) {
+      for (int j = 0; j < s->dim; j++) {
+        g_string_append(csv, g_ascii_formatd(buf, sizeof buf, "%.9g", s->x[(gsize)i * s->dim + j]));
+        g_string_append_c(csv, j + 1 < s->dim || s->viol ? ',' : '\n');
+      }
+      if (s->viol)
+        g_string_append_printf(csv, "%s,%s\n", g_ascii_formatd(buf, sizeof buf, "%.9g", s->viol[i]),
+                               g_ascii_formatd((char[G_ASCII_DTOSTR_BUF_SIZE]){0}, G_ASCII_DTOSTR_BUF_SIZE, "%.9g",
+                                               s->viol_raw[i]));
+    }
+    gboolean ok = conform_write_atomic(path, csv->str, csv->len, error);
+    g_string_free(csv, TRUE);
+    return ok;
+  }
+  }
+}
+
+static void
+export_file_cb(GtkNativeDialog *d, int response, ExportDialog *ed)
+{
+  if (response == GTK_RESPONSE_ACCEPT) {
+    g_autoptr(GFile) f = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(d));
+    g_autofree char *path = g_file_get_path(f);
+    g_autoptr(GError) error = NULL;
+    guint what = gtk_drop_down_get_selected(GTK_DROP_DOWN(ed->what));
+    if (!export_to(ed->self, what, path, gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(ed->width)),
+                   gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(ed->height)), &error)) {
+      error_dialog(ed->self, "Export failed", error->message);
+    } else {
+      g_autofree char *msg = g_strdup_printf("exported %s", path);
+      show_message(ed->self, msg, FALSE);
+      gtk_window_destroy(GTK_WINDOW(ed->dialog));
+    }
+  }
+  g_object_unref(d);
+}
+
+static void
+export_choose_cb(GtkButton *b, ExportDialog *ed)
+{
+  guint what = gtk_drop_down_get_selected(GTK_DROP_DOWN(ed->what));
+  GtkFileChooserNative *d = gtk_file_chooser_native_new("Export", GTK_WINDOW(ed->dialog),
+                                                        GTK_FILE_CHOOSER_ACTION_SAVE, "_Export", "_Cancel");
+  const char *names[] = {"samples.png", "violations.png", "loss.png", "violation-curve.png", "samples.csv"};
+  gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(d), names[MIN(what, 4u)]);
+  g_signal_connect(d, "response", G_CALLBACK(export_file_cb), ed);
+  gtk_native_dialog_show(GTK_NATIVE_DIALOG(d));
+}
+
+static void
+export_action(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  ConformWindow *self = data;
+  ExportDialog *ed = g_new0(ExportDialog, 1);
+  ed->self = self;
+  ed->dialog = gtk_window_new();
+  gtk_window_set_title(GTK_WINDOW(ed->dialog), "Export");
+  gtk_window_set_transient_for(GTK_WINDOW(ed->dialog), GTK_WINDOW(self));
+  gtk_window_set_modal(GTK_WINDOW(ed->dialog), TRUE);
+  g_object_set_data_full(G_OBJECT(ed->dialog), "export", ed, g_free);
+  GtkWidget *grid = gtk_grid_new();
+  gtk_grid_set_row_spacing(GTK_GRID(grid), 6);
+  gtk_grid_set_column_spacing(GTK_GRID(grid), 8);
+  gtk_widget_set_margin_start(grid, 12);
+  gtk_widget_set_margin_end(grid, 12);
+  gtk_widget_set_margin_top(grid, 12);
+  gtk_widget_set_margin_bottom(grid, 12);
+  ed->what = gtk_drop_down_new_from_strings(export_items);
+  ed->width = gtk_spin_button_new_with_range(16, 16384, 1);
+  ed->height = gtk_spin_button_new_with_range(16, 16384, 1);
+  gtk_spin_button_set_value(GTK_SPIN_BUTTON(ed->width), 1600);
+  gtk_spin_button_set_value(GTK_SPIN_BUTTON(ed->height), 1000);
+  gtk_grid_attach(GTK_GRID(grid), gtk_label_new("What"), 0, 0, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), ed->what, 1, 0, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), gtk_label_new("Width (px)"), 0, 1, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), ed->width, 1, 1, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), gtk_label_new("Height (px)"), 0, 2, 1, 1);
+  gtk_grid_attach(GTK_GRID(grid), ed->height, 1, 2, 1, 1);
+  GtkWidget *go = gtk_button_new_with_mnemonic("_Choose File…");
+  gtk_widget_add_css_class(go, "suggested-action");
+  g_signal_connect(go, "clicked", G_CALLBACK(export_choose_cb), ed);
+  gtk_grid_attach(GTK_GRID(grid), go, 1, 3, 1, 1);
+  gtk_window_set_child(GTK_WINDOW(ed->dialog), grid);
+  gtk_window_present(GTK_WINDOW(ed->dialog));
+}
+
+static void
+close_action(GSimpleAction *a, GVariant *p, gpointer data)
+{
+  gtk_window_close(GTK_WINDOW(data));
+}
+
+static void
+confirm_close_cb(GtkDialog *d, int response, ConformWindow *self)
+{
+  gtk_window_destroy(GTK_WINDOW(d));
+  if (response == GTK_RESPONSE_ACCEPT) {
+    self->closing_after_save = TRUE;
+    save_action(NULL, NULL, self);
+  } else if (response == GTK_RESPONSE_REJECT) {
+    self->close_confirmed = TRUE;
+    gtk_window_close(GTK_WINDOW(self));
+  }
+}
+
+static gboolean
+close_request_cb(GtkWindow *win, gpointer data)
+{
+  ConformWindow *self = CONFORM_WINDOW(win);
+  if (self->dirty && !self->close_confirmed && g_getenv("CONFORM_NO_CLOSE_PROMPT") == NULL) {
+    GtkWidget *d = gtk_message_dialog_new(win, GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                          GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE, "Save the experiment before closing?");
+    gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
+                                             "Training progress since the last save will be lost otherwise.");
+    gtk_dialog_add_buttons(GTK_DIALOG(d), "_Cancel", GTK_RESPONSE_CANCEL, "_Discard", GTK_RESPONSE_REJECT, "_Save",
+                           GTK_RESPONSE_ACCEPT, NULL);
+    gtk_dialog_set_default_response(GTK_DIALOG(d), GTK_RESPONSE_ACCEPT);
+    g_signal_connect(d, "response", G_CALLBACK(confirm_close_cb), self);
+    gtk_window_present(GTK_WINDOW(d));
+    return TRUE;
+  }
+  /* Closing cancels the run; the application holds itself until the worker
+   * has been joined (run_finished_cb holds a reference to the window). */
+  GSettings *gs = settings(self);
+  if (gs) {
+    int w, h;
+    gtk_window_get_default_size(win, &w, &h);
+    g_settings_set_int(gs, "window-width", w);
+    g_settings_set_int(gs, "window-height", h);
+  }
+  if (self->run)
+    conform_run_stop(self->run);
+  if (self->incoming)
+    conform_run_stop(self->incoming);
+  return FALSE;
+}
+
+/* ---- construction ----------------------------------------------------------------- */
+
+static void
+conform_window_dispose(GObject *object)
+{
+  ConformWindow *self = CONFORM_WINDOW(object);
+  if (self->traj_timer) {
+    g_source_remove(self->traj_timer);
+    self->traj_timer = 0;
+  }
+  if (self->run)
+    conform_run_stop(self->run);
+  if (self->incoming)
+    conform_run_stop(self->incoming);
+  g_clear_object(&self->run);
+  g_clear_object(&self->incoming);
+  G_OBJECT_CLASS(conform_window_parent_class)->dispose(object);
+}
+
+static void
+conform_window_finalize(GObject *object)
+{
+  ConformWindow *self = CONFORM_WINDOW(object);
+  conform_config_clear(&self->pending);
+  g_free(self->experiment_dir);
+  g_free(self->last_error);
+  g_free(self->status_text);
+  g_hash_table_unref(self->setting_widgets);
+  G_OBJECT_CLASS(conform_window_parent_class)->finalize(object);
+}
+
+static void
+conform_window_class_init(ConformWindowClass *klass)
+{
+  GObjectClass *oc = G_OBJECT_CLASS(klass);
+  oc->dispose = conform_window_dispose;
+  oc->finalize = conform_window_finalize;
+}
+
+static const GActionEntry win_actions[] = {
+  {"train-toggle", train_toggle_action, NULL, NULL, NULL, {0}},
+  {"step", step_action, NULL, NULL, NULL, {0}},
+  {"sample", sample_action, NULL, NULL, NULL, {0}},
+  {"reset", reset_action, NULL, NULL, NULL, {0}},
+  {"open", open_action, NULL, NULL, NULL, {0}},
+  {"save", save_action, NULL, NULL, NULL, {0}},
+  {"save-as", save_as_action, NULL, NULL, NULL, {0}},
+  {"export", export_action, NULL, NULL, NULL, {0}},
+  {"close", close_action, NULL, NULL, NULL, {0}},
+};
+
+static GtkWidget *
+icon_button(const char *icon, const char *action, const char *tooltip)
+{
+  GtkWidget *b = gtk_button_new_from_icon_name(icon);
+  gtk_actionable_set_action_name(GTK_ACTIONABLE(b), action);
+  gtk_widget_set_tooltip_text(b, tooltip);
+  return b;
+}
+
+static GMenuModel *
+primary_menu(void)
+{
+  GMenu *menu = g_menu_new();
+  GMenu *s1 = g_menu_new();
+  g_menu_append(s1, "_New Window", "app.new-window");
+  g_menu_append(s1, "_Open…", "win.open");
+  g_menu_append(s1, "_Save", "win.save");
+  g_menu_append(s1, "Save _As…", "win.save-as");
+  g_menu_append(s1, "_Export…", "win.export");
+  g_menu_append_section(menu, NULL, G_MENU_MODEL(s1));
+  GMenu *s2 = g_menu_new();
+  g_menu_append(s2, "_Preferences", "app.preferences");
+  g_menu_append(s2, "_Keyboard Shortcuts", "app.shortcuts");
+  g_menu_append(s2, "_About Conform", "app.about");
+  g_menu_append_section(menu, NULL, G_MENU_MODEL(s2));
+  g_object_unref(s1);
+  g_object_unref(s2);
+  return G_MENU_MODEL(menu);
+}
+
+static void
+add_shortcut(GtkShortcutController *sc, const char *accel, const char *action)
+{
+  gtk_shortcut_controller_add_shortcut(sc, gtk_shortcut_new(gtk_shortcut_trigger_parse_string(accel),
+                                                            gtk_named_action_new(action)));
+}
+
+static void
+conform_window_init(ConformWindow *self)
+{
+  conform_config_init(&self->pending);
+  self->setting_widgets = g_hash_table_new(g_str_hash, g_str_equal);
+  g_action_map_add_action_entries(G_ACTION_MAP(self), win_actions, G_N_ELEMENTS(win_actions), self);
+
+  /* Header bar. */
+  GtkWidget *header = gtk_header_bar_new();
+  self->train_button = icon_button("media-playback-start-symbolic", "win.train-toggle", "Train (Space)");
+  gtk_widget_add_css_class(self->train_button, "suggested-action");
+  self->step_button = icon_button("media-skip-forward-symbolic", "win.step", "Train the chosen number of steps (Right)");
+  self->step_count = gtk_spin_button_new_with_range(1, 1000000, 1);
+  gtk_widget_set_tooltip_text(self->step_count, "Steps per Step click");
+  self->reset_button = icon_button("view-refresh-symbolic", "win.reset", "Reset: a fresh run with the sidebar settings");
+  GtkWidget *step_box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 0);
+  gtk_widget_add_css_class(step_box, "linked");
+  gtk_box_append(GTK_BOX(step_box), self->step_button);
+  gtk_box_append(GTK_BOX(step_box), self->step_count);
+  gtk_header_bar_pack_start(GTK_HEADER_BAR(header), self->train_button);
+  gtk_header_bar_pack_start(GTK_HEADER_BAR(header), step_box);
+  gtk_header_bar_pack_start(GTK_HEADER_BAR(header), self->reset_button);
+
+  guint np;
+  const ConformPreset *presets = conform_presets(&np);
+  GtkStringList *pl = gtk_string_list_new(NULL);
+  for (guint i = 0; i < np; i++)
+    gtk_string_list_append(pl, presets[i].name);
+  self->preset_dropdown = gtk_drop_down_new(G_LIST_MODEL(pl), NULL);
+  gtk_widget_set_tooltip_text(self->preset_dropdown, "Preset: data set, constraint and tuned defaults (starts a new run)");
+  g_signal_connect(self->preset_dropdown, "notify::selected", G_CALLBACK(preset_changed_cb), self);
+  self->strategy_dropdown = gtk_drop_down_new_from_strings(strategies);
+  gtk_widget_set_tooltip_text(self->strategy_dropdown,
+                              "Constraint strategy: none, projection (post-hoc), projected-sampling (every reverse step)");
+  g_signal_connect(self->strategy_dropdown, "notify::selected", G_CALLBACK(strategy_changed_cb), self);
+  GtkWidget *title_box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+  gtk_box_append(GTK_BOX(title_box), self->preset_dropdown);
+  gtk_box_append(GTK_BOX(title_box), self->strategy_dropdown);
+  gtk_header_bar_set_title_widget(GTK_HEADER_BAR(header), title_box);
+
+  self->menu_button = gtk_menu_button_new();
+  gtk_menu_button_set_icon_name(GTK_MENU_BUTTON(self->menu_button), "open-menu-symbolic");
+  g_autoptr(GMenuModel) menu = primary_menu();
+  gtk_menu_button_set_menu_model(GTK_MENU_BUTTON(self->menu_button), menu);
+  gtk_menu_button_set_primary(GTK_MENU_BUTTON(self->menu_button), TRUE);
+  gtk_widget_set_tooltip_text(self->menu_button, "Main menu (F10)");
+  gtk_header_bar_pack_end(GTK_HEADER_BAR(header), self->menu_button);
+  gtk_window_set_titlebar(GTK_WINDOW(self), header);
+
+  /* Body: sidebar | views, status bar below. */
+  GtkWidget *paned = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
+  gtk_paned_set_start_child(GTK_PANED(paned), build_sidebar(self));
+  gtk_paned_set_end_child(GTK_PANED(paned), build_views(self));
+  gtk_paned_set_shrink_start_child(GTK_PANED(paned), FALSE);
+  gtk_paned_set_position(GTK_PANED(paned), 290);
+  gtk_widget_set_vexpand(paned, TRUE);
+  g_signal_connect(self->histogram, "notify", G_CALLBACK(constraint_changed_cb), self);
+
+  GtkWidget *status = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+  gtk_widget_add_css_class(status, "status-bar");
+  self->status_label = gtk_label_new("starting…");
+  gtk_widget_add_css_class(self->status_label, "numeric");
+  self->space_label = gtk_label_new("");
+  gtk_widget_add_css_class(self->space_label, "dim-label");
+  self->message_label = gtk_label_new("");
+  gtk_label_set_ellipsize(GTK_LABEL(self->message_label), PANGO_ELLIPSIZE_END);
+  gtk_label_set_xalign(GTK_LABEL(self->message_label), 1);
+  gtk_widget_set_hexpand(self->message_label, TRUE);
+  gtk_box_append(GTK_BOX(status), self->status_label);
+  gtk_box_append(GTK_BOX(status), self->space_label);
+  gtk_box_append(GTK_BOX(status), self->message_label);
+
+  GtkWidget *root = gtk_box_new(GTK_ORIENTATION_VERTICAL, 0);
+  gtk_box_append(GTK_BOX(root), paned);
+  gtk_box_append(GTK_BOX(root), gtk_separator_new(GTK_ORIENTATION_HORIZONTAL));
+  gtk_box_append(GTK_BOX(root), status);
+  gtk_window_set_child(GTK_WINDOW(self), root);
+  gtk_window_set_default_size(GTK_WINDOW(self), 1400, 860);
+  g_signal_connect(self, "close-request", G_CALLBACK(close_request_cb), NULL);
+
+  /* Space and Right act on the window but let entries handle their keys
+   * first (bubble phase). */
+  GtkEventController *sc = gtk_shortcut_controller_new();
+  gtk_event_controller_set_propagation_phase(sc, GTK_PHASE_BUBBLE);
+  add_shortcut(GTK_SHORTCUT_CONTROLLER(sc), "space", "win.train-toggle");
+  add_shortcut(GTK_SHORTCUT_CONTROLLER(sc), "Right", "win.step");
+  gtk_widget_add_controller(GTK_WIDGET(self), sc);
+  update_train_button(self);
+  /* Keyboard focus starts on Train, not on the first setting, so Space
+   * trains at once. */
+  gtk_window_set_focus(GTK_WINDOW(self), self->train_button);
+}
+
+/* ---- public API ---------------------------------------------------------------- */
+
+ConformWindow *
+conform_window_new(GtkApplication *app, const char *preset)
+{
+  ConformWindow *self = g_object_new(CONFORM_TYPE_WINDOW, "application", app, NULL);
+  GSettings *gs = settings(self);
+  if (gs) {
+    int w = g_settings_get_int(gs, "window-width"), h = g_settings_get_int(gs, "window-height");
+    if (w > 200 && h > 200)
+      gtk_window_set_default_size(GTK_WINDOW(self), w, h);
+  }
+  ConformConfig cfg;
+  conform_config_init(&cfg);
+  g_autoptr(GError) error = NULL;
+  if (!conform_config_apply_preset(&cfg, preset ? preset : CONFORM_DEFAULT_PRESET, &error)) {
+    show_message(self, error->message, TRUE);
+    conform_config_apply_preset(&cfg, CONFORM_DEFAULT_PRESET, NULL);
+  }
+  if (gs)
+    cfg.n_samples = g_settings_get_int(gs, "default-samples");
+  conform_config_clear(&self->pending);
+  conform_config_copy(&self->pending, &cfg);
+  sync_sidebar(self);
+  start_run(self, &cfg, NULL);
+  conform_config_clear(&cfg);
+  update_title(self);
+  return self;
+}
+
+void
+conform_window_open_dir(ConformWindow *self, const char *dir)
+{
+  g_return_if_fail(CONFORM_IS_WINDOW(self));
+  g_free(self->experiment_dir);
+  self->experiment_dir = g_strdup(dir);
+  start_run(self, NULL, dir);
+}
+
+void
+conform_window_reset_with(ConformWindow *self, const ConformConfig *cfg)
+{
+  g_return_if_fail(CONFORM_IS_WINDOW(self));
+  g_clear_pointer(&self->experiment_dir, g_free);
+  conform_config_clear(&self->pending);
+  conform_config_copy(&self->pending, cfg);
+  start_run(self, cfg, NULL);
+}
+
+ConformRun *
+conform_window_get_run(ConformWindow *self)
+{
+  return self->run;
+}
+
+GtkWidget *
+conform_window_get_view(ConformWindow *self, const char *name)
+{
+  if (g_str_equal(name, "samples")) return self->scatter;
+  if (g_str_equal(name, "histogram")) return self->histogram;
+  if (g_str_equal(name, "loss")) return self->loss;
+  if (g_str_equal(name, "violation")) return self->violation;
+  if (g_str_equal(name, "lr")) return self->lr;
+  if (g_str_equal(name, "trajectory")) return self->traj_scatter;
+  if (g_str_equal(name, "trajectory-scale")) return self->traj_scale;
+  if (g_str_equal(name, "editor")) return self->editor;
+  if (g_str_equal(name, "notebook")) return self->notebook;
+  if (g_str_equal(name, "strategy")) return self->strategy_dropdown;
+  if (g_str_equal(name, "preset")) return self->preset_dropdown;
+  return g_hash_table_lookup(self->setting_widgets, name);
+}
+
+const char *
+conform_window_get_status_text(ConformWindow *self)
+{
+  return self->status_text ? self->status_text : "";
+}
+
+const char *
+conform_window_get_last_error(ConformWindow *self)
+{
+  return self->last_error;
+}
+
+gboolean
+conform_window_is_dirty(ConformWindow *self)
+{
+  return self->dirty;
+}
+
+gboolean
+conform_window_save_to(ConformWindow *self, const char *dir, GError **error)
+{
+  g_return_val_if_fail(CONFORM_IS_WINDOW(self), FALSE);
+  g_free(self->last_error);
+  self->last_error = NULL;
+  gboolean was_dirty = TRUE;
+  save_to_dir(self, dir);
+  while (self->dirty == was_dirty && !self->last_error)
+    g_main_context_iteration(NULL, TRUE);
+  if (self->last_error) {
+    g_set_error_literal(error, CONFORM_ERROR, CONFORM_ERROR_IO, self->last_error);
+    return FALSE;
+  }
+  return TRUE;
+}
