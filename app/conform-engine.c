@@ -3,6 +3,7 @@
 #include "conform-engine.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "checkpoint.h"
@@ -564,8 +565,13 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   }
   cf_norm_invert(&s->norm, r->x, n);
   memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
-  if (project_after) {
+  if (project_after || project_steps) {
+    /* Raw-space projection of the result; a second pass removes the error
+     * of the first (float cancellation when |x| >> |b|), leaving only the
+     * round-off of storing x in float. For projected-sampling this also
+     * undoes the round-off of mapping back from model space. */
     cf_projector_reserve(&s->proj_raw, n);
+    cf_project(&s->proj_raw, r->x, n);
     cf_project(&s->proj_raw, r->x, n);
   }
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
@@ -799,6 +805,34 @@ load_arena(const CfCheckpoint *ck, const char *path, const char *name, float *ds
   return TRUE;
 }
 
+/* Restores the training history from metrics.csv. A missing or damaged
+ * file is not fatal (the weights are what matter): the history then starts
+ * empty or stops at the damaged line, and a warning says so. */
+static void
+load_records(ConformEngine *e, const char *dir)
+{
+  g_autofree char *path = g_build_filename(dir, "metrics.csv", NULL);
+  g_autofree char *text = NULL;
+  g_autoptr(GError) err = NULL;
+  if (!conform_read_file(path, MAX_FILE_BYTES, &text, NULL, &err)) {
+    e->warnings = g_strdup_printf("training history not restored: %s", err->message);
+    return;
+  }
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  for (guint i = 1; lines[i]; i++) {
+    if (lines[i][0] == '\0')
+      continue;
+    ConformTrainRecord r;
+    char tail;
+    if (sscanf(lines[i], "%ld,%f,%f,%f,%lf%c", &r.step, &r.loss, &r.lr, &r.grad_norm, &r.seconds, &tail) != 5 ||
+        r.step < 0 || r.step > e->step) {
+      e->warnings = g_strdup_printf("%s:%u: unreadable line; training history restored up to there", path, i + 1);
+      return;
+    }
+    g_array_append_val(e->records, r);
+  }
+}
+
 ConformEngine *
 conform_engine_load(const char *dir, GError **error)
 {
@@ -885,6 +919,7 @@ conform_engine_load(const char *dir, GError **error)
     e->adam.t = adam_t ? strtol(adam_t, NULL, 10) : e->step;
     e->train_seconds = secs ? g_ascii_strtod(secs, NULL) : 0;
     remember_good(e);
+    load_records(e, dir);
   }
   cf_checkpoint_clear(&ck);
   if (!ok) {

@@ -355,6 +355,9 @@ run_finished_cb(GObject *src, GAsyncResult *res, gpointer data)
     update_train_button(self);
     update_status(self);
   }
+  GApplication *app = g_object_get_data(G_OBJECT(run), "conform-held-app");
+  if (app)
+    g_application_release(app);
   g_object_unref(run);
   g_object_unref(self);
 }
@@ -418,6 +421,12 @@ start_run(ConformWindow *self, const ConformConfig *cfg, const char *dir)
   g_signal_connect_object(run, "message", G_CALLBACK(run_message_cb), self, 0);
   self->incoming = run;
   self->incoming_is_open = dir != NULL;
+  /* The application stays alive until every worker has been joined. */
+  GtkApplication *app = gtk_window_get_application(GTK_WINDOW(self));
+  if (app) {
+    g_application_hold(G_APPLICATION(app));
+    g_object_set_data_full(G_OBJECT(run), "conform-held-app", g_object_ref(app), g_object_unref);
+  }
   /* The finish callback owns one reference to the run and one to us. */
   conform_run_start_async(g_object_ref(run), NULL, run_finished_cb, g_object_ref(self));
   show_message(self, dir ? "opening…" : "building data and model…", FALSE);

@@ -1,0 +1,281 @@
+/* The real window, driven through its actions and widgets under Xvfb:
+ * train, watch the views fill, edit the constraint, save and reopen,
+ * cancel and close. Screenshots go to $CONFORM_SCREENSHOT_DIR. */
+#include <glib/gstdio.h>
+#include <gtk/gtk.h>
+#include <math.h>
+#include <string.h>
+
+#include "conform-application.h"
+#include "conform-constraint-editor.h"
+#include "conform-curves.h"
+#include "conform-histogram.h"
+#include "conform-scatter.h"
+#include "conform-window.h"
+
+static ConformApplication *app;
+
+static gboolean
+timeout_cb(gpointer data)
+{
+  g_error("timed out: %s", (const char *)data);
+  return G_SOURCE_REMOVE;
+}
+
+#define WAIT_UNTIL(cond, what)                                   \
+  do {                                                           \
+    guint _t = g_timeout_add_seconds(120, timeout_cb, (gpointer)what); \
+    while (!(cond))                                              \
+      g_main_context_iteration(NULL, TRUE);                      \
+    g_source_remove(_t);                                         \
+  } while (0)
+
+static void
+drain(void)
+{
+  for (int i = 0; i < 50 && g_main_context_iteration(NULL, FALSE); i++)
+    ;
+}
+
+/* Renders the window as the compositor would and saves a PNG. */
+static void
+screenshot(GtkWidget *w, const char *name)
+{
+  const char *dir = g_getenv("CONFORM_SCREENSHOT_DIR");
+  if (!dir)
+    return;
+  g_mkdir_with_parents(dir, 0755);
+  for (int i = 0; i < 5; i++) {
+    drain();
+    g_usleep(20000);
+  }
+  GdkPaintable *p = gtk_widget_paintable_new(w);
+  int width = gtk_widget_get_width(w), height = gtk_widget_get_height(w);
+  GtkSnapshot *s = gtk_snapshot_new();
+  gdk_paintable_snapshot(p, s, width, height);
+  GskRenderNode *node = gtk_snapshot_free_to_node(s);
+  if (node) {
+    GskRenderer *r = gtk_native_get_renderer(gtk_widget_get_native(w));
+    GdkTexture *tex = gsk_renderer_render_texture(r, node, &GRAPHENE_RECT_INIT(0, 0, width, height));
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    g_assert_true(gdk_texture_save_to_png(tex, path));
+    g_test_message("screenshot %s", path);
+    g_object_unref(tex);
+    gsk_render_node_unref(node);
+  }
+  g_object_unref(p);
+}
+
+static ConformWindow *
+open_window(const char *preset)
+{
+  ConformWindow *w = conform_window_new(GTK_APPLICATION(app), preset);
+  gtk_window_set_default_size(GTK_WINDOW(w), 1400, 860);
+  gtk_window_present(GTK_WINDOW(w));
+  WAIT_UNTIL(conform_window_get_run(w) && conform_run_get_state(conform_window_get_run(w)) == CONFORM_RUN_PAUSED,
+             "window ready");
+  return w;
+}
+
+static void
+close_window(ConformWindow *w)
+{
+  ConformRun *run = g_object_ref(conform_window_get_run(w));
+  gtk_window_close(GTK_WINDOW(w)); /* as the user closes it: close-request cancels the run */
+  WAIT_UNTIL(conform_run_get_state(run) == CONFORM_RUN_STOPPED, "run stopped after close");
+  g_object_unref(run);
+  drain();
+}
+
+static void
+test_train_through_actions(void)
+{
+  ConformWindow *w = open_window("gaussians-line");
+  ConformRun *run = conform_window_get_run(w);
+  g_assert_cmpint(conform_run_get_dim(run), ==, 2);
+  g_assert_cmpstr(conform_run_get_config(run)->preset, ==, "gaussians-line");
+  conform_run_set_preview_interval(run, 0.3);
+  gtk_widget_activate_action(GTK_WIDGET(w), "win.train-toggle", NULL);
+  WAIT_UNTIL(conform_run_get_step(run) >= 600, "600 training steps");
+  ConformCurves *loss = CONFORM_CURVES(conform_window_get_view(w, "loss"));
+  g_assert_cmpint(conform_curves_get_n_points(loss, 0), >, 10);
+  WAIT_UNTIL(conform_run_get_samples(run) != NULL, "samples");
+  g_assert_cmpint(conform_scatter_get_n_points(CONFORM_SCATTER(conform_window_get_view(w, "samples"))), >, 0);
+  g_assert_cmpint(conform_histogram_get_n_series(CONFORM_HISTOGRAM(conform_window_get_view(w, "histogram"))), >=, 1);
+  g_assert_nonnull(strstr(conform_window_get_status_text(w), "step"));
+  g_assert_nonnull(strstr(conform_window_get_status_text(w), "steps/s"));
+  /* Pause, then Step a chosen number of steps exactly. */
+  gtk_widget_activate_action(GTK_WIDGET(w), "win.train-toggle", NULL);
+  WAIT_UNTIL(conform_run_get_state(run) == CONFORM_RUN_PAUSED, "pause");
+  drain();
+  g_usleep(100000);
+  drain();
+  long at = conform_run_get_step(run);
+  gtk_widget_activate_action(GTK_WIDGET(w), "win.step", NULL);
+  WAIT_UNTIL(conform_run_get_step(run) == at + 1, "one step");
+  /* Switch the strategy through the header drop-down: projection samples
+   * satisfy x0 + x1 = 0. */
+  gtk_drop_down_set_selected(GTK_DROP_DOWN(conform_window_get_view(w, "strategy")), 1);
+  WAIT_UNTIL(conform_run_get_samples(run) && g_strcmp0(conform_run_get_samples(run)->strategy, "projection") == 0,
+             "projection samples");
+  ConformSampleSet *s = conform_run_get_samples(run);
+  g_assert_cmpfloat(s->summary.viol.frac_satisfied, ==, 1.0);
+  g_assert_cmpint(conform_histogram_get_n_series(CONFORM_HISTOGRAM(conform_window_get_view(w, "histogram"))), >=, 2);
+  screenshot(GTK_WIDGET(w), "window-explore.png");
+  g_assert_true(conform_window_is_dirty(w));
+  close_window(w);
+}
+
+static void
+test_constraint_editor_in_window(void)
+{
+  ConformWindow *w = open_window("simplex-3d");
+  ConformRun *run = conform_window_get_run(w);
+  gtk_notebook_set_current_page(GTK_NOTEBOOK(conform_window_get_view(w, "notebook")), 2);
+  ConformConstraintEditor *ed = CONFORM_CONSTRAINT_EDITOR(conform_window_get_view(w, "editor"));
+  g_assert_cmpint(conform_constraint_editor_get_n_rows(ed), ==, 1);
+  /* An invalid cell: marked, explained, cannot be applied. */
+  conform_constraint_editor_set_cell(ed, 0, 1, "abc");
+  conform_constraint_editor_validate_now(ed);
+  g_assert_nonnull(conform_constraint_editor_get_cell_error(ed, 0, 1));
+  GtkWidget *cell = conform_constraint_editor_get_cell_widget(ed, 0, 1);
+  g_assert_true(gtk_widget_has_css_class(cell, "cell-error"));
+  g_assert_false(conform_constraint_editor_can_apply(ed));
+  g_assert_false(conform_constraint_editor_apply(ed));
+  screenshot(GTK_WIDGET(w), "window-editor-error.png");
+  /* Fix it, add an inconsistent row: still not applicable, says why. */
+  conform_constraint_editor_set_cell(ed, 0, 1, "1");
+  conform_constraint_editor_add_row(ed);
+  const char *row[] = {"2", "2", "2", "3"};
+  for (int j = 0; j < 4; j++)
+    conform_constraint_editor_set_cell(ed, 1, j, row[j]);
+  conform_constraint_editor_validate_now(ed);
+  g_assert_false(conform_constraint_editor_can_apply(ed));
+  g_assert_nonnull(strstr(conform_constraint_editor_get_summary(ed), "inconsistent"));
+  g_assert_false(conform_constraint_editor_apply(ed));
+  g_assert_cmpint(conform_run_get_constraint(run)->m, ==, 1); /* not applied */
+  /* A consistent second row: x0 - x1 = 0. Apply, and projected samples
+   * satisfy the new system. */
+  const char *row2[] = {"1", "-1", "0", "0"};
+  for (int j = 0; j < 4; j++)
+    conform_constraint_editor_set_cell(ed, 1, j, row2[j]);
+  conform_constraint_editor_validate_now(ed);
+  g_assert_true(conform_constraint_editor_can_apply(ed));
+  g_assert_true(conform_constraint_editor_apply(ed));
+  WAIT_UNTIL(conform_run_get_constraint(run)->m == 2, "constraint applied");
+  gtk_drop_down_set_selected(GTK_DROP_DOWN(conform_window_get_view(w, "strategy")), 1);
+  conform_run_step(run, 50);
+  WAIT_UNTIL(conform_run_get_step(run) >= 50, "50 steps");
+  conform_run_request_samples(run, 200, 0);
+  WAIT_UNTIL(conform_run_get_samples(run) && g_strcmp0(conform_run_get_samples(run)->strategy, "projection") == 0 &&
+               conform_run_get_samples(run)->step >= 50,
+             "projected samples under the new constraint");
+  ConformSampleSet *s = conform_run_get_samples(run);
+  for (int i = 0; i < s->n; i++) {
+    /* exact to float round-off relative to the sample's size */
+    const float *x = s->x + i * 3;
+    double scale = 1 + sqrt((double)x[0] * x[0] + (double)x[1] * x[1] + (double)x[2] * x[2]);
+    g_assert_cmpfloat(fabs(x[0] + x[1] + x[2] - 1), <, 1e-6 * scale);
+    g_assert_cmpfloat(fabs(x[0] - x[1]), <, 1e-6 * scale);
+  }
+  close_window(w);
+}
+
+static void
+test_save_and_reopen(void)
+{
+  ConformWindow *w = open_window("portfolio");
+  ConformRun *run = conform_window_get_run(w);
+  GtkSpinButton *lr = GTK_SPIN_BUTTON(conform_window_get_view(w, "train.lr"));
+  gtk_spin_button_set_value(lr, 0.0007); /* a live setting */
+  conform_run_step(run, 40);
+  WAIT_UNTIL(conform_run_get_step(run) == 40 && conform_run_get_config(run)->lr == 0.0007, "40 steps, new lr");
+  g_autofree char *dir = g_dir_make_tmp("conform-ui-XXXXXX", NULL);
+  g_autoptr(GError) error = NULL;
+  g_assert_true(conform_window_save_to(w, dir, &error));
+  g_assert_no_error(error);
+  g_assert_false(conform_window_is_dirty(w));
+  close_window(w);
+
+  ConformWindow *w2 = conform_window_new(GTK_APPLICATION(app), "gaussians");
+  gtk_window_present(GTK_WINDOW(w2));
+  conform_window_open_dir(w2, dir);
+  WAIT_UNTIL(conform_window_get_run(w2) && conform_run_get_step(conform_window_get_run(w2)) == 40 &&
+               g_strcmp0(conform_run_get_config(conform_window_get_run(w2))->preset, "portfolio") == 0,
+             "reopened experiment");
+  ConformRun *r2 = conform_window_get_run(w2);
+  g_assert_cmpfloat(conform_run_get_config(r2)->lr, ==, 0.0007);
+  g_assert_cmpint(conform_run_get_dim(r2), ==, 10);
+  g_assert_cmpint(conform_run_get_constraint(r2)->m, ==, 1);
+  g_assert_cmpuint(conform_run_get_records(r2)->len, >, 0);
+  g_assert_cmpfloat(gtk_spin_button_get_value(GTK_SPIN_BUTTON(conform_window_get_view(w2, "train.lr"))), ==, 0.0007);
+  close_window(w2);
+
+  /* Opening a broken experiment keeps the current one and says why. */
+  ConformWindow *w3 = open_window("moons");
+  ConformRun *before = conform_window_get_run(w3);
+  g_autofree char *ckpt = g_build_filename(dir, "weights.ckpt", NULL);
+  g_assert_cmpint(truncate(ckpt, 100), ==, 0);
+  conform_window_open_dir(w3, dir);
+  WAIT_UNTIL(conform_window_get_last_error(w3) != NULL, "open error");
+  g_assert_nonnull(strstr(conform_window_get_last_error(w3), "weights.ckpt"));
+  g_assert_true(conform_window_get_run(w3) == before);
+  g_assert_cmpint(conform_run_get_state(before), ==, CONFORM_RUN_PAUSED);
+  /* close the error dialog */
+  GList *tops = gtk_window_list_toplevels();
+  for (GList *l = tops; l; l = l->next)
+    if (GTK_IS_MESSAGE_DIALOG(l->data))
+      gtk_window_destroy(GTK_WINDOW(l->data));
+  g_list_free(tops);
+  close_window(w3);
+  g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+  (void)!system(cmd);
+}
+
+static void
+test_cancel_mid_run_and_close(void)
+{
+  for (int i = 0; i < 3; i++) {
+    ConformWindow *w = open_window("checkerboard");
+    conform_run_set_preview_interval(conform_window_get_run(w), 0.05);
+    gtk_widget_activate_action(GTK_WIDGET(w), "win.train-toggle", NULL);
+    WAIT_UNTIL(conform_run_get_step(conform_window_get_run(w)) > 50, "training");
+    close_window(w); /* cancels and joins the worker */
+  }
+}
+
+static void
+test_views_other_dims(void)
+{
+  /* 12-D: PCA plane + per-coordinate histograms; trajectory tab. */
+  ConformWindow *w = open_window("charge-neutral");
+  ConformRun *run = conform_window_get_run(w);
+  conform_run_step(run, 200);
+  WAIT_UNTIL(conform_run_get_step(run) == 200, "200 steps");
+  conform_run_request_samples(run, 300, 100);
+  WAIT_UNTIL(conform_run_get_samples(run) && conform_run_get_samples(run)->step >= 200, "12-D samples");
+  screenshot(GTK_WIDGET(w), "window-12d.png");
+  gtk_notebook_set_current_page(GTK_NOTEBOOK(conform_window_get_view(w, "notebook")), 1);
+  GtkRange *scale = GTK_RANGE(conform_window_get_view(w, "trajectory-scale"));
+  gtk_range_set_value(scale, 25);
+  g_assert_cmpint(conform_scatter_get_n_points(CONFORM_SCATTER(conform_window_get_view(w, "trajectory"))), ==, 100);
+  screenshot(GTK_WIDGET(w), "window-trajectory.png");
+  close_window(w);
+}
+
+int
+main(int argc, char **argv)
+{
+  gtk_test_init(&argc, &argv, NULL);
+  g_setenv("CONFORM_NO_CLOSE_PROMPT", "1", TRUE);
+  app = conform_application_new();
+  g_assert_true(g_application_register(G_APPLICATION(app), NULL, NULL));
+  g_test_add_func("/window/train-through-actions", test_train_through_actions);
+  g_test_add_func("/window/constraint-editor", test_constraint_editor_in_window);
+  g_test_add_func("/window/save-and-reopen", test_save_and_reopen);
+  g_test_add_func("/window/cancel-mid-run-and-close", test_cancel_mid_run_and_close);
+  g_test_add_func("/window/views-other-dims", test_views_other_dims);
+  int rc = g_test_run();
+  g_object_unref(app);
+  return rc;
+}
