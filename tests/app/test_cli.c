@@ -473,10 +473,9 @@ int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  const char *build = g_getenv("CONFORM_BUILD_DIR");
   srcdir = g_strdup(g_getenv("CONFORM_SOURCE_DIR"));
-  g_assert_nonnull(build);
-  conform_bin = g_build_filename(build, "app", "conform", NULL);
+  conform_bin = g_strdup(g_getenv("CONFORM_BIN"));
+  g_assert_nonnull(conform_bin);
   tmpdir = g_dir_make_tmp("conform-cli-XXXXXX", NULL);
   g_assert_nonnull(tmpdir);
   g_test_add_func("/cli/presets", test_presets);
