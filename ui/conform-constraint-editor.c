@@ -538,6 +538,7 @@ conform_constraint_editor_dispose(GObject *object)
   g_clear_handle_id(&self->validate_id, g_source_remove);
   g_cancellable_cancel(self->cancellable);
   if (self->chooser) {
+    g_signal_handlers_disconnect_by_data(self->chooser, self);
     gtk_native_dialog_destroy(GTK_NATIVE_DIALOG(self->chooser));
     g_clear_object(&self->chooser);
   }
