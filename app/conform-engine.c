@@ -2,6 +2,7 @@
 
 #include "conform-engine.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -317,7 +318,9 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
       params[0] = NAN;
     float lr = cf_lr_at(&e->sched, e->step);
     float loss = cf_ddpm_train_step(&e->model, e->batch, &e->rng_train);
-    double gn = e->cfg.clip > 0 ? cf_clip_grad_norm(grad, np, e->cfg.clip) : cf_grad_norm(grad, np);
+    /* Global norm once (NaN check and clipping); the clip scale is applied
+     * inside the Adam pass. */
+    double gn = cf_grad_norm(grad, np);
     if (!isfinite(loss) || !isfinite(gn)) {
       long bad = e->step + 1;
       restore_good(e);
@@ -328,7 +331,7 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
       ok = FALSE;
       break;
     }
-    cf_adam_step(&e->adam, params, grad, lr);
+    cf_adam_step_scaled(&e->adam, params, grad, lr, cf_clip_scale(gn, e->cfg.clip));
     if (e->ema)
       cf_ema_update(e->ema, params, np, (float)e->cfg.ema);
     e->step++;

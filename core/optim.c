@@ -56,22 +56,22 @@ cf_adam_reset(CfAdam *opt)
   opt->t = 0;
 }
 
-void
-cf_adam_step(CfAdam *opt, float *restrict param, const float *restrict grad, float lr)
+typedef struct {
+  float b1, b2, eps, step, inv_sqrt_bc2, decay, gscale;
+  float *restrict param, *restrict m, *restrict v;
+  const float *restrict grad;
+  size_t n;
+} AdamPass;
+
+/* One Adam update over [lo, hi). */
+static void
+adam_range(const AdamPass *a, size_t lo, size_t hi)
 {
-  opt->t++;
-  const float b1 = opt->cfg.beta1, b2 = opt->cfg.beta2, eps = opt->cfg.eps;
-  /* Bias corrections 1 - beta^t (in double: beta^t underflows slowly).
-   * m_hat / (sqrt(v_hat) + eps) = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps). */
-  const double bc1 = 1.0 - pow(b1, (double)opt->t);
-  const double bc2 = 1.0 - pow(b2, (double)opt->t);
-  const float step = (float)(lr / bc1);
-  const float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-  /* AdamW: decoupled decay p -= lr wd p, applied before the Adam update. */
-  const float decay = 1.0f - lr * opt->cfg.weight_decay;
-  float *restrict m = opt->m, *restrict v = opt->v;
-  const size_t n = opt->n;
-  size_t i = 0;
+  const float b1 = a->b1, b2 = a->b2, eps = a->eps, step = a->step, inv_sqrt_bc2 = a->inv_sqrt_bc2;
+  const float decay = a->decay, gs = a->gscale;
+  float *restrict param = a->param, *restrict m = a->m, *restrict v = a->v;
+  const float *restrict grad = a->grad;
+  size_t i = lo;
 #if defined(__SSE2__)
   /* gcc vectorises sqrtf only with -fno-math-errno, which cannot be set per
    * file (the optimize pragma does not reach builtins), and a scalar sqrt plus
@@ -81,9 +81,9 @@ cf_adam_step(CfAdam *opt, float *restrict param, const float *restrict grad, flo
   const __m128 vb1 = _mm_set1_ps(b1), vc1 = _mm_set1_ps(1.0f - b1);
   const __m128 vb2 = _mm_set1_ps(b2), vc2 = _mm_set1_ps(1.0f - b2);
   const __m128 vstep = _mm_set1_ps(step), vinv = _mm_set1_ps(inv_sqrt_bc2);
-  const __m128 veps = _mm_set1_ps(eps), vdecay = _mm_set1_ps(decay);
-  for (; i + 4 <= n; i += 4) {
-    __m128 g = _mm_loadu_ps(grad + i);
+  const __m128 veps = _mm_set1_ps(eps), vdecay = _mm_set1_ps(decay), vgs = _mm_set1_ps(gs);
+  for (; i + 4 <= hi; i += 4) {
+    __m128 g = _mm_mul_ps(_mm_loadu_ps(grad + i), vgs);
     __m128 mi = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(m + i)), _mm_mul_ps(vc1, g));
     __m128 vi = _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(v + i)), _mm_mul_ps(_mm_mul_ps(vc2, g), g));
     _mm_storeu_ps(m + i, mi);
@@ -93,28 +93,67 @@ cf_adam_step(CfAdam *opt, float *restrict param, const float *restrict grad, flo
     _mm_storeu_ps(param + i, _mm_sub_ps(p, _mm_div_ps(_mm_mul_ps(vstep, mi), den)));
   }
 #endif
-  for (; i < n; i++) {
-    float g = grad[i];
+  for (; i < hi; i++) {
+    float g = grad[i] * gs;
     m[i] = b1 * m[i] + (1.0f - b1) * g;
     v[i] = b2 * v[i] + (1.0f - b2) * g * g;
     param[i] = decay * param[i] - step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
   }
 }
 
-double
-cf_grad_norm(const float *grad, size_t n)
+void
+cf_adam_step_scaled(CfAdam *opt, float *restrict param, const float *restrict grad, float lr, float grad_scale)
+{
+  opt->t++;
+  const float b1 = opt->cfg.beta1, b2 = opt->cfg.beta2;
+  /* Bias corrections 1 - beta^t (in double: beta^t underflows slowly).
+   * m_hat / (sqrt(v_hat) + eps) = (m / bc1) / (sqrt(v) / sqrt(bc2) + eps). */
+  const double bc1 = 1.0 - pow(b1, (double)opt->t);
+  const double bc2 = 1.0 - pow(b2, (double)opt->t);
+  AdamPass a = {
+    .b1 = b1, .b2 = b2, .eps = opt->cfg.eps, .step = (float)(lr / bc1), .inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2)),
+    /* AdamW: decoupled decay p -= lr wd p, applied before the Adam update. */
+    .decay = 1.0f - lr * opt->cfg.weight_decay, .gscale = grad_scale,
+    .param = param, .m = opt->m, .v = opt->v, .grad = grad, .n = opt->n,
+  };
+  adam_range(&a, 0, opt->n);
+}
+
+void
+cf_adam_step(CfAdam *opt, float *restrict param, const float *restrict grad, float lr)
+{
+  /* g * 1.0f == g exactly: identical to the unscaled update. */
+  cf_adam_step_scaled(opt, param, grad, lr, 1.0f);
+}
+
+static double
+sumsq(const float *grad, size_t lo, size_t hi)
 {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
+  size_t i = lo;
+  for (; i + 4 <= hi; i += 4) {
     s0 += (double)grad[i] * grad[i];
     s1 += (double)grad[i + 1] * grad[i + 1];
     s2 += (double)grad[i + 2] * grad[i + 2];
     s3 += (double)grad[i + 3] * grad[i + 3];
   }
-  for (; i < n; i++)
+  for (; i < hi; i++)
     s0 += (double)grad[i] * grad[i];
-  return sqrt((s0 + s1) + (s2 + s3));
+  return (s0 + s1) + (s2 + s3);
+}
+
+double
+cf_grad_norm(const float *grad, size_t n)
+{
+  return sqrt(sumsq(grad, 0, n));
+}
+
+float
+cf_clip_scale(double norm, double max_norm)
+{
+  if (max_norm > 0 && isfinite(norm) && norm > max_norm)
+    return (float)(max_norm / norm);
+  return 1.0f;
 }
 
 double

@@ -27,9 +27,16 @@ void cf_adam_reset(CfAdam *opt); /* zero moments and t */
 /* One update: t += 1; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  * p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps) (+ decoupled decay). */
 void cf_adam_step(CfAdam *opt, float *param, const float *grad, float lr);
+/* The same update with the gradient scaled by grad_scale (> 0) on the fly:
+ * clipping fused into the Adam pass (no separate pass rewriting grad).
+ * Bitwise identical to scaling grad first. */
+void cf_adam_step_scaled(CfAdam *opt, float *param, const float *grad, float lr, float grad_scale);
 
 /* Global L2 norm of a gradient arena (accumulated in double). */
 double cf_grad_norm(const float *grad, size_t n);
+/* Scale that clips a gradient of norm `norm` to max_norm (1 when below,
+ * when max_norm <= 0 or when norm is not finite). */
+float cf_clip_scale(double norm, double max_norm);
 /* Scales grad so its global norm is at most max_norm (> 0); returns the norm
  * before clipping. */
 double cf_clip_grad_norm(float *grad, size_t n, double max_norm);

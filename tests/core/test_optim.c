@@ -275,6 +275,45 @@ test_adam_quadratic(void)
   cf_adam_clear(&opt);
 }
 
+/* The fused clip equals clipping the gradient first, bit for bit. */
+static void
+test_fused_clip(void)
+{
+  const size_t n = 100003;
+  float *p1 = cf_alloc_floats(n), *p3 = cf_alloc_floats(n), *g = cf_alloc_floats(n), *gc = cf_alloc_floats(n);
+  CfRng rng;
+  cf_rng_seed(&rng, 5);
+  cf_rng_fill_normal(&rng, p1, n);
+  memcpy(p3, p1, n * sizeof(float));
+  CfAdam a1, a3;
+  CfAdamConfig cfg = cf_adam_default_config();
+  cfg.weight_decay = 0.01f;
+  g_assert_cmpint(cf_adam_init(&a1, n, &cfg), ==, CF_OK);
+  g_assert_cmpint(cf_adam_init(&a3, n, &cfg), ==, CF_OK);
+  for (int step = 0; step < 3; step++) {
+    cf_rng_fill_normal(&rng, g, n);
+    double norm = cf_grad_norm(g, n);
+    float s = cf_clip_scale(norm, 100.0);
+    g_assert_cmpfloat(s, <, 1.0f);
+    cf_adam_step_scaled(&a1, p1, g, 1e-3f, s);
+    memcpy(gc, g, n * sizeof(float));
+    cf_clip_grad_norm(gc, n, 100.0);
+    cf_adam_step(&a3, p3, gc, 1e-3f);
+  }
+  g_assert_cmpmem(p1, n * sizeof(float), p3, n * sizeof(float));
+  g_assert_cmpmem(a1.v, n * sizeof(float), a3.v, n * sizeof(float));
+  g_assert_cmpfloat(cf_clip_scale(NAN, 1.0), ==, 1.0f);
+  g_assert_cmpfloat(cf_clip_scale(0.5, 1.0), ==, 1.0f);
+  g_assert_cmpfloat(cf_clip_scale(4.0, 0.0), ==, 1.0f);
+  g_assert_cmpfloat(cf_clip_scale(4.0, 1.0), ==, 0.25f);
+  cf_adam_clear(&a1);
+  cf_adam_clear(&a3);
+  cf_free_aligned(p1);
+  cf_free_aligned(p3);
+  cf_free_aligned(g);
+  cf_free_aligned(gc);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -289,5 +328,6 @@ main(int argc, char **argv)
   g_test_add_func("/optim/all-finite", test_all_finite);
   g_test_add_func("/optim/schedule", test_schedule);
   g_test_add_func("/optim/adam-quadratic", test_adam_quadratic);
+  g_test_add_func("/optim/fused-clip", test_fused_clip);
   return g_test_run();
 }
