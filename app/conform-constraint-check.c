@@ -402,6 +402,15 @@ usable_summary(const ConformConstraintCheck *c)
   return g_string_free(s, FALSE);
 }
 
+static gint
+issue_compare(gconstpointer a, gconstpointer b)
+{
+  const ConformCellIssue *x = a, *y = b;
+  if (x->row != y->row)
+    return x->row < y->row ? -1 : 1;
+  return (x->col > y->col) - (x->col < y->col);
+}
+
 /* Analyses out->constraint (already set) after the cell checks. */
 static void
 analyse(ConformConstraintCheck *out, int dim)
@@ -443,16 +452,7 @@ analyse(ConformConstraintCheck *out, int dim)
   if (out->has_report && n_zero == 0)
     explain_redundant(out, &conflict);
   /* Issues in row order (whole-system ones first), so the first one is the first to fix. */
-  for (guint i = 1; i < out->issues->len; i++)
-    for (guint j = i; j > 0; j--) {
-      ConformCellIssue *x = &g_array_index(out->issues, ConformCellIssue, j - 1);
-      ConformCellIssue *y = &g_array_index(out->issues, ConformCellIssue, j);
-      if (x->row < y->row || (x->row == y->row && x->col <= y->col))
-        break;
-      ConformCellIssue tmp = *x;
-      *x = *y;
-      *y = tmp;
-    }
+  g_array_sort(out->issues, issue_compare);
 
   const CfConstraintReport *r = &out->report;
   if (n_zero > 0) {
