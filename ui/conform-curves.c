@@ -414,6 +414,7 @@ typedef struct {
   int nxt, nyt;
   double title_x, title_y;
   double *legend_x, *legend_y; /* per series */
+  int width, height;
 } CurvesLayout;
 
 static void
@@ -436,6 +437,8 @@ static gboolean
 compute_layout(ConformCurves *self, cairo_t *cr, int width, int height, CurvesLayout *L)
 {
   memset(L, 0, sizeof *L);
+  L->width = width;
+  L->height = height;
   if (!has_data(self))
     return FALSE;
   update_range(self);
@@ -517,7 +520,7 @@ compute_layout(ConformCurves *self, cairo_t *cr, int width, int height, CurvesLa
   L->a.ylog = self->log_y;
   L->a.ymin = self->range_lo;
   L->a.ymax = self->range_hi;
-  int max_xt = CLAMP((int)(L->a.w / 70), 2, 8);
+  int max_xt = CLAMP((int)(L->a.w / 60), 3, 8);
   L->nxt = conform_ticks_linear(xmin, xmax, max_xt, L->xt);
   return TRUE;
 }
@@ -822,10 +825,18 @@ draw_hover(ConformCurves *self, cairo_t *cr, const CurvesLayout *L, const GdkRGB
     bw = MAX(bw, text_width(cr, g_ptr_array_index(lines, i)) + (i > 0 ? 14 : 0));
   bw += 12;
   double bh = lines->len * 14 + 8;
+  /* Beside the guide, right if it fits in the plot, else left, else on the
+   * roomier side kept inside the widget. */
   double bx = px + 10;
-  if (bx + bw > a->x0 + a->w)
-    bx = px - 10 - bw;
-  bx = MAX(bx, 2);
+  if (bx + bw > a->x0 + a->w) {
+    if (px - 10 - bw >= a->x0)
+      bx = px - 10 - bw;
+    else if (px - a->x0 > a->x0 + a->w - px)
+      bx = a->x0 + 2;
+    else
+      bx = a->x0 + a->w - bw - 2;
+  }
+  bx = CLAMP(bx, 2, MAX(2, L->width - bw - 2));
   double by = a->y0 + 6;
   rounded_rect(cr, round(bx) + 0.5, round(by) + 0.5, round(bw), round(bh), 4);
   if (dark)

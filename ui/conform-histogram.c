@@ -253,19 +253,21 @@ format_percent(long k, long n, char *buf, gsize len)
   }
 }
 
+/* "none: 812/1000 within tol (81.2%), 600 exact, 2 NaN"; the compact form
+ * for narrow widgets drops the words but keeps every count. */
 static char *
-legend_text(ConformHistogram *self, const HistSeries *s)
+legend_text(ConformHistogram *self, const HistSeries *s, gboolean compact)
 {
   GString *str = g_string_new(s->label);
   if (has_tol(self)) {
     char pb[16];
     format_percent(s->n_satisfied, s->n, pb, sizeof pb);
-    g_string_append_printf(str, ": %ld/%ld within tol (%s)", s->n_satisfied, s->n, pb);
+    g_string_append_printf(str, compact ? ": %ld/%ld (%s)" : ": %ld/%ld within tol (%s)", s->n_satisfied, s->n, pb);
   } else {
-    g_string_append_printf(str, ": n = %ld", s->n);
+    g_string_append_printf(str, compact ? ": %ld" : ": n = %ld", s->n);
   }
   if (s->n_zero > 0)
-    g_string_append_printf(str, ", %ld exact", s->n_zero);
+    g_string_append_printf(str, compact ? ", %ld =0" : ", %ld exact", s->n_zero);
   if (s->n_nan > 0)
     g_string_append_printf(str, ", %ld NaN", s->n_nan);
   if (s->n_inf > 0)
@@ -384,17 +386,31 @@ compute_layout(ConformHistogram *self, cairo_t *cr, int width, int height, Layou
   double left = 4 + 13 + tick_w + 6; /* rotated y title, tick labels */
   double right = 14;
 
-  /* Legend entries flow left to right above the plot. */
-  double lx = left, ly = 0;
+  /* Legend entries flow left to right above the plot; in a narrow widget
+   * they may use its full width and a compact wording. */
+  double lx0 = left, lx1 = width - right;
+  for (int i = 0; i < MAX_SERIES; i++)
+    if (self->series[i]) {
+      L->legend[i] = legend_text(self, self->series[i], FALSE);
+      if (14 + text_width(cr, L->legend[i]) > lx1 - lx0) {
+        lx0 = 6;
+        lx1 = width - 6;
+      }
+    }
+  double lx = lx0, ly = 0;
   int rows = 1;
   for (int i = 0; i < MAX_SERIES; i++) {
     HistSeries *s = self->series[i];
     if (!s)
       continue;
-    L->legend[i] = legend_text(self, s);
     double ew = 14 + text_width(cr, L->legend[i]);
-    if (lx > left && lx + ew > width - right) {
-      lx = left;
+    if (ew > lx1 - lx0) {
+      g_free(L->legend[i]);
+      L->legend[i] = legend_text(self, s, TRUE);
+      ew = 14 + text_width(cr, L->legend[i]);
+    }
+    if (lx > lx0 && lx + ew > lx1) {
+      lx = lx0;
       ly += LEGEND_ROW;
       rows++;
     }
