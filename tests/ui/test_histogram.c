@@ -235,6 +235,39 @@ test_low_bar_below_range(void)
 }
 
 static void
+test_extreme_values(void)
+{
+  /* Subnormals, the largest double and a huge spread: finite edges, every
+   * sample accounted for, drawing does not crash. */
+  g_autoptr(ConformHistogram) h = new_hist();
+  double v[] = {5e-324, 1e-310, 1e-300, 1.0, 1.7976931348623157e308, 0.0};
+  conform_histogram_set_series(h, 0, "x", v, G_N_ELEMENTS(v));
+  conform_histogram_set_tolerance(h, 1e-320);
+  double lo, hi;
+  int nb = conform_histogram_get_bins(h, &lo, &hi, NULL);
+  g_assert_true(isfinite(lo) && lo > 0);
+  g_assert_true(isfinite(hi) && hi > lo);
+  long counts[1024], n_low, sum = 0;
+  g_assert_cmpint(nb, <=, 1024);
+  conform_histogram_get_counts(h, 0, counts, NULL, NULL);
+  conform_histogram_get_series_info(h, 0, NULL, &n_low, NULL, NULL);
+  for (int j = 0; j < nb; j++)
+    sum += counts[j];
+  g_assert_cmpint(sum + n_low, ==, G_N_ELEMENTS(v));
+  Image img;
+  image_render(&img, h, 400, 300);
+  image_clear(&img);
+  /* Only subnormals. */
+  double w[] = {5e-324, 4e-320};
+  conform_histogram_set_series(h, 0, "y", w, 2);
+  conform_histogram_set_tolerance(h, NAN);
+  nb = conform_histogram_get_bins(h, &lo, &hi, NULL);
+  g_assert_true(isfinite(lo) && lo > 0 && nb > 0);
+  image_render(&img, h, 400, 300);
+  image_clear(&img);
+}
+
+static void
 test_series_management(void)
 {
   g_autoptr(ConformHistogram) h = new_hist();
@@ -486,6 +519,7 @@ main(int argc, char **argv)
   g_test_add_func("/histogram/bins/range-includes-tolerance", test_range_includes_tolerance);
   g_test_add_func("/histogram/bins/low-bar-below-range", test_low_bar_below_range);
   g_test_add_func("/histogram/bins/large-series", test_large_series_linear);
+  g_test_add_func("/histogram/bins/extreme-values", test_extreme_values);
   g_test_add_func("/histogram/tolerance/ties", test_tolerance_ties);
   g_test_add_func("/histogram/series-management", test_series_management);
   g_test_add_func("/histogram/draw/overlay-colours", test_overlay_pixels);
