@@ -11,7 +11,6 @@
 #include "checkpoint.h"
 
 static char *conform_bin;
-static char *srcdir;
 static char *tmpdir;
 
 typedef struct {
@@ -473,7 +472,6 @@ int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
-  srcdir = g_strdup(g_getenv("CONFORM_SOURCE_DIR"));
   conform_bin = g_strdup(g_getenv("CONFORM_BIN"));
   g_assert_nonnull(conform_bin);
   tmpdir = g_dir_make_tmp("conform-cli-XXXXXX", NULL);

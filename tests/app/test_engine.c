@@ -9,12 +9,6 @@
 #include "rng.h"
 #include "status.h"
 
-static gboolean
-sanitized(void)
-{
-  return g_getenv("CONFORM_SANITIZED") != NULL;
-}
-
 static ConformEngine *
 engine_for(const char *preset, int steps, const char *const *sets)
 {
@@ -60,7 +54,7 @@ moment_matched(const float *x, int n, int d, int n_out, CfRng *rng)
 static void
 test_quality_beats_gaussian(void)
 {
-  int steps = sanitized() ? 1500 : 3000;
+  const int steps = 3000;
   g_autoptr(ConformEngine) e = engine_for("gaussians", steps, NULL);
   g_assert_true(conform_engine_train(e, steps, NULL, NULL, NULL, NULL));
   ConformSampleOptions so = {.n = 1000, .eta = -1};
