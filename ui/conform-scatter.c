@@ -503,7 +503,8 @@ ensure_pixel_cache(ConformScatter *self, const View *v, int width, int height)
   self->pix_serial = self->serial;
   for (int i = 0; i < self->pts.n; i++) {
     double px, py;
-    if (v->kind != VIEW_1D && v->kind != VIEW_EMPTY && view_project(v, self->pts.x + (gsize)i * self->pts.dim, &px, &py)) {
+    const float *x = self->pts.x + (gsize)i * self->pts.dim;
+    if (v->kind != VIEW_1D && v->kind != VIEW_EMPTY && view_project(v, x, &px, &py)) {
       self->pix[2 * i] = (float)px;
       self->pix[2 * i + 1] = (float)py;
     } else {
@@ -553,32 +554,123 @@ layer_init(Layer *l, int width, int height, double scale)
   return TRUE;
 }
 
-/* col: premultiplied r, g, b, a in [0, 1]. */
+/* Blends colour rgb (0..255, not premultiplied) with weight w (alpha times
+ * coverage, 0..256) over the premultiplied pixel p. */
+static inline guint32
+blend(guint32 p, const guint32 rgb[3], guint32 w)
+{
+  guint32 keep = 256 - w;
+  guint32 a = (255 * w + (p >> 24) * keep) >> 8;
+  guint32 r = (rgb[0] * w + ((p >> 16) & 0xff) * keep) >> 8;
+  guint32 g = (rgb[1] * w + ((p >> 8) & 0xff) * keep) >> 8;
+  guint32 bl = (rgb[2] * w + (p & 0xff) * keep) >> 8;
+  return (a << 24) | (r << 16) | (g << 8) | bl;
+}
+
+/* Anti-aliased disc sprites (alpha x coverage) for 4 x 4 sub-pixel offsets. */
+typedef struct {
+  int R, S;
+  guint16 *w; /* [4][4][S][S] */
+  guint32 rgb[3];
+} Stamp;
+
+static void
+stamp_init(Stamp *st, const Layer *l, double radius, const GdkRGBA *c, double alpha)
+{
+  double r = radius * l->scale, ro = r + 0.5, ri = MAX(r - 0.5, 0);
+  st->R = (int)ceil(ro);
+  st->S = 2 * st->R + 1;
+  st->w = g_new(guint16, 16 * (gsize)st->S * st->S);
+  st->rgb[0] = (guint32)lround(c->red * 255);
+  st->rgb[1] = (guint32)lround(c->green * 255);
+  st->rgb[2] = (guint32)lround(c->blue * 255);
+  double a = CLAMP(c->alpha * alpha, 0, 1) * 256;
+  for (int qy = 0; qy < 4; qy++)
+    for (int qx = 0; qx < 4; qx++) {
+      guint16 *m = st->w + (gsize)(qy * 4 + qx) * st->S * st->S;
+      for (int j = 0; j < st->S; j++)
+        for (int i = 0; i < st->S; i++) {
+          double dx = i - st->R + 0.5 - (qx + 0.5) / 4, dy = j - st->R + 0.5 - (qy + 0.5) / 4;
+          double d = sqrt(dx * dx + dy * dy);
+          double cov = d <= ri ? 1 : d >= ro ? 0 : ro - d;
+          m[j * st->S + i] = (guint16)lround(a * cov);
+        }
+    }
+}
+
+static void
+stamp_clear(Stamp *st)
+{
+  g_clear_pointer(&st->w, g_free);
+}
+
+/* Stamps a disc centred at user-space (x, y). */
 static inline void
-layer_disc(Layer *l, double x, double y, double r, const float col[4])
+layer_disc(Layer *l, const Stamp *st, double x, double y)
 {
   x *= l->scale;
   y *= l->scale;
-  r *= l->scale;
-  double ro = r + 0.5, ri = MAX(r - 0.5, 0);
-  int i0 = MAX((int)floor(x - ro), 0), i1 = MIN((int)ceil(x + ro), l->w - 1);
-  int k0 = MAX((int)floor(y - ro), 0), k1 = MIN((int)ceil(y + ro), l->h - 1);
-  for (int k = k0; k <= k1; k++) {
-    guint32 *row = (guint32 *)(l->data + (gsize)k * l->stride);
-    double dy = k + 0.5 - y;
-    for (int i = i0; i <= i1; i++) {
-      double dx = i + 0.5 - x, d2 = dx * dx + dy * dy;
-      if (d2 >= ro * ro)
+  double fx = floor(x), fy = floor(y);
+  int ix = (int)fx - st->R, iy = (int)fy - st->R;
+  int q = MIN((int)((y - fy) * 4), 3) * 4 + MIN((int)((x - fx) * 4), 3);
+  const guint16 *m = st->w + (gsize)q * st->S * st->S;
+  int i0 = MAX(0, -ix), i1 = MIN(st->S, l->w - ix), j0 = MAX(0, -iy), j1 = MIN(st->S, l->h - iy);
+  for (int j = j0; j < j1; j++) {
+    guint32 *row = (guint32 *)(l->data + (gsize)(iy + j) * l->stride) + ix;
+    const guint16 *mr = m + j * st->S;
+    for (int i = i0; i < i1; i++)
+      if (mr[i])
+        row[i] = blend(row[i], st->rgb, mr[i]);
+  }
+}
+
+/* Anti-aliased ~1 px line (Wu) from (xa, ya) to (xb, yb) in user space. */
+static void
+layer_line(Layer *l, double xa, double ya, double xb, double yb, const guint32 rgb[3], double alpha)
+{
+  xa *= l->scale;
+  ya *= l->scale;
+  xb *= l->scale;
+  yb *= l->scale;
+  gboolean steep = fabs(yb - ya) > fabs(xb - xa);
+  if (steep) {
+    double t = xa;
+    xa = ya;
+    ya = t;
+    t = xb;
+    xb = yb;
+    yb = t;
+  }
+  if (xa > xb) {
+    double t = xa;
+    xa = xb;
+    xb = t;
+    t = ya;
+    ya = yb;
+    yb = t;
+  }
+  double dx = xb - xa, grad = dx > 1e-9 ? (yb - ya) / dx : 0;
+  /* thickness correction keeps diagonal lines as heavy as straight ones */
+  double a = CLAMP(alpha * sqrt(1 + grad * grad), 0, 1) * 256;
+  int lim_major = steep ? l->h : l->w, lim_minor = steep ? l->w : l->h;
+  int s0 = MAX((int)ceil(xa - 0.5), 0), s1 = MIN((int)floor(xb - 0.5), lim_major - 1);
+  for (int k = s0; k <= s1; k++) {
+    double yc = ya + grad * (k + 0.5 - xa) - 0.5;
+    double fl = floor(yc);
+    if (!(fl >= -1 && fl < lim_minor))
+      continue;
+    int m0 = (int)fl;
+    double f = yc - fl;
+    for (int e = 0; e < 2; e++) {
+      int mm = m0 + e;
+      if (mm < 0 || mm >= lim_minor)
         continue;
-      float cov = d2 <= ri * ri ? 1.0f : (float)(ro - sqrt(d2));
-      guint32 p = row[i];
-      float keep = 1.0f - col[3] * cov;
-      float a = col[3] * cov * 255.0f + (float)(p >> 24) * keep;
-      float rr = col[0] * cov * 255.0f + (float)((p >> 16) & 0xff) * keep;
-      float gg = col[1] * cov * 255.0f + (float)((p >> 8) & 0xff) * keep;
-      float bb = col[2] * cov * 255.0f + (float)(p & 0xff) * keep;
-      row[i] = ((guint32)(a + 0.5f) << 24) | ((guint32)(rr + 0.5f) << 16) | ((guint32)(gg + 0.5f) << 8) |
-               (guint32)(bb + 0.5f);
+      guint32 w = (guint32)(a * (e ? f : 1 - f));
+      if (!w)
+        continue;
+      int px = steep ? mm : k, py = steep ? k : mm;
+      guint32 *p = (guint32 *)(l->data + (gsize)py * l->stride) + px;
+      *p = blend(*p, rgb, w);
     }
   }
 }
@@ -591,16 +683,6 @@ layer_paint(Layer *l, cairo_t *cr)
   cairo_paint(cr);
   cairo_surface_destroy(l->surface);
   l->surface = NULL;
-}
-
-static void
-premul(const GdkRGBA *c, double alpha, float out[4])
-{
-  float a = (float)(c->alpha * alpha);
-  out[0] = c->red * a;
-  out[1] = c->green * a;
-  out[2] = c->blue * a;
-  out[3] = a;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -733,18 +815,20 @@ draw_background(ConformScatter *self, cairo_t *cr, const View *v, int width, int
   Layer layer;
   if (!layer_init(&layer, width, height, scale))
     return;
-  float bgc[4];
-  premul(fg, BG_ALPHA, bgc);
+  Stamp st;
+  stamp_init(&st, &layer, BG_RADIUS, fg, BG_ALPHA);
   gboolean planar = view_is_planar(v);
   double xa = v->area.x0, xb = v->area.x0 + v->area.w, ya = v->area.y0, yb = v->area.y0 + v->area.h;
   for (int i = 0; i < self->bg.n; i++) {
     double px, py;
     if (!view_project(v, self->bg.x + (gsize)i * self->bg.dim, &px, &py))
       continue;
-    if (planar && (px < xa - 3 || px > xb + 3 || py < ya - 3 || py > yb + 3))
+    if (planar ? (px < xa - 3 || px > xb + 3 || py < ya - 3 || py > yb + 3)
+               : (px < -10 || py < -10 || px > width + 10 || py > height + 10))
       continue;
-    layer_disc(&layer, px, py, BG_RADIUS, bgc);
+    layer_disc(&layer, &st, px, py);
   }
+  stamp_clear(&st);
   cairo_save(cr);
   if (planar) {
     cairo_rectangle(cr, xa, ya, xb - xa, yb - ya);
@@ -754,8 +838,49 @@ draw_background(ConformScatter *self, cairo_t *cr, const View *v, int width, int
   cairo_restore(cr);
 }
 
-/* Sample discs from the pixel cache; samples outside the planar view become
- * triangles pinned to the frame. Fills the counts in notes. */
+/* Arrows raw -> sample for the first CONFORM_SCATTER_MAX_ARROWS samples:
+ * heads are filled with cairo (under the sample discs), shafts go into the
+ * sample layer. */
+static void
+draw_arrows(ConformScatter *self, cairo_t *cr, const View *v, Layer *layer)
+{
+  if (!arrows_active(self) || v->kind == VIEW_1D)
+    return;
+  GdkRGBA ac;
+  conform_palette_series(5, &ac);
+  guint32 rgb[3] = {(guint32)lround(ac.red * 255), (guint32)lround(ac.green * 255), (guint32)lround(ac.blue * 255)};
+  int n = MIN(self->pts.n, CONFORM_SCATTER_MAX_ARROWS);
+  cairo_save(cr);
+  if (view_is_planar(v)) {
+    cairo_rectangle(cr, v->area.x0, v->area.y0, v->area.w, v->area.h);
+    cairo_clip(cr);
+  }
+  for (int i = 0; i < n; i++) {
+    double rx, ry, px = self->pix[2 * i], py = self->pix[2 * i + 1];
+    if (!isfinite(px) || !view_project(v, self->raw + (gsize)i * self->raw_dim, &rx, &ry))
+      continue;
+    double len = hypot(px - rx, py - ry);
+    if (len < 2.5 || !isfinite(len))
+      continue;
+    /* clip the shaft to the canvas so far-off raw samples stay cheap */
+    double p0[2] = {rx, ry}, d[2] = {px - rx, py - ry}, lo[2] = {-4, -4};
+    double hi[2] = {layer->w / layer->scale + 4, layer->h / layer->scale + 4}, t0, t1;
+    if (clip_line(p0, d, lo, hi, 2, &t0, &t1) && t1 > 0 && t0 < 1) {
+      t0 = MAX(t0, 0);
+      t1 = MIN(t1, 1);
+      layer_line(layer, rx + t0 * d[0], ry + t0 * d[1], rx + t1 * d[0], ry + t1 * d[1], rgb, 0.4);
+    }
+    double hl = MIN(5.0, 0.6 * len);
+    arrow_head(cr, rx, ry, px, py, hl, hl * 0.5);
+  }
+  conform_cairo_set_rgba(cr, &ac, 0.6);
+  cairo_fill(cr);
+  cairo_restore(cr);
+}
+
+/* Sample discs from the pixel cache (with the arrow shafts under them);
+ * samples outside the planar view become triangles pinned to the frame.
+ * Fills the counts in notes. */
 static void
 draw_samples(ConformScatter *self, cairo_t *cr, const View *v, int width, int height, double scale, Notes *notes)
 {
@@ -766,8 +891,9 @@ draw_samples(ConformScatter *self, cairo_t *cr, const View *v, int width, int he
   Layer layer;
   if (!layer_init(&layer, width, height, scale))
     return;
-  float ptc[4];
-  premul(&sc, PT_ALPHA, ptc);
+  draw_arrows(self, cr, v, &layer);
+  Stamp st;
+  stamp_init(&st, &layer, PT_RADIUS, &sc, PT_ALPHA);
   gboolean planar = view_is_planar(v);
   double xa = v->area.x0, xb = v->area.x0 + v->area.w, ya = v->area.y0, yb = v->area.y0 + v->area.h;
   for (int i = 0; i < self->pts.n; i++) {
@@ -776,12 +902,14 @@ draw_samples(ConformScatter *self, cairo_t *cr, const View *v, int width, int he
       notes->n_nonfinite++;
       continue;
     }
-    if (planar && (px < xa || px > xb || py < ya || py > yb)) {
-      notes->n_outside++;
+    if (planar ? (px < xa || px > xb || py < ya || py > yb)
+               : (px < -10 || py < -10 || px > width + 10 || py > height + 10)) {
+      notes->n_outside += planar;
       continue;
     }
-    layer_disc(&layer, px, py, PT_RADIUS, ptc);
+    layer_disc(&layer, &st, px, py);
   }
+  stamp_clear(&st);
   cairo_save(cr);
   if (planar) {
     cairo_rectangle(cr, xa, ya, xb - xa, yb - ya);
@@ -815,51 +943,6 @@ draw_samples(ConformScatter *self, cairo_t *cr, const View *v, int width, int he
     conform_cairo_set_rgba(cr, &sc, 0.85);
     cairo_fill(cr);
   }
-}
-
-static void
-draw_arrows(ConformScatter *self, cairo_t *cr, const View *v)
-{
-  if (!arrows_active(self) || v->kind == VIEW_1D)
-    return;
-  GdkRGBA ac;
-  conform_palette_series(5, &ac);
-  int n = MIN(self->pts.n, CONFORM_SCATTER_MAX_ARROWS);
-  double *seg = g_new(double, 4 * (gsize)n);
-  int cnt = 0;
-  cairo_save(cr);
-  if (view_is_planar(v)) {
-    cairo_rectangle(cr, v->area.x0, v->area.y0, v->area.w, v->area.h);
-    cairo_clip(cr);
-  }
-  for (int i = 0; i < n; i++) {
-    double rx, ry, px = self->pix[2 * i], py = self->pix[2 * i + 1];
-    if (!isfinite(px) || !view_project(v, self->raw + (gsize)i * self->raw_dim, &rx, &ry))
-      continue;
-    if (hypot(px - rx, py - ry) < 2.5)
-      continue;
-    seg[4 * cnt] = rx;
-    seg[4 * cnt + 1] = ry;
-    seg[4 * cnt + 2] = px;
-    seg[4 * cnt + 3] = py;
-    cnt++;
-  }
-  cairo_set_line_width(cr, 0.9);
-  cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
-  for (int i = 0; i < cnt; i++) {
-    cairo_move_to(cr, seg[4 * i], seg[4 * i + 1]);
-    cairo_line_to(cr, seg[4 * i + 2], seg[4 * i + 3]);
-  }
-  conform_cairo_set_rgba(cr, &ac, 0.5);
-  cairo_stroke(cr);
-  for (int i = 0; i < cnt; i++) {
-    double len = MIN(5.0, 0.6 * hypot(seg[4 * i + 2] - seg[4 * i], seg[4 * i + 3] - seg[4 * i + 1]));
-    arrow_head(cr, seg[4 * i], seg[4 * i + 1], seg[4 * i + 2], seg[4 * i + 3], len, len * 0.5);
-  }
-  conform_cairo_set_rgba(cr, &ac, 0.6);
-  cairo_fill(cr);
-  cairo_restore(cr);
-  g_free(seg);
 }
 
 static void
@@ -1083,7 +1166,7 @@ box_3d(ConformScatter *self, cairo_t *cr, const View *v, const GdkRGBA *fg, gboo
     }
     int i = best, j = best | (1 << k);
     double ex = cp[j][0] - cp[i][0], ey = cp[j][1] - cp[i][1], el = hypot(ex, ey);
-    if (el < 40)
+    if (el < 24)
       continue;
     ex /= el;
     ey /= el;
@@ -1094,7 +1177,7 @@ box_3d(ConformScatter *self, cairo_t *cr, const View *v, const GdkRGBA *fg, gboo
       nx = -nx;
       ny = -ny;
     }
-    for (int end = 0; end < 2; end++) {
+    for (int end = 0; end < 2 && el >= 80; end++) {
       int c = end ? j : i;
       double along = MIN(22.0, 0.2 * el) * (end ? -1 : 1);
       g_snprintf(buf, sizeof buf, "%.3g", end ? v->hi[k] : v->lo[k]);
@@ -1107,7 +1190,7 @@ box_3d(ConformScatter *self, cairo_t *cr, const View *v, const GdkRGBA *fg, gboo
 static void
 gizmo_3d(ConformScatter *self, cairo_t *cr, const View *v, int height, const GdkRGBA *fg)
 {
-  double ox = 40, oy = height - 40, len = 24;
+  double ox = 58, oy = height - 42, len = 24;
   char nb[16];
   cairo_set_line_width(cr, 1.5);
   cairo_set_line_cap(cr, CAIRO_LINE_CAP_ROUND);
@@ -1381,7 +1464,6 @@ draw_full(ConformScatter *self, cairo_t *cr, int width, int height, double scale
     draw_background(self, cr, &v, width, height, scale, &fg);
     if (v.kind == VIEW_2D)
       feasible_2d(self, cr, &v, &fg);
-    draw_arrows(self, cr, &v);
     draw_samples(self, cr, &v, width, height, scale, &notes);
     if (v.kind == VIEW_PROJ)
       draw_histograms(self, cr, &v, &fg);
@@ -1390,7 +1472,6 @@ draw_full(ConformScatter *self, cairo_t *cr, int width, int height, double scale
     draw_background(self, cr, &v, width, height, scale, &fg);
     feasible_3d(self, cr, &v, &fg, TRUE);
     feasible_3d(self, cr, &v, &fg, FALSE);
-    draw_arrows(self, cr, &v);
     draw_samples(self, cr, &v, width, height, scale, &notes);
     box_3d(self, cr, &v, &fg, TRUE);
     gizmo_3d(self, cr, &v, height, &fg);

@@ -28,7 +28,7 @@ GtkWidget *conform_scatter_new(void);
  * Non-finite values are ignored (a point with any non-finite coordinate that
  * the view needs is not drawn and is counted in a note). */
 void conform_scatter_set_background(ConformScatter *self, const float *x, int n, int dim); /* training data, faint */
-void conform_scatter_set_points(ConformScatter *self, const float *x, int n, int dim);     /* samples (after strategy) */
+void conform_scatter_set_points(ConformScatter *self, const float *x, int n, int dim); /* samples, after strategy */
 /* Samples before the projection strategy, same n/dim as the points; arrows are
  * drawn from raw to point when set, the sizes match and the arrow toggle is on.
  * NULL clears. */
