@@ -18,5 +18,9 @@ int conform_cli_run_headless(const char *preset, const char *out_dir);
 
 /* `conform bench` (conform-bench.c). */
 int conform_bench_main(int argc, char **argv);
+/* Workloads that need the GUI register here (main.c), keeping app/ free of
+ * GTK: fn(seconds) prints its figures and returns an exit code. */
+typedef int (*ConformBenchUiFn)(double seconds);
+void conform_bench_set_ui_hook(ConformBenchUiFn fn);
 
 G_END_DECLS

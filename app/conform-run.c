@@ -5,6 +5,9 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "metrics.h"
 
@@ -95,6 +98,7 @@ struct _ConformRun {
   float *train_raw;
   int train_raw_n;
   double *pca_basis, *pca_mean;
+  int blas_threads;
   double preview_interval; /* read by the worker without a lock: a double store is atomic enough here */
 };
 
@@ -286,6 +290,17 @@ post_engine_info(ConformRun *self, ConformEngine *e, gboolean ready)
   g_mutex_unlock(&self->lock);
 }
 
+/* Background threads run at a lower scheduling priority (Linux: per-thread
+ * nice), so on a 2-core machine the main loop is never starved by training
+ * and sampling. Failure is harmless: they then run at normal priority. */
+static void
+lower_thread_priority(void)
+{
+#ifdef __linux__
+  (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+#endif
+}
+
 /* ---- sampling thread ---------------------------------------------------------- */
 
 typedef struct {
@@ -307,6 +322,7 @@ sample_thread(gpointer data)
   SampleJob *job = data;
   ConformRun *self = job->self;
   g_autoptr(GError) error = NULL;
+  lower_thread_priority();
   ConformSampleSet *set = conform_sampler_run(job->sampler, &job->opts, job->traj_n, abort_cb, NULL,
                                               self->cancellable, &error);
   if (set) {
@@ -455,11 +471,12 @@ worker_main(gpointer data)
 {
   ConformRun *self = data;
   GTask *task = self->task;
-  Worker w = {self, NULL, FALSE, 0, -1, 0, 0, 0, 0};
+  Worker w = {self, NULL, FALSE, 0, -1, 0, 0, 0, 0, 0};
   g_autoptr(GError) error = NULL;
-  /* BLAS threads: training and sampling run side by side on a 2-core
-   * machine, so each uses one thread. */
-  openblas_set_num_threads(1);
+  lower_thread_priority();
+  /* BLAS threads, set explicitly: by default 1, since training and sampling
+   * run side by side on their own threads. */
+  openblas_set_num_threads(self->blas_threads);
 
   w.engine = self->load_dir ? conform_engine_load(self->load_dir, &error) : conform_engine_new(&self->initial, &error);
   if (!w.engine) {
@@ -656,6 +673,7 @@ conform_run_init(ConformRun *self)
   self->main_ctx = g_main_context_ref_thread_default();
   self->state = CONFORM_RUN_STARTING;
   self->preview_interval = 1.0;
+  self->blas_threads = 1;
   conform_config_init(&self->config);
   cf_constraint_init(&self->constraint);
 }
@@ -778,6 +796,14 @@ conform_run_request_samples(ConformRun *self, int n, int traj_n)
   c->n = n;
   c->traj_n = traj_n;
   send(self, c);
+}
+
+void
+conform_run_set_blas_threads(ConformRun *self, int threads)
+{
+  g_return_if_fail(CONFORM_IS_RUN(self));
+  g_return_if_fail(self->thread == NULL);
+  self->blas_threads = CLAMP(threads, 1, 64);
 }
 
 void

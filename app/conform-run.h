@@ -46,6 +46,9 @@ void conform_run_set_constraint(ConformRun *self, const CfConstraint *c);
 /* Draws samples from the latest parameters (coalesced: at most one job in
  * flight, the newest request wins). */
 void conform_run_request_samples(ConformRun *self, int n, int traj_n);
+/* OpenBLAS threads the worker sets when it starts (default 1: training and
+ * sampling each get a core). Call before conform_run_start_async. */
+void conform_run_set_blas_threads(ConformRun *self, int threads);
 /* Seconds between automatic sample previews while training (0 = off). */
 void conform_run_set_preview_interval(ConformRun *self, double seconds);
 void conform_run_save_async(ConformRun *self, const char *dir, GCancellable *cancellable,

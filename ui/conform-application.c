@@ -2,8 +2,6 @@
 
 #include "conform-application.h"
 
-#include <cblas.h>
-
 #include "conform-cli.h"
 #include "conform-resources.h"
 #include "conform-presets.h"
@@ -58,8 +56,7 @@ settings_changed_cb(GSettings *s, const char *key, ConformApplication *self)
 {
   if (g_str_equal(key, "color-scheme"))
     apply_color_scheme(self);
-  else if (g_str_equal(key, "blas-threads"))
-    openblas_set_num_threads(g_settings_get_int(s, "blas-threads"));
+
 }
 
 static void
@@ -159,12 +156,14 @@ preferences_action(GSimpleAction *a, GVariant *p, gpointer data)
         gtk_drop_down_set_selected(GTK_DROP_DOWN(scheme), i);
     g_signal_connect(scheme, "notify::selected", G_CALLBACK(scheme_selected_cb), self->settings);
     pref_row(grid, 0, "Appearance", "Follow the system's light/dark preference or force one", scheme);
-    pref_row(grid, 1, "BLAS threads", "OpenBLAS threads per training or sampling thread (applies to new runs)",
+    pref_row(grid, 1, "BLAS threads", "OpenBLAS threads for training and sampling (applies to new runs: Reset)",
              bound_spin(self->settings, "blas-threads", 1, 64, 1, 0));
     pref_row(grid, 2, "Sample preview every (s)", "Seconds between automatic sample previews while training",
              bound_spin(self->settings, "preview-interval", 0.1, 60, 0.1, 1));
     pref_row(grid, 3, "Default sample count", "Samples drawn for each preview in new windows",
              bound_spin(self->settings, "default-samples", 10, 100000, 10, 0));
+    pref_row(grid, 4, "Plot refresh rate (Hz)", "How often the plots take in new training data",
+             bound_spin(self->settings, "refresh-rate", 1, 120, 1, 0));
   }
   gtk_window_set_child(GTK_WINDOW(win), grid);
   gtk_window_present(GTK_WINDOW(win));
@@ -200,7 +199,6 @@ conform_application_startup(GApplication *app)
   if (self->settings) {
     g_signal_connect(self->settings, "changed", G_CALLBACK(settings_changed_cb), self);
     apply_color_scheme(self);
-    openblas_set_num_threads(g_settings_get_int(self->settings, "blas-threads"));
   }
   /* Referencing the bundle links it (and its registration) in from the
    * static library. */
@@ -280,6 +278,10 @@ conform_application_get_settings(ConformApplication *self)
 int
 conform_application_run_gui(int argc, char **argv)
 {
+  /* Every view is a Cairo drawing; without a GPU (Mesa's llvmpipe) the GL
+   * renderer costs hundreds of ms per frame here, the Cairo one a few.
+   * GSK_RENDERER set by the user wins. */
+  g_setenv("GSK_RENDERER", "cairo", FALSE);
   if (!gtk_init_check()) {
     /* No display: the engine still works headless. */
     g_printerr("conform: no display available; running the default preset headless instead\n");

@@ -45,6 +45,9 @@ struct _ConformWindow {
   GtkWidget *status_label, *space_label, *message_label;
   guint message_timeout;
   int loss_series, lr_series, viol_p50, viol_p99, viol_max;
+  guint records_shown;  /* records already handed to the curves */
+  gint64 last_refresh;  /* monotonic us of the last curve update */
+  guint refresh_source; /* pending throttled update */
 };
 
 G_DEFINE_FINAL_TYPE(ConformWindow, conform_window, GTK_TYPE_APPLICATION_WINDOW)
@@ -239,13 +242,15 @@ run_ready_cb(ConformRun *run, ConformWindow *self)
   }
 }
 
+/* Hands the records the curves have not seen to them. */
 static void
-run_progress_cb(ConformRun *run, guint first, ConformWindow *self)
+push_records(ConformWindow *self)
 {
-  if (run != self->run)
-    return;
-  const GArray *rec = conform_run_get_records(run);
+  const GArray *rec = conform_run_get_records(self->run);
+  guint first = MIN(self->records_shown, rec->len);
   guint n = rec->len - first;
+  self->records_shown = rec->len;
+  self->last_refresh = g_get_monotonic_time();
   if (n > 0) {
     double *x = g_new(double, n), *y = g_new(double, n), *lr = g_new(double, n);
     for (guint i = 0; i < n; i++) {
@@ -259,9 +264,35 @@ run_progress_cb(ConformRun *run, guint first, ConformWindow *self)
     g_free(x);
     g_free(y);
     g_free(lr);
-    set_dirty(self, TRUE);
   }
   update_status(self);
+}
+
+static gboolean
+refresh_cb(gpointer data)
+{
+  ConformWindow *self = data;
+  self->refresh_source = 0;
+  if (self->run)
+    push_records(self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+run_progress_cb(ConformRun *run, guint first, ConformWindow *self)
+{
+  if (run != self->run)
+    return;
+  set_dirty(self, TRUE);
+  /* At most refresh-rate plot updates per second, whatever the worker's pace. */
+  GSettings *gs = settings(self);
+  int hz = gs ? g_settings_get_int(gs, "refresh-rate") : 30;
+  gint64 period = G_USEC_PER_SEC / MAX(hz, 1);
+  gint64 wait = self->last_refresh + period - g_get_monotonic_time();
+  if (wait <= 0)
+    push_records(self);
+  else if (!self->refresh_source)
+    self->refresh_source = g_timeout_add((guint)(wait / 1000) + 1, refresh_cb, self);
 }
 
 static void
@@ -391,7 +422,8 @@ attach_run(ConformWindow *self, ConformRun *run)
   conform_curves_clear(CONFORM_CURVES(self->loss));
   conform_curves_clear(CONFORM_CURVES(self->lr));
   conform_curves_clear(CONFORM_CURVES(self->violation));
-  run_progress_cb(run, 0, self); /* a loaded run brings its history */
+  self->records_shown = 0;
+  push_records(self); /* a loaded run brings its history */
   sync_sidebar(self);
   set_dirty(self, FALSE);
   update_title(self);
@@ -414,6 +446,7 @@ start_run(ConformWindow *self, const ConformConfig *cfg, const char *dir)
   ConformRun *run = conform_run_new(cfg, dir);
   GSettings *gs = settings(self);
   conform_run_set_preview_interval(run, gs ? g_settings_get_double(gs, "preview-interval") : 1.0);
+  conform_run_set_blas_threads(run, gs ? g_settings_get_int(gs, "blas-threads") : 1);
   g_signal_connect_object(run, "ready", G_CALLBACK(run_ready_cb), self, 0);
   g_signal_connect_object(run, "progress", G_CALLBACK(run_progress_cb), self, 0);
   g_signal_connect_object(run, "samples", G_CALLBACK(run_samples_cb), self, 0);
@@ -443,12 +476,8 @@ train_toggle_action(GSimpleAction *a, GVariant *p, gpointer data)
   if (conform_run_get_state(self->run) == CONFORM_RUN_TRAINING) {
     conform_run_pause(self->run);
   } else {
-    if (conform_run_get_step(self->run) >= conform_run_get_config(self->run)->steps) {
-      /* Past the configured steps: continue for as many again. */
-      g_autofree char *v = g_strdup_printf("%ld", conform_run_get_step(self->run) * 2);
-      show_message(self, "continuing past the configured number of steps", FALSE);
-      (void)v;
-    }
+    if (conform_run_get_step(self->run) >= conform_run_get_config(self->run)->steps)
+      show_message(self, "continuing past the configured number of steps (Pause to stop)", FALSE);
     conform_run_train(self->run);
   }
 }
@@ -755,9 +784,6 @@ editor_applied_cb(ConformConstraintEditor *ed, gpointer constraint, ConformWindo
   show_message(self, "constraint applied: re-projecting the current samples", FALSE);
 }
 
-static void
-constraint_changed_cb(ConformRun *run, ConformWindow *self);
-
 static GtkWidget *
 labelled_pane(const char *title, GtkWidget *child, GtkWidget *extra)
 {
@@ -912,11 +938,6 @@ build_views(ConformWindow *self)
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), traj_box, gtk_label_new("Sampling trajectory"));
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), cbox, gtk_label_new("Constraint A x = b"));
   return self->notebook;
-}
-
-static void
-constraint_changed_cb(ConformRun *run, ConformWindow *self)
-{
 }
 
 /* ---- files ------------------------------------------------------------------- */
@@ -1187,6 +1208,10 @@ conform_window_dispose(GObject *object)
     g_source_remove(self->traj_timer);
     self->traj_timer = 0;
   }
+  if (self->refresh_source) {
+    g_source_remove(self->refresh_source);
+    self->refresh_source = 0;
+  }
   if (self->run)
     conform_run_stop(self->run);
   if (self->incoming)
@@ -1321,7 +1346,6 @@ conform_window_init(ConformWindow *self)
   gtk_paned_set_shrink_start_child(GTK_PANED(paned), FALSE);
   gtk_paned_set_position(GTK_PANED(paned), 290);
   gtk_widget_set_vexpand(paned, TRUE);
-  g_signal_connect(self->histogram, "notify", G_CALLBACK(constraint_changed_cb), self);
 
   GtkWidget *status = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
   gtk_widget_add_css_class(status, "status-bar");
