@@ -41,6 +41,7 @@ typedef struct {
   float *x;
   int n, dim;
   double *lo, *hi;     /* robust range per coordinate (NAN: no finite value) */
+  double *qlo, *qhi;   /* 0.5% and 99.5% quantiles per coordinate (histograms) */
   gboolean plane_ok;   /* plo/phi valid for the current projection */
   double plo[2], phi[2];
 } PointSet;
@@ -132,12 +133,15 @@ select_k(float *a, int n, int k)
   return a[k];
 }
 
-/* buf holds n finite values and is reordered. */
+/* buf holds n finite values and is reordered. The quantiles go to qlo/qhi
+ * when given. */
 static gboolean
-robust_range(float *buf, int n, double *lo, double *hi)
+robust_range(float *buf, int n, double *lo, double *hi, double *qlo, double *qhi)
 {
   if (n <= 0) {
     *lo = *hi = NAN;
+    if (qlo)
+      *qlo = *qhi = NAN;
     return FALSE;
   }
   float mn = buf[0], mx = buf[0];
@@ -145,11 +149,15 @@ robust_range(float *buf, int n, double *lo, double *hi)
     mn = MIN(mn, buf[i]);
     mx = MAX(mx, buf[i]);
   }
-  double qlo = select_k(buf, n, (int)floor(0.005 * (n - 1)));
-  double qhi = select_k(buf, n, (int)ceil(0.995 * (n - 1)));
-  double span = qhi - qlo;
-  *lo = MAX((double)mn, qlo - 0.5 * span);
-  *hi = MIN((double)mx, qhi + 0.5 * span);
+  double ql = select_k(buf, n, (int)floor(0.005 * (n - 1)));
+  double qh = select_k(buf, n, (int)ceil(0.995 * (n - 1)));
+  double span = qh - ql;
+  *lo = MAX((double)mn, ql - 0.5 * span);
+  *hi = MIN((double)mx, qh + 0.5 * span);
+  if (qlo) {
+    *qlo = ql;
+    *qhi = qh;
+  }
   return TRUE;
 }
 
@@ -158,6 +166,8 @@ pointset_clear(PointSet *ps)
 {
   g_clear_pointer(&ps->x, g_free);
   g_clear_pointer(&ps->lo, g_free);
+  g_clear_pointer(&ps->qlo, g_free);
+  g_clear_pointer(&ps->qhi, g_free);
   g_clear_pointer(&ps->hi, g_free);
   ps->n = 0;
   ps->dim = 0;
@@ -174,6 +184,8 @@ pointset_set(PointSet *ps, const float *x, int n, int dim)
   ps->n = n;
   ps->x = g_memdup2(x, (gsize)n * (gsize)dim * sizeof(float));
   ps->lo = g_new(double, dim);
+  ps->qlo = g_new(double, dim);
+  ps->qhi = g_new(double, dim);
   ps->hi = g_new(double, dim);
   float *buf = g_new(float, n);
   for (int k = 0; k < dim; k++) {
@@ -183,7 +195,7 @@ pointset_set(PointSet *ps, const float *x, int n, int dim)
       if (isfinite(v))
         buf[cnt++] = v;
     }
-    robust_range(buf, cnt, &ps->lo[k], &ps->hi[k]);
+    robust_range(buf, cnt, &ps->lo[k], &ps->hi[k], &ps->qlo[k], &ps->qhi[k]);
   }
   g_free(buf);
 }
@@ -233,8 +245,8 @@ pointset_plane_stats(PointSet *ps, const double *basis, const double *center)
       cnt++;
     }
   }
-  robust_range(bu, cnt, &ps->plo[0], &ps->phi[0]);
-  robust_range(bv, cnt, &ps->plo[1], &ps->phi[1]);
+  robust_range(bu, cnt, &ps->plo[0], &ps->phi[0], NULL, NULL);
+  robust_range(bv, cnt, &ps->plo[1], &ps->phi[1], NULL, NULL);
   g_free(bu);
   g_free(bv);
 }
@@ -1224,8 +1236,14 @@ draw_histograms(ConformScatter *self, cairo_t *cr, const View *v, const GdkRGBA 
   for (int k = 0; k < nc; k++) {
     double x = v->sx + (k % cols) * cw + 3, y = v->sy + (double)(k / cols) * ch + 2;
     double w = cw - 6, h = ch - 4;
+    /* Quantile range (0.5%..99.5%): tails would only squeeze the bars. */
     double lo, hi;
-    coord_range(self, dim, k, &lo, &hi);
+    gboolean hb = v->bg_ok, hp = self->pts.n > 0;
+    if (!union_range(hb ? self->bg.qlo[k] : NAN, hb ? self->bg.qhi[k] : NAN, hp ? self->pts.qlo[k] : NAN,
+                     hp ? self->pts.qhi[k] : NAN, &lo, &hi)) {
+      lo = -1;
+      hi = 1;
+    }
     padded(&lo, &hi, 0.05);
     if (!(hi - lo > 1e-12 * (1 + fabs(lo) + fabs(hi)))) {
       double c = 0.5 * (lo + hi), hw = MAX(0.5, 0.05 * fabs(c));
@@ -1346,14 +1364,21 @@ draw_legend(ConformScatter *self, cairo_t *cr, const View *v, int width, double 
     tw[i] = text_width(cr, items[i].text, TEXT_PX);
     wsum += tw[i] + (items[i].kind == L_TEXT ? 0 : 18) + 12;
   }
-  double x = width - 8 - wsum + 12, cy = CAPTION_BAND / 2 + 1;
-  if (x < used_left + 16)
+  /* Too narrow: drop entries from the front (samples, data) first, so the
+   * constraint status survives longest. */
+  int first = 0;
+  while (first < n && width - 8 - wsum + 12 < used_left + 16) {
+    wsum -= tw[first] + (items[first].kind == L_TEXT ? 0 : 18) + 12;
+    first++;
+  }
+  if (first == n)
     return;
+  double x = width - 8 - wsum + 12, cy = CAPTION_BAND / 2 + 1;
   GdkRGBA sc, ac, pc;
   sample_colour(self, &sc);
   conform_palette_series(5, &ac);
   conform_palette_series(2, &pc);
-  for (int i = 0; i < n; i++) {
+  for (int i = first; i < n; i++) {
     switch (items[i].kind) {
     case L_DISC:
     case L_BGDISC:
