@@ -201,6 +201,30 @@ test_cluster_in_corner(void)
   g_assert_cmpint(xmin, >, cx + (bx1 - cx) / 2);
   g_assert_cmpint(ymax, <, cy - (cy - by0) / 2);
   image_free(&im);
+
+  /* HiDPI: a device scale of 2 renders the same picture at twice the pixels. */
+  Image hi;
+  hi.s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, 800, 800);
+  cairo_surface_set_device_scale(hi.s, 2, 2);
+  cairo_t *cr = cairo_create(hi.s);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  conform_scatter_draw(sc, cr, 400, 400);
+  cairo_destroy(cr);
+  cairo_surface_flush(hi.s);
+  hi.w = hi.h = 800;
+  hi.stride = cairo_image_surface_get_stride(hi.s);
+  hi.data = cairo_image_surface_get_data(hi.s);
+  int hb = 0, hq = 0;
+  for (int y = 2 * CAPTION_ROWS; y < hi.h; y++)
+    for (int x = 0; x < hi.w; x++)
+      if (is_blue(&hi, x, y)) {
+        hb++;
+        hq += x >= 2 * cx && y < 2 * cy;
+      }
+  g_assert_cmpint(hb, >, 3 * n_blue);
+  g_assert_cmpint(hq, ==, hb);
+  image_free(&hi);
   g_free(bg);
   g_object_unref(sc);
 }
