@@ -951,6 +951,7 @@ conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GE
   /* Values read every step: the schedule and the optimiser. */
   e->sched.lr_max = (float)e->cfg.lr;
   e->sched.lr_min = (float)e->cfg.lr_min;
+  e->sched.total = MAX(e->cfg.steps, 1);
   e->adam.cfg.weight_decay = (float)e->cfg.weight_decay;
   return TRUE;
 }

@@ -286,7 +286,7 @@ run_progress_cb(ConformRun *run, guint first, ConformWindow *self)
   set_dirty(self, TRUE);
   /* At most refresh-rate plot updates per second, whatever the worker's pace. */
   GSettings *gs = settings(self);
-  int hz = gs ? g_settings_get_int(gs, "refresh-rate") : 30;
+  int hz = gs ? g_settings_get_int(gs, "refresh-rate") : 15;
   gint64 period = G_USEC_PER_SEC / MAX(hz, 1);
   gint64 wait = self->last_refresh + period - g_get_monotonic_time();
   if (wait <= 0)
