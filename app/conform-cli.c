@@ -225,7 +225,7 @@ cmd_presets(int argc, char **argv)
 static int
 cmd_data(int argc, char **argv)
 {
-  char *preset = NULL, *out = NULL;
+  g_autofree char *preset = NULL, *out = NULL;
   int n = 1000;
   gint64 seed = 1;
   GOptionEntry entries[] = {
@@ -238,7 +238,6 @@ cmd_data(int argc, char **argv)
   int code = 0;
   if (!parse_options("data", NULL, "Dump samples of a preset's data (raw space) as CSV.", entries, &argc, &argv, &code))
     return code;
-  g_autofree char *p_preset = preset, *p_out = out;
   if (!preset || !out)
     return usage_error("data: --preset and --out are required");
   if (n < 1 || n > CF_DATA_MAX_ROWS)
@@ -270,8 +269,8 @@ cmd_data(int argc, char **argv)
 static int
 cmd_train(int argc, char **argv)
 {
-  char *preset = NULL, *strategy = NULL, *out = NULL, *constraint = NULL, *data = NULL;
-  char **sets = NULL;
+  g_autofree char *preset = NULL, *strategy = NULL, *out = NULL, *constraint = NULL, *data = NULL;
+  g_auto(GStrv) sets = NULL;
   int steps = -1;
   gint64 seed = -1;
   GOptionEntry entries[] = {
@@ -289,8 +288,6 @@ cmd_train(int argc, char **argv)
   if (!parse_options("train", NULL, "Train a diffusion model, sample, evaluate and save an experiment directory.",
                      entries, &argc, &argv, &code))
     return code;
-  g_autofree char *p1 = preset, *p2 = strategy, *p3 = out, *p4 = constraint, *p5 = data;
-  g_auto(GStrv) p6 = sets;
   if (argc > 2)
     return usage_error("train: unexpected argument '%s'", argv[2]);
   ConformConfig cfg;
@@ -336,7 +333,7 @@ out:
 static int
 cmd_sample(int argc, char **argv)
 {
-  char *strategy = NULL, *sampler = NULL, *out = NULL;
+  g_autofree char *strategy = NULL, *sampler = NULL, *out = NULL;
   int n = -1, steps = -1;
   gint64 seed = -1;
   double eta = -1;
@@ -353,7 +350,6 @@ cmd_sample(int argc, char **argv)
   int code = 0;
   if (!parse_options("sample", "DIR", "Sample from a trained experiment.", entries, &argc, &argv, &code))
     return code;
-  g_autofree char *p1 = strategy, *p2 = sampler, *p3 = out;
   if (argc != 3)
     return usage_error("sample: expected exactly one experiment directory");
   if (!out)
@@ -392,7 +388,7 @@ static int
 cmd_evaluate(int argc, char **argv)
 {
   int n = -1;
-  char *strategy = NULL;
+  g_autofree char *strategy = NULL;
   GOptionEntry entries[] = {
     {"n", 'n', 0, G_OPTION_ARG_INT, &n, "Number of samples (default: the experiment's)", "N"},
     {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection or projected-sampling", "S"},
@@ -402,7 +398,6 @@ cmd_evaluate(int argc, char **argv)
   if (!parse_options("evaluate", "DIR", "Sample from a trained experiment and print the summary metrics.", entries,
                      &argc, &argv, &code))
     return code;
-  g_autofree char *p1 = strategy;
   if (argc != 3)
     return usage_error("evaluate: expected exactly one experiment directory");
   if (n != -1 && (n < 2 || n > 10000000))
