@@ -378,32 +378,6 @@ format_step(double v, char *buf, gsize len)
 
 /* ---- text helpers ------------------------------------------------------- */
 
-static void
-set_font(cairo_t *cr, double size, gboolean bold)
-{
-  cairo_select_font_face(cr, "Sans", CAIRO_FONT_SLANT_NORMAL,
-                         bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, size);
-}
-
-static double
-text_width(cairo_t *cr, const char *s)
-{
-  cairo_text_extents_t e;
-  cairo_text_extents(cr, s, &e);
-  return e.x_advance;
-}
-
-static void
-rounded_rect(cairo_t *cr, double x, double y, double w, double h, double r)
-{
-  cairo_new_sub_path(cr);
-  cairo_arc(cr, x + w - r, y + r, r, -G_PI / 2, 0);
-  cairo_arc(cr, x + w - r, y + h - r, r, 0, G_PI / 2);
-  cairo_arc(cr, x + r, y + h - r, r, G_PI / 2, G_PI);
-  cairo_arc(cr, x + r, y + r, r, G_PI, 1.5 * G_PI);
-  cairo_close_path(cr);
-}
 
 /* ---- layout ------------------------------------------------------------- */
 
@@ -460,12 +434,12 @@ compute_layout(ConformCurves *self, cairo_t *cr, int width, int height, CurvesLa
   L->nyt = self->log_y ? log_ticks(self->range_lo, self->range_hi, 7, L->yt)
                        : conform_ticks_linear(self->range_lo, self->range_hi, 6, L->yt);
 
-  set_font(cr, FONT_SIZE, FALSE);
+  conform_cairo_font(cr, FONT_SIZE, FALSE);
   char buf[64];
   double tick_w = 0;
   for (int i = 0; i < L->nyt; i++) {
     format_y_tick(L->yt[i], self->log_y, buf, sizeof buf);
-    tick_w = MAX(tick_w, text_width(cr, buf));
+    tick_w = MAX(tick_w, conform_cairo_text_width(cr, buf));
   }
   double left = tick_w + 12, right = 16;
 
@@ -473,9 +447,9 @@ compute_layout(ConformCurves *self, cairo_t *cr, int width, int height, CurvesLa
    * they fit beside it, else flowing onto the following rows. */
   double title_w = 0;
   if (self->title && *self->title) {
-    set_font(cr, FONT_SIZE + 1, TRUE);
-    title_w = text_width(cr, self->title) + 18;
-    set_font(cr, FONT_SIZE, FALSE);
+    conform_cairo_font(cr, FONT_SIZE + 1, TRUE);
+    title_w = conform_cairo_text_width(cr, self->title) + 18;
+    conform_cairo_font(cr, FONT_SIZE, FALSE);
   }
   int ns = (int)self->series->len;
   L->legend_x = g_new0(double, MAX(ns, 1));
@@ -483,7 +457,7 @@ compute_layout(ConformCurves *self, cairo_t *cr, int width, int height, CurvesLa
   double total = 0;
   for (int i = 0; i < ns; i++) {
     CurveSeries *s = g_ptr_array_index(self->series, i);
-    total += 22 + text_width(cr, s->label) + (i > 0 ? 14 : 0);
+    total += 22 + conform_cairo_text_width(cr, s->label) + (i > 0 ? 14 : 0);
   }
   double first = 6 + 11;
   int rows = (title_w > 0 || ns > 0) ? 1 : 0;
@@ -493,13 +467,13 @@ compute_layout(ConformCurves *self, cairo_t *cr, int width, int height, CurvesLa
       CurveSeries *s = g_ptr_array_index(self->series, i);
       L->legend_x[i] = x;
       L->legend_y[i] = first;
-      x += 22 + text_width(cr, s->label) + 14;
+      x += 22 + conform_cairo_text_width(cr, s->label) + 14;
     }
   } else {
     double x = left + title_w, y = first;
     for (int i = 0; i < ns; i++) {
       CurveSeries *s = g_ptr_array_index(self->series, i);
-      double ew = 22 + text_width(cr, s->label);
+      double ew = 22 + conform_cairo_text_width(cr, s->label);
       if (x > left && x + ew > width - right) {
         x = left;
         y += ROW;
@@ -678,16 +652,16 @@ draw_empty(ConformCurves *self, cairo_t *cr, int width, int height, const GdkRGB
   conform_cairo_set_rgba(cr, fg, 0.2);
   cairo_set_line_width(cr, 1);
   cairo_set_dash(cr, (double[]){4, 4}, 2, 0);
-  rounded_rect(cr, 8.5, 8.5, MAX(width - 17, 1), MAX(height - 17, 1), 6);
+  conform_cairo_rounded_rect(cr, 8.5, 8.5, MAX(width - 17, 1), MAX(height - 17, 1), 6);
   cairo_stroke(cr);
   cairo_set_dash(cr, NULL, 0, 0);
   if (self->title && *self->title) {
-    set_font(cr, FONT_SIZE + 1, TRUE);
+    conform_cairo_font(cr, FONT_SIZE + 1, TRUE);
     conform_cairo_set_rgba(cr, fg, 0.55);
     cairo_move_to(cr, 18, 26);
     cairo_show_text(cr, self->title);
   }
-  set_font(cr, 12, FALSE);
+  conform_cairo_font(cr, 12, FALSE);
   cairo_text_extents_t e;
   cairo_text_extents(cr, hint, &e);
   conform_cairo_set_rgba(cr, fg, 0.55);
@@ -731,12 +705,12 @@ draw_axes(ConformCurves *self, cairo_t *cr, const CurvesLayout *L, const GdkRGBA
     cairo_stroke(cr);
   }
 
-  set_font(cr, FONT_SIZE, FALSE);
+  conform_cairo_font(cr, FONT_SIZE, FALSE);
   conform_cairo_set_rgba(cr, fg, 0.85);
   double last_r = -INFINITY;
   for (int i = 0; i < L->nxt; i++) {
     format_x_tick(L->xt[i], buf, sizeof buf);
-    double tw = text_width(cr, buf);
+    double tw = conform_cairo_text_width(cr, buf);
     double x = conform_plot_x(a, L->xt[i]) - tw / 2;
     if (x < last_r)
       continue;
@@ -770,12 +744,12 @@ static void
 draw_legend(ConformCurves *self, cairo_t *cr, const CurvesLayout *L, const GdkRGBA *fg)
 {
   if (self->title && *self->title) {
-    set_font(cr, FONT_SIZE + 1, TRUE);
+    conform_cairo_font(cr, FONT_SIZE + 1, TRUE);
     conform_cairo_set_rgba(cr, fg, 0.9);
     cairo_move_to(cr, L->title_x, L->title_y);
     cairo_show_text(cr, self->title);
   }
-  set_font(cr, FONT_SIZE, FALSE);
+  conform_cairo_font(cr, FONT_SIZE, FALSE);
   for (guint i = 0; i < self->series->len; i++) {
     CurveSeries *s = g_ptr_array_index(self->series, i);
     GdkRGBA c;
@@ -881,10 +855,10 @@ draw_hover(ConformCurves *self, cairo_t *cr, const CurvesLayout *L, const GdkRGB
     cairo_stroke(cr);
   }
 
-  set_font(cr, FONT_SIZE, FALSE);
+  conform_cairo_font(cr, FONT_SIZE, FALSE);
   double bw = 0;
   for (guint i = 0; i < lines->len; i++)
-    bw = MAX(bw, text_width(cr, g_ptr_array_index(lines, i)) + (i > 0 ? 14 : 0));
+    bw = MAX(bw, conform_cairo_text_width(cr, g_ptr_array_index(lines, i)) + (i > 0 ? 14 : 0));
   bw += 12;
   double bh = lines->len * 14 + 8;
   /* Beside the guide, right if it fits in the plot, else left, else on the
@@ -900,7 +874,7 @@ draw_hover(ConformCurves *self, cairo_t *cr, const CurvesLayout *L, const GdkRGB
   }
   bx = CLAMP(bx, 2, MAX(2, L->width - bw - 2));
   double by = a->y0 + 6;
-  rounded_rect(cr, round(bx) + 0.5, round(by) + 0.5, round(bw), round(bh), 4);
+  conform_cairo_rounded_rect(cr, round(bx) + 0.5, round(by) + 0.5, round(bw), round(bh), 4);
   if (dark)
     cairo_set_source_rgba(cr, 0.18, 0.18, 0.18, 0.94);
   else
@@ -991,7 +965,7 @@ draw_impl(ConformCurves *self, cairo_t *cr, int width, int height, gboolean hove
   draw_legend(self, cr, &L, &fg);
   if (!self->range_valid) {
     const char *msg = self->log_y ? "no positive values to show on a log axis" : "no finite values";
-    set_font(cr, FONT_SIZE, FALSE);
+    conform_cairo_font(cr, FONT_SIZE, FALSE);
     cairo_text_extents_t e;
     cairo_text_extents(cr, msg, &e);
     conform_cairo_set_rgba(cr, &fg, 0.55);

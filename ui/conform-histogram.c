@@ -286,32 +286,6 @@ format_count_tick(double v, gboolean fraction, char *buf, gsize len)
     g_snprintf(buf, len, "%.0fk", v / 1000);
 }
 
-static void
-set_font(cairo_t *cr, double size, gboolean bold)
-{
-  cairo_select_font_face(cr, "Sans", CAIRO_FONT_SLANT_NORMAL,
-                         bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, size);
-}
-
-static double
-text_width(cairo_t *cr, const char *s)
-{
-  cairo_text_extents_t e;
-  cairo_text_extents(cr, s, &e);
-  return e.x_advance;
-}
-
-static void
-rounded_rect(cairo_t *cr, double x, double y, double w, double h, double r)
-{
-  cairo_new_sub_path(cr);
-  cairo_arc(cr, x + w - r, y + r, r, -G_PI / 2, 0);
-  cairo_arc(cr, x + w - r, y + h - r, r, 0, G_PI / 2);
-  cairo_arc(cr, x + r, y + h - r, r, G_PI / 2, G_PI);
-  cairo_arc(cr, x + r, y + r, r, G_PI, 1.5 * G_PI);
-  cairo_close_path(cr);
-}
 
 /* ---- layout ------------------------------------------------------------- */
 
@@ -376,12 +350,12 @@ compute_layout(ConformHistogram *self, cairo_t *cr, int width, int height, Layou
     if (L->fraction || fabs(raw[i] - round(raw[i])) < 1e-9)
       L->yticks[L->n_yticks++] = raw[i];
 
-  set_font(cr, FONT_SIZE, FALSE);
+  conform_cairo_font(cr, FONT_SIZE, FALSE);
   double tick_w = 0;
   char buf[64];
   for (int i = 0; i < L->n_yticks; i++) {
     format_count_tick(L->yticks[i], L->fraction, buf, sizeof buf);
-    tick_w = MAX(tick_w, text_width(cr, buf));
+    tick_w = MAX(tick_w, conform_cairo_text_width(cr, buf));
   }
   double left = 4 + 13 + tick_w + 6; /* rotated y title, tick labels */
   double right = 14;
@@ -392,7 +366,7 @@ compute_layout(ConformHistogram *self, cairo_t *cr, int width, int height, Layou
   for (int i = 0; i < MAX_SERIES; i++)
     if (self->series[i]) {
       L->legend[i] = legend_text(self, self->series[i], FALSE);
-      if (14 + text_width(cr, L->legend[i]) > lx1 - lx0) {
+      if (14 + conform_cairo_text_width(cr, L->legend[i]) > lx1 - lx0) {
         lx0 = 6;
         lx1 = width - 6;
       }
@@ -403,11 +377,11 @@ compute_layout(ConformHistogram *self, cairo_t *cr, int width, int height, Layou
     HistSeries *s = self->series[i];
     if (!s)
       continue;
-    double ew = 14 + text_width(cr, L->legend[i]);
+    double ew = 14 + conform_cairo_text_width(cr, L->legend[i]);
     if (ew > lx1 - lx0) {
       g_free(L->legend[i]);
       L->legend[i] = legend_text(self, s, TRUE);
-      ew = 14 + text_width(cr, L->legend[i]);
+      ew = 14 + conform_cairo_text_width(cr, L->legend[i]);
     }
     if (lx > lx0 && lx + ew > lx1) {
       lx = lx0;
@@ -454,13 +428,13 @@ static void
 draw_empty(cairo_t *cr, int width, int height, const GdkRGBA *fg)
 {
   const char *hint = "No samples yet";
-  set_font(cr, 12, FALSE);
+  conform_cairo_font(cr, 12, FALSE);
   cairo_text_extents_t e;
   cairo_text_extents(cr, hint, &e);
   conform_cairo_set_rgba(cr, fg, 0.2);
   cairo_set_line_width(cr, 1);
   cairo_set_dash(cr, (double[]){4, 4}, 2, 0);
-  rounded_rect(cr, 8.5, 8.5, MAX(width - 17, 1), MAX(height - 17, 1), 6);
+  conform_cairo_rounded_rect(cr, 8.5, 8.5, MAX(width - 17, 1), MAX(height - 17, 1), 6);
   cairo_stroke(cr);
   cairo_set_dash(cr, NULL, 0, 0);
   conform_cairo_set_rgba(cr, fg, 0.55);
@@ -595,8 +569,8 @@ draw_tolerance(ConformHistogram *self, cairo_t *cr, const Layout *L, const GdkRG
   char tb[32], label[48];
   format_tol(self->tol, tb, sizeof tb);
   g_snprintf(label, sizeof label, "tol %s", tb);
-  set_font(cr, FONT_SIZE, FALSE);
-  double tw = text_width(cr, label);
+  conform_cairo_font(cr, FONT_SIZE, FALSE);
+  double tw = conform_cairo_text_width(cr, label);
   double tx = px + 4;
   if (tx + tw + 2 > a->x0 + a->w)
     tx = px - 4 - tw;
@@ -605,7 +579,7 @@ draw_tolerance(ConformHistogram *self, cairo_t *cr, const Layout *L, const GdkRG
     cairo_set_source_rgba(cr, 0.14, 0.14, 0.14, 0.8);
   else
     cairo_set_source_rgba(cr, 1, 1, 1, 0.8);
-  rounded_rect(cr, tx - 2, ty - 10, tw + 4, 13, 2);
+  conform_cairo_rounded_rect(cr, tx - 2, ty - 10, tw + 4, 13, 2);
   cairo_fill(cr);
   conform_cairo_set_rgba(cr, fg, 0.95);
   cairo_move_to(cr, tx, ty);
@@ -618,7 +592,7 @@ draw_labels(ConformHistogram *self, cairo_t *cr, const Layout *L, const GdkRGBA 
   const ConformPlotArea *a = &L->a;
   char buf[64];
   cairo_text_extents_t e;
-  set_font(cr, FONT_SIZE, FALSE);
+  conform_cairo_font(cr, FONT_SIZE, FALSE);
   conform_cairo_set_rgba(cr, fg, 0.85);
   double label_y = a->y0 + a->h + 13;
 
@@ -644,7 +618,7 @@ draw_labels(ConformHistogram *self, cairo_t *cr, const Layout *L, const GdkRGBA 
     if (k % every != 0)
       continue;
     format_decade(k, buf, sizeof buf);
-    double tw = text_width(cr, buf);
+    double tw = conform_cairo_text_width(cr, buf);
     double x = a->x0 + per_decade * d - tw / 2;
     if (x < last_r || x + tw > a->x0 + a->w + 14)
       continue;
@@ -676,7 +650,7 @@ draw_labels(ConformHistogram *self, cairo_t *cr, const Layout *L, const GdkRGBA 
 static void
 draw_legend(ConformHistogram *self, cairo_t *cr, const Layout *L, const GdkRGBA *fg)
 {
-  set_font(cr, FONT_SIZE, FALSE);
+  conform_cairo_font(cr, FONT_SIZE, FALSE);
   for (int i = 0; i < MAX_SERIES; i++) {
     if (!self->series[i] || !L->legend[i])
       continue;

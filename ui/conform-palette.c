@@ -50,6 +50,32 @@ conform_cairo_set_rgba(cairo_t *cr, const GdkRGBA *c, double alpha_scale)
   cairo_set_source_rgba(cr, c->red, c->green, c->blue, c->alpha * alpha_scale);
 }
 
+void
+conform_cairo_font(cairo_t *cr, double size, gboolean bold)
+{
+  cairo_select_font_face(cr, "Sans", CAIRO_FONT_SLANT_NORMAL, bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_font_size(cr, size);
+}
+
+double
+conform_cairo_text_width(cairo_t *cr, const char *s)
+{
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, s, &e);
+  return e.x_advance;
+}
+
+void
+conform_cairo_rounded_rect(cairo_t *cr, double x, double y, double w, double h, double r)
+{
+  cairo_new_sub_path(cr);
+  cairo_arc(cr, x + w - r, y + r, r, -G_PI / 2, 0);
+  cairo_arc(cr, x + w - r, y + h - r, r, 0, G_PI / 2);
+  cairo_arc(cr, x + r, y + h - r, r, G_PI / 2, G_PI);
+  cairo_arc(cr, x + r, y + r, r, G_PI, 1.5 * G_PI);
+  cairo_close_path(cr);
+}
+
 int
 conform_ticks_linear(double lo, double hi, int max_ticks, double *ticks)
 {

@@ -17,6 +17,11 @@ void conform_palette_series(int index, GdkRGBA *out);
 void conform_palette_fg(GtkWidget *widget, GdkRGBA *out);
 gboolean conform_palette_is_dark(GtkWidget *widget);
 void conform_cairo_set_rgba(cairo_t *cr, const GdkRGBA *c, double alpha_scale);
+/* Sans at `size` px, bold or normal; advance width of a string in it; a
+ * rounded-rectangle path (for legends and readout boxes). */
+void conform_cairo_font(cairo_t *cr, double size, gboolean bold);
+double conform_cairo_text_width(cairo_t *cr, const char *s);
+void conform_cairo_rounded_rect(cairo_t *cr, double x, double y, double w, double h, double r);
 
 /* Up to max_ticks "nice" linear ticks in [lo, hi]; returns the count. */
 int conform_ticks_linear(double lo, double hi, int max_ticks, double *ticks);
