@@ -1039,8 +1039,12 @@ typedef struct {
   GtkWidget *dialog, *what, *width, *height;
 } ExportDialog;
 
-static const char *const export_items[] = {"Samples plot (PNG)", "Violation histogram (PNG)", "Loss curve (PNG)",
-                                           "Violation curve (PNG)", "Samples and violations (CSV)", NULL};
+static const char *const export_items[] = {"Samples plot (PNG)",     "Violation histogram (PNG)",
+                                           "Loss curve (PNG)",       "Violation curve (PNG)",
+                                           "Learning rate (PNG)",    "Sampling trajectory frame (PNG)",
+                                           "Samples and violations (CSV)", NULL};
+static const char *const export_names[] = {"samples.png", "violations.png", "loss.png", "violation-curve.png",
+                                           "learning-rate.png", "trajectory.png", "samples.csv"};
 
 static gboolean
 export_to(ConformWindow *self, guint what, const char *path, int w, int h, GError **error)
@@ -1050,6 +1054,8 @@ export_to(ConformWindow *self, guint what, const char *path, int w, int h, GErro
   case 1: return conform_histogram_export_png(CONFORM_HISTOGRAM(self->histogram), path, w, h, error);
   case 2: return conform_curves_export_png(CONFORM_CURVES(self->loss), path, w, h, error);
   case 3: return conform_curves_export_png(CONFORM_CURVES(self->violation), path, w, h, error);
+  case 4: return conform_curves_export_png(CONFORM_CURVES(self->lr), path, w, h, error);
+  case 5: return conform_scatter_export_png(CONFORM_SCATTER(self->traj_scatter), path, w, h, error);
   default: {
     ConformSampleSet *s = self->run ? conform_run_get_samples(self->run) : NULL;
     if (!s) {
@@ -1104,8 +1110,7 @@ export_choose_cb(GtkButton *b, ExportDialog *ed)
   guint what = gtk_drop_down_get_selected(GTK_DROP_DOWN(ed->what));
   GtkFileChooserNative *d = gtk_file_chooser_native_new("Export", GTK_WINDOW(ed->dialog),
                                                         GTK_FILE_CHOOSER_ACTION_SAVE, "_Export", "_Cancel");
-  const char *names[] = {"samples.png", "violations.png", "loss.png", "violation-curve.png", "samples.csv"};
-  gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(d), names[MIN(what, 4u)]);
+  gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(d), export_names[MIN(what, G_N_ELEMENTS(export_names) - 1)]);
   g_signal_connect(d, "response", G_CALLBACK(export_file_cb), ed);
   gtk_native_dialog_show(GTK_NATIVE_DIALOG(d));
 }
@@ -1487,4 +1492,16 @@ conform_window_save_to(ConformWindow *self, const char *dir, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+gboolean
+conform_window_export(ConformWindow *self, const char *file_name, const char *path, int width, int height,
+                      GError **error)
+{
+  g_return_val_if_fail(CONFORM_IS_WINDOW(self), FALSE);
+  for (guint i = 0; i < G_N_ELEMENTS(export_names); i++)
+    if (g_strcmp0(export_names[i], file_name) == 0)
+      return export_to(self, i, path, width, height, error);
+  g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "nothing to export as '%s'", file_name);
+  return FALSE;
 }

@@ -26,6 +26,11 @@ GtkWidget *conform_window_get_view(ConformWindow *self, const char *name); /* "s
 const char *conform_window_get_status_text(ConformWindow *self);
 const char *conform_window_get_last_error(ConformWindow *self);
 gboolean conform_window_is_dirty(ConformWindow *self);
+/* What the Export dialog does, by the dialog's default file name
+ * ("samples.png", "violations.png", "loss.png", "violation-curve.png",
+ * "learning-rate.png", "trajectory.png", "samples.csv"). */
+gboolean conform_window_export(ConformWindow *self, const char *file_name, const char *path, int width, int height,
+                               GError **error);
 /* Saves synchronously-from-the-caller's-view (iterates until done). */
 gboolean conform_window_save_to(ConformWindow *self, const char *dir, GError **error);
 

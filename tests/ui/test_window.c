@@ -123,6 +123,32 @@ test_train_through_actions(void)
   g_assert_cmpint(conform_histogram_get_n_series(CONFORM_HISTOGRAM(conform_window_get_view(w, "histogram"))), >=, 2);
   screenshot(GTK_WIDGET(w), "window-explore.png");
   g_assert_true(conform_window_is_dirty(w));
+  /* Export every view at a chosen size, and the samples as CSV. */
+  g_autofree char *xdir = g_dir_make_tmp("conform-export-XXXXXX", NULL);
+  const char *pngs[] = {"samples.png", "violations.png", "loss.png", "violation-curve.png", "learning-rate.png",
+                        "trajectory.png"};
+  for (guint i = 0; i < G_N_ELEMENTS(pngs); i++) {
+    g_autofree char *path = g_build_filename(xdir, pngs[i], NULL);
+    g_autoptr(GError) err = NULL;
+    g_assert_true(conform_window_export(w, pngs[i], path, 640, 400, &err));
+    cairo_surface_t *img = cairo_image_surface_create_from_png(path);
+    g_assert_cmpint(cairo_surface_status(img), ==, CAIRO_STATUS_SUCCESS);
+    g_assert_cmpint(cairo_image_surface_get_width(img), ==, 640);
+    g_assert_cmpint(cairo_image_surface_get_height(img), ==, 400);
+    cairo_surface_destroy(img);
+  }
+  g_autofree char *csv_path = g_build_filename(xdir, "samples.csv", NULL);
+  g_assert_true(conform_window_export(w, "samples.csv", csv_path, 0, 0, NULL));
+  g_autofree char *csv = NULL;
+  g_assert_true(g_file_get_contents(csv_path, &csv, NULL, NULL));
+  g_assert_true(g_str_has_prefix(csv, "x0,x1,violation_l2,violation_before_strategy\n"));
+  g_auto(GStrv) lines = g_strsplit(csv, "\n", -1);
+  g_assert_cmpuint(g_strv_length(lines), ==, (guint)conform_run_get_samples(run)->n + 2);
+  g_autoptr(GError) bad = NULL;
+  g_assert_false(conform_window_export(w, "samples.png", "/nonexistent-dir/x.png", 640, 400, &bad));
+  g_assert_nonnull(bad);
+  g_autofree char *rm = g_strdup_printf("rm -rf '%s'", xdir);
+  (void)!system(rm);
   close_window(w);
 }
 
