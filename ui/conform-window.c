@@ -34,6 +34,7 @@ struct _ConformWindow {
   GHashTable *setting_widgets; /* key -> GtkWidget */
   GtkWidget *restart_banner;
   GtkWidget *constraint_summary;
+  GtkWidget *hist_title; /* title of the violation pane: says when there is no constraint */
   /* views */
   GtkWidget *notebook;
   GtkWidget *scatter, *histogram, *loss, *violation, *lr;
@@ -183,6 +184,10 @@ show_constraint(ConformWindow *self)
   gtk_label_set_text(GTK_LABEL(self->constraint_summary), conform_run_get_constraint_summary(self->run));
   gtk_label_set_text(GTK_LABEL(self->space_label),
                      c->m > 0 ? "A x = b in raw data space" : "no constraint");
+  gtk_label_set_markup(GTK_LABEL(self->hist_title),
+                       c->m > 0 ? "<b>Violation histogram</b>"
+                                : "<b>Violation histogram</b>  <span alpha='60%'>no constraint: add one in the "
+                                  "Constraint tab</span>");
   gtk_widget_set_tooltip_text(self->space_label,
                               "Constraints are expressed in raw data space; the model trains on standardised data "
                               "and the constraint is mapped exactly: (A diag(s)) u = b - A m.");
@@ -785,7 +790,7 @@ editor_applied_cb(ConformConstraintEditor *ed, gpointer constraint, ConformWindo
 }
 
 static GtkWidget *
-labelled_pane(const char *title, GtkWidget *child, GtkWidget *extra)
+labelled_pane_full(const char *title, GtkWidget *child, GtkWidget *extra, GtkWidget **title_out)
 {
   GtkWidget *box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
   GtkWidget *top = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
@@ -802,7 +807,15 @@ labelled_pane(const char *title, GtkWidget *child, GtkWidget *extra)
   gtk_box_append(GTK_BOX(box), top);
   gtk_widget_set_vexpand(child, TRUE);
   gtk_box_append(GTK_BOX(box), child);
+  if (title_out)
+    *title_out = l;
   return box;
+}
+
+static GtkWidget *
+labelled_pane(const char *title, GtkWidget *child, GtkWidget *extra)
+{
+  return labelled_pane_full(title, child, extra, NULL);
 }
 
 static GtkWidget *
@@ -871,7 +884,8 @@ build_views(ConformWindow *self)
   gtk_paned_set_position(GTK_PANED(curves_box), 230);
 
   GtkWidget *right = gtk_paned_new(GTK_ORIENTATION_VERTICAL);
-  gtk_paned_set_start_child(GTK_PANED(right), labelled_pane("Violation histogram", self->histogram, NULL));
+  gtk_paned_set_start_child(GTK_PANED(right),
+                            labelled_pane_full("Violation histogram", self->histogram, NULL, &self->hist_title));
   gtk_paned_set_end_child(GTK_PANED(right), curves_box);
   gtk_paned_set_position(GTK_PANED(right), 260);
   GtkWidget *explore = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
