@@ -63,6 +63,15 @@ struct _ConformScatter {
   int proj_dim;
 
   gboolean show_bg, show_arrows;
+  /* Rendered background layer, reused while nothing it depends on changes
+   * (the data, the view mapping, the size and the colour): sample previews
+   * then only redraw the samples. */
+  cairo_surface_t *bg_cache;
+  guint bg_generation, bg_cache_generation;
+  int bg_cache_w, bg_cache_h;
+  double bg_cache_scale;
+  GdkRGBA bg_cache_fg;
+  guint8 bg_cache_view[512]; /* the View it was drawn for (compared bytewise) */
   char **names;
   char *caption;
   double yaw, pitch, drag_yaw, drag_pitch;
@@ -817,36 +826,54 @@ typedef struct {
   int n_nonfinite, n_outside;
 } Notes;
 
-/* Background discs, clipped to the planar view. */
+/* Background discs, clipped to the planar view. The layer is cached: it
+ * is rebuilt only when the data, the view mapping (limits, rotation,
+ * projection), the size or the colour change. */
 static void
 draw_background(ConformScatter *self, cairo_t *cr, const View *v, int width, int height, double scale,
                 const GdkRGBA *fg)
 {
   if (!v->bg_ok || !self->show_bg)
     return;
-  Layer layer;
-  if (!layer_init(&layer, width, height, scale))
-    return;
-  Stamp st;
-  stamp_init(&st, &layer, BG_RADIUS, fg, BG_ALPHA);
+  G_STATIC_ASSERT(sizeof(View) <= sizeof(((ConformScatter *)0)->bg_cache_view));
   gboolean planar = view_is_planar(v);
   double xa = v->area.x0, xb = v->area.x0 + v->area.w, ya = v->area.y0, yb = v->area.y0 + v->area.h;
-  for (int i = 0; i < self->bg.n; i++) {
-    double px, py;
-    if (!view_project(v, self->bg.x + (gsize)i * self->bg.dim, &px, &py))
-      continue;
-    if (planar ? (px < xa - 3 || px > xb + 3 || py < ya - 3 || py > yb + 3)
-               : (px < -10 || py < -10 || px > width + 10 || py > height + 10))
-      continue;
-    layer_disc(&layer, &st, px, py);
+  gboolean hit = self->bg_cache && self->bg_cache_generation == self->bg_generation && self->bg_cache_w == width &&
+                 self->bg_cache_h == height && self->bg_cache_scale == scale && gdk_rgba_equal(&self->bg_cache_fg, fg) &&
+                 memcmp(self->bg_cache_view, v, sizeof *v) == 0;
+  if (!hit) {
+    g_clear_pointer(&self->bg_cache, cairo_surface_destroy);
+    Layer layer;
+    if (!layer_init(&layer, width, height, scale))
+      return;
+    Stamp st;
+    stamp_init(&st, &layer, BG_RADIUS, fg, BG_ALPHA);
+    for (int i = 0; i < self->bg.n; i++) {
+      double px, py;
+      if (!view_project(v, self->bg.x + (gsize)i * self->bg.dim, &px, &py))
+        continue;
+      if (planar ? (px < xa - 3 || px > xb + 3 || py < ya - 3 || py > yb + 3)
+                 : (px < -10 || py < -10 || px > width + 10 || py > height + 10))
+        continue;
+      layer_disc(&layer, &st, px, py);
+    }
+    stamp_clear(&st);
+    cairo_surface_mark_dirty(layer.surface);
+    self->bg_cache = layer.surface; /* kept, not painted-and-destroyed */
+    self->bg_cache_generation = self->bg_generation;
+    self->bg_cache_w = width;
+    self->bg_cache_h = height;
+    self->bg_cache_scale = scale;
+    self->bg_cache_fg = *fg;
+    memcpy(self->bg_cache_view, v, sizeof *v);
   }
-  stamp_clear(&st);
   cairo_save(cr);
   if (planar) {
     cairo_rectangle(cr, xa, ya, xb - xa, yb - ya);
     cairo_clip(cr);
   }
-  layer_paint(&layer, cr);
+  cairo_set_source_surface(cr, self->bg_cache, 0, 0);
+  cairo_paint(cr);
   cairo_restore(cr);
 }
 
@@ -1807,6 +1834,7 @@ static void
 conform_scatter_finalize(GObject *object)
 {
   ConformScatter *self = CONFORM_SCATTER(object);
+  g_clear_pointer(&self->bg_cache, cairo_surface_destroy);
   pointset_clear(&self->bg);
   pointset_clear(&self->pts);
   g_free(self->raw);
@@ -1921,6 +1949,7 @@ conform_scatter_set_background(ConformScatter *self, const float *x, int n, int 
   g_return_if_fail(n >= 0 && dim >= 0);
   g_return_if_fail(x != NULL || n == 0);
   pointset_set(&self->bg, x, n, dim);
+  self->bg_generation++;
   invalidate(self);
 }
 
