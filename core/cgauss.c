@@ -754,6 +754,11 @@ cf_cgauss_forward(CfCgauss *g, int B, const float *mu, const float *var, CfCgaus
   } else {
     for (size_t i = 0; i < bn; i++) {
       double v = var[i];
+      if (isfinite(v) && v >= fl) {
+        g->floored[i] = 0;
+        g->s[i] = v;
+        continue;
+      }
       int b = (int)(i / (size_t)n), j = (int)(i % (size_t)n);
       if (!isfinite(v))
         return cf_error_set(err, CF_ERR_NUMERIC, "variance is not finite at sample %d, coordinate %d (%g)", b, j,
