@@ -349,7 +349,8 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
   return ok;
 }
 
-static void sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, ConformSummary *out);
+static void sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality,
+                             ConformSummary *out);
 
 struct ConformSampler {
   ConformConfig cfg;
@@ -603,7 +604,7 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
       g_free(v);
     }
   }
-  sampler_evaluate(s, r->x, n, r->viol, &r->summary);
+  sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
   r->summary.sample_seconds = secs;
   return r;
 }
@@ -628,7 +629,7 @@ conform_engine_sample(ConformEngine *e, const ConformSampleOptions *o, float **o
  * per-sample violations when they are already computed. */
 static void
 evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDataset *ref, double train_seconds,
-                 const float *x, int n, const double *viol, ConformSummary *s)
+                 const float *x, int n, const double *viol, gboolean with_quality, ConformSummary *s)
 {
   memset(s, 0, sizeof *s);
   s->n = n;
@@ -645,6 +646,10 @@ evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDatase
     g_free(l2);
     g_free(linf);
   }
+  if (!with_quality) {
+    s->energy_distance = s->mmd = NAN;
+    return;
+  }
   CfRng rng;
   cf_rng_seed_stream(&rng, cfg->seed, STREAM_METRIC);
   s->energy_distance = cf_energy_distance(x, n, ref->x, ref->n, ref->dim, cfg->metric_max_n, &rng);
@@ -653,15 +658,16 @@ evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDatase
 }
 
 static void
-sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, ConformSummary *out)
+sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality,
+                 ConformSummary *out)
 {
-  evaluate_samples(&s->cfg, &s->raw_c, &s->ref, s->train_seconds, x, n, viol, out);
+  evaluate_samples(&s->cfg, &s->raw_c, &s->ref, s->train_seconds, x, n, viol, with_quality, out);
 }
 
 void
 conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *s)
 {
-  evaluate_samples(&e->cfg, &e->raw_c, &e->ref, e->train_seconds, samples, n, NULL, s);
+  evaluate_samples(&e->cfg, &e->raw_c, &e->ref, e->train_seconds, samples, n, NULL, TRUE, s);
 }
 
 GString *
@@ -679,8 +685,10 @@ conform_summary_to_tsv(const ConformSummary *s)
     ROW("violation_tolerance", "%.6g", s->viol.tol);
     ROW("frac_satisfied", "%.6g", s->viol.frac_satisfied);
   }
-  ROW("energy_distance", "%.6g", s->energy_distance);
-  ROW("mmd", "%.6g", s->mmd);
+  if (!isnan(s->energy_distance)) /* previews skip the quality metrics */
+    ROW("energy_distance", "%.6g", s->energy_distance);
+  if (!isnan(s->mmd))
+    ROW("mmd", "%.6g", s->mmd);
   ROW("train_seconds", "%.3f", s->train_seconds);
   ROW("sample_seconds", "%.3f", s->sample_seconds);
 #undef ROW

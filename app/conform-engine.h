@@ -41,6 +41,7 @@ typedef struct {
   double eta;           /* < 0: the experiment's */
   guint64 seed;
   gboolean use_seed;    /* FALSE: derive from the experiment seed */
+  gboolean preview;     /* skip the O(n^2) quality metrics (NaN in the summary) */
 } ConformSampleOptions;
 
 /* One batch of samples with everything the views need. Immutable once

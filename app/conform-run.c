@@ -387,6 +387,7 @@ start_sampling(ConformRun *self, ConformEngine *e, int n, int traj_n, gboolean p
     .sampler = g_strdup(preview ? "ddim" : cfg->sampler),
     .sampling_steps = preview ? MIN(PREVIEW_STEPS, ddim ? cfg->sampling_steps : PREVIEW_STEPS) : cfg->sampling_steps,
     .eta = cfg->eta,
+    .preview = preview,
   };
   GThread *t = g_thread_new("conform-sample", sample_thread, job);
   g_thread_unref(t);
