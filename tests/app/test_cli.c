@@ -468,6 +468,37 @@ test_csv_data(void)
   run_clear(&r);
 }
 
+/* The bench's output contract (not its speed): sgemm-peak first, one
+ * name<TAB>value<TAB>unit<TAB>note line per figure, fractions in (0, 1]. */
+static void
+test_bench_format(void)
+{
+  Run r = run("bench", "--quick", "toy-ddpm-train", "cgauss-sum", NULL);
+  g_assert_cmpint(r.status, ==, 0);
+  g_auto(GStrv) lines = g_strsplit(r.out, "\n", -1);
+  g_assert_true(g_str_has_prefix(lines[0], "sgemm-peak\t"));
+  const char *expect[] = {"toy-ddpm-train", "toy-ddpm-train-gflops", "toy-ddpm-train-peak-fraction",
+                          "toy-ddpm-train-peak-rss", "cgauss-sum", "cgauss-sum-peak-rss"};
+  for (guint i = 0; i < G_N_ELEMENTS(expect); i++) {
+    gboolean found = FALSE;
+    for (char **l = lines; *l && **l; l++) {
+      g_auto(GStrv) f = g_strsplit(*l, "\t", -1);
+      g_assert_cmpuint(g_strv_length(f), ==, 4);
+      double v = g_ascii_strtod(f[1], NULL);
+      g_assert_true(isfinite(v) && v > 0);
+      if (g_str_has_suffix(f[0], "-peak-fraction"))
+        g_assert_cmpfloat(v, <=, 1.0);
+      found |= strcmp(f[0], expect[i]) == 0;
+    }
+    if (!found)
+      g_error("bench printed no %s line:\n%s", expect[i], r.out);
+  }
+  run_clear(&r);
+  r = run("bench", "--threads", "0", NULL);
+  g_assert_cmpint(r.status, ==, 2);
+  run_clear(&r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -490,6 +521,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli/bad-checkpoints", test_bad_checkpoints);
   g_test_add_func("/cli/nan-training", test_nan_training);
   g_test_add_func("/cli/csv-data", test_csv_data);
+  g_test_add_func("/cli/bench-format", test_bench_format);
   int rc = g_test_run();
   if (rc == 0) {
     g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
