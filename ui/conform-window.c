@@ -1,6 +1,7 @@
 #define G_LOG_DOMAIN "conform"
 
 #include "conform-window.h"
+#include "conform-window-private.h"
 
 #include <math.h>
 #include <string.h>
@@ -15,41 +16,7 @@
 
 static const char *const strategies[] = {"none", "projection", "projected-sampling", NULL};
 
-struct _ConformWindow {
-  GtkApplicationWindow parent_instance;
 
-  ConformRun *run;      /* the experiment shown */
-  ConformRun *incoming; /* a run being built (reset/open); swapped in when ready */
-  gboolean incoming_is_open;
-  ConformConfig pending; /* sidebar settings for the next Reset */
-  char *experiment_dir;
-  gboolean dirty, pending_restart, syncing, closing_after_save, close_confirmed;
-  char *last_error;
-  char *status_text;
-
-  /* header */
-  GtkWidget *train_button, *step_button, *step_count, *reset_button;
-  GtkWidget *preset_dropdown, *strategy_dropdown, *menu_button;
-  /* sidebar */
-  GHashTable *setting_widgets; /* key -> GtkWidget */
-  GtkWidget *restart_banner;
-  GtkWidget *constraint_summary;
-  GtkWidget *hist_title; /* title of the violation pane: says when there is no constraint */
-  /* views */
-  GtkWidget *notebook;
-  GtkWidget *scatter, *histogram, *loss, *violation, *lr;
-  GtkWidget *bg_check, *arrows_check, *logy_check, *smoothing;
-  GtkWidget *traj_scatter, *traj_scale, *traj_play, *traj_label;
-  guint traj_timer;
-  GtkWidget *editor;
-  /* status bar */
-  GtkWidget *status_label, *space_label, *message_label;
-  guint message_timeout;
-  int loss_series, lr_series, viol_p50, viol_p99, viol_max;
-  guint records_shown;  /* records already handed to the curves */
-  gint64 last_refresh;  /* monotonic us of the last curve update */
-  guint refresh_source; /* pending throttled update */
-};
 
 G_DEFINE_FINAL_TYPE(ConformWindow, conform_window, GTK_TYPE_APPLICATION_WINDOW)
 
@@ -58,15 +25,15 @@ static void start_run(ConformWindow *self, const ConformConfig *cfg, const char 
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static GSettings *
-settings(ConformWindow *self)
+GSettings *
+conform_window_settings_(ConformWindow *self)
 {
   GtkApplication *app = gtk_window_get_application(GTK_WINDOW(self));
   return app ? conform_application_get_settings(CONFORM_APPLICATION(app)) : NULL;
 }
 
-static void
-show_message(ConformWindow *self, const char *text, gboolean is_error)
+void
+conform_window_show_message_(ConformWindow *self, const char *text, gboolean is_error)
 {
   gtk_label_set_text(GTK_LABEL(self->message_label), text);
   gtk_widget_set_tooltip_text(self->message_label, text);
@@ -79,19 +46,19 @@ show_message(ConformWindow *self, const char *text, gboolean is_error)
   }
 }
 
-static void
-error_dialog(ConformWindow *self, const char *title, const char *detail)
+void
+conform_window_error_dialog_(ConformWindow *self, const char *title, const char *detail)
 {
   GtkWidget *d = gtk_message_dialog_new(GTK_WINDOW(self), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
                                         GTK_MESSAGE_ERROR, GTK_BUTTONS_CLOSE, "%s", title);
   gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d), "%s", detail);
   g_signal_connect(d, "response", G_CALLBACK(gtk_window_destroy), NULL);
   gtk_window_present(GTK_WINDOW(d));
-  show_message(self, detail, TRUE);
+  conform_window_show_message_(self, detail, TRUE);
 }
 
-static void
-update_title(ConformWindow *self)
+void
+conform_window_update_title_(ConformWindow *self)
 {
   const ConformConfig *cfg = self->run ? conform_run_get_config(self->run) : &self->pending;
   g_autofree char *base = self->experiment_dir ? g_path_get_basename(self->experiment_dir) : g_strdup(cfg->preset);
@@ -99,13 +66,13 @@ update_title(ConformWindow *self)
   gtk_window_set_title(GTK_WINDOW(self), title);
 }
 
-static void
-set_dirty(ConformWindow *self, gboolean dirty)
+void
+conform_window_set_dirty_(ConformWindow *self, gboolean dirty)
 {
   if (self->dirty == dirty)
     return;
   self->dirty = dirty;
-  update_title(self);
+  conform_window_update_title_(self);
 }
 
 static int
@@ -288,9 +255,9 @@ run_progress_cb(ConformRun *run, guint first, ConformWindow *self)
 {
   if (run != self->run)
     return;
-  set_dirty(self, TRUE);
+  conform_window_set_dirty_(self, TRUE);
   /* At most refresh-rate plot updates per second, whatever the worker's pace. */
-  GSettings *gs = settings(self);
+  GSettings *gs = conform_window_settings_(self);
   int hz = gs ? g_settings_get_int(gs, "refresh-rate") : 15;
   gint64 period = G_USEC_PER_SEC / MAX(hz, 1);
   gint64 wait = self->last_refresh + period - g_get_monotonic_time();
@@ -359,7 +326,7 @@ run_state_cb(ConformRun *run, ConformWindow *self)
   if (run != self->run)
     return;
   if (conform_run_get_state(run) == CONFORM_RUN_TRAINING)
-    show_message(self, "", FALSE);
+    conform_window_show_message_(self, "", FALSE);
   update_train_button(self);
   update_status(self);
 }
@@ -369,7 +336,7 @@ run_message_cb(ConformRun *run, const char *text, gboolean is_error, ConformWind
 {
   if (run != self->run && run != self->incoming)
     return;
-  show_message(self, text, is_error);
+  conform_window_show_message_(self, text, is_error);
 }
 
 static void
@@ -382,10 +349,10 @@ run_finished_cb(GObject *src, GAsyncResult *res, gpointer data)
   if (run == self->incoming) {
     /* Building the new experiment failed: keep the current one. */
     g_clear_object(&self->incoming);
-    error_dialog(self, self->incoming_is_open ? "Cannot open the experiment" : "Cannot start the experiment",
+    conform_window_error_dialog_(self, self->incoming_is_open ? "Cannot open the experiment" : "Cannot start the experiment",
                  error ? error->message : "unknown error");
   } else if (!ok && run == self->run && !g_error_matches(error, CONFORM_ERROR, CONFORM_ERROR_CANCELLED)) {
-    error_dialog(self, "The experiment stopped", error->message);
+    conform_window_error_dialog_(self, "The experiment stopped", error->message);
   }
   if (run == self->run) {
     update_train_button(self);
@@ -430,14 +397,14 @@ attach_run(ConformWindow *self, ConformRun *run)
   self->records_shown = 0;
   push_records(self); /* a loaded run brings its history */
   sync_sidebar(self);
-  set_dirty(self, FALSE);
-  update_title(self);
+  conform_window_set_dirty_(self, FALSE);
+  conform_window_update_title_(self);
   update_train_button(self);
   update_status(self);
-  GSettings *gs = settings(self);
+  GSettings *gs = conform_window_settings_(self);
   if (gs)
     g_settings_set_string(gs, "last-preset", self->pending.preset);
-  show_message(self, conform_run_get_step(run) > 0 ? "experiment opened" : "ready: press Train (Space)", FALSE);
+  conform_window_show_message_(self, conform_run_get_step(run) > 0 ? "experiment opened" : "ready: press Train (Space)", FALSE);
   gtk_widget_grab_focus(self->train_button);
 }
 
@@ -449,7 +416,7 @@ start_run(ConformWindow *self, const ConformConfig *cfg, const char *dir)
     g_clear_object(&self->incoming);
   }
   ConformRun *run = conform_run_new(cfg, dir);
-  GSettings *gs = settings(self);
+  GSettings *gs = conform_window_settings_(self);
   conform_run_set_preview_interval(run, gs ? g_settings_get_double(gs, "preview-interval") : 1.0);
   conform_run_set_blas_threads(run, gs ? g_settings_get_int(gs, "blas-threads") : 1);
   g_signal_connect_object(run, "ready", G_CALLBACK(run_ready_cb), self, 0);
@@ -467,7 +434,7 @@ start_run(ConformWindow *self, const ConformConfig *cfg, const char *dir)
   }
   /* The finish callback owns one reference to the run and one to us. */
   conform_run_start_async(g_object_ref(run), NULL, run_finished_cb, g_object_ref(self));
-  show_message(self, dir ? "opening…" : "building data and model…", FALSE);
+  conform_window_show_message_(self, dir ? "opening…" : "building data and model…", FALSE);
 }
 
 /* ---- header actions ---------------------------------------------------------------- */
@@ -482,7 +449,7 @@ train_toggle_action(GSimpleAction *a, GVariant *p, gpointer data)
     conform_run_pause(self->run);
   } else {
     if (conform_run_get_step(self->run) >= conform_run_get_config(self->run)->steps)
-      show_message(self, "continuing past the configured number of steps (Pause to stop)", FALSE);
+      conform_window_show_message_(self, "continuing past the configured number of steps (Pause to stop)", FALSE);
     conform_run_train(self->run);
   }
 }
@@ -509,7 +476,7 @@ reset_action(GSimpleAction *a, GVariant *p, gpointer data)
   ConformWindow *self = data;
   g_autoptr(GError) error = NULL;
   if (!conform_config_validate(&self->pending, &error)) {
-    error_dialog(self, "Cannot reset with these settings", error->message);
+    conform_window_error_dialog_(self, "Cannot reset with these settings", error->message);
     return;
   }
   g_clear_pointer(&self->experiment_dir, g_free);
@@ -530,7 +497,7 @@ preset_changed_cb(GtkDropDown *dd, GParamSpec *ps, ConformWindow *self)
   conform_config_init(&cfg);
   g_autoptr(GError) error = NULL;
   if (!conform_config_apply_preset(&cfg, p[i].name, &error)) {
-    error_dialog(self, "Cannot load the preset", error->message);
+    conform_window_error_dialog_(self, "Cannot load the preset", error->message);
   } else {
     conform_window_reset_with(self, &cfg);
   }
@@ -558,7 +525,7 @@ setting_changed(ConformWindow *self, const char *key, const char *value)
   const ConformKey *k = conform_config_find_key(key);
   g_autoptr(GError) error = NULL;
   if (!conform_config_set(&self->pending, key, value, &error)) {
-    show_message(self, error->message, TRUE);
+    conform_window_show_message_(self, error->message, TRUE);
     return;
   }
   if (k->live && self->run) {
@@ -785,8 +752,8 @@ editor_applied_cb(ConformConstraintEditor *ed, gpointer constraint, ConformWindo
   if (!self->run)
     return;
   conform_run_set_constraint(self->run, constraint);
-  set_dirty(self, TRUE);
-  show_message(self, "constraint applied: re-projecting the current samples", FALSE);
+  conform_window_set_dirty_(self, TRUE);
+  conform_window_show_message_(self, "constraint applied: re-projecting the current samples", FALSE);
 }
 
 static GtkWidget *
@@ -954,269 +921,6 @@ build_views(ConformWindow *self)
   return self->notebook;
 }
 
-/* ---- files ------------------------------------------------------------------- */
-
-static void
-save_done_cb(GObject *src, GAsyncResult *res, gpointer data)
-{
-  ConformWindow *self = data;
-  g_autoptr(GError) error = NULL;
-  if (!conform_run_save_finish(CONFORM_RUN(src), res, &error)) {
-    error_dialog(self, "Cannot save the experiment", error->message);
-    self->closing_after_save = FALSE;
-  } else {
-    set_dirty(self, FALSE);
-    g_autofree char *msg = g_strdup_printf("saved to %s", self->experiment_dir);
-    show_message(self, msg, FALSE);
-    g_autofree char *uri = g_filename_to_uri(self->experiment_dir, NULL, NULL);
-    if (uri)
-      gtk_recent_manager_add_item(gtk_recent_manager_get_default(), uri);
-    if (self->closing_after_save) {
-      self->close_confirmed = TRUE;
-      gtk_window_close(GTK_WINDOW(self));
-    }
-  }
-  g_object_unref(self);
-}
-
-static void
-save_to_dir(ConformWindow *self, const char *dir)
-{
-  if (!self->run)
-    return;
-  if (self->experiment_dir != dir) {
-    g_free(self->experiment_dir);
-    self->experiment_dir = g_strdup(dir);
-  }
-  update_title(self);
-  conform_run_save_async(self->run, dir, NULL, save_done_cb, g_object_ref(self));
-}
-
-static void
-save_as_response_cb(GtkNativeDialog *d, int response, ConformWindow *self)
-{
-  if (response == GTK_RESPONSE_ACCEPT) {
-    g_autoptr(GFile) f = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(d));
-    g_autofree char *path = g_file_get_path(f);
-    save_to_dir(self, path);
-  } else {
-    self->closing_after_save = FALSE;
-  }
-  g_object_unref(d);
-}
-
-static void
-save_as_action(GSimpleAction *a, GVariant *p, gpointer data)
-{
-  ConformWindow *self = data;
-  GtkFileChooserNative *d = gtk_file_chooser_native_new("Save Experiment As", GTK_WINDOW(self),
-                                                        GTK_FILE_CHOOSER_ACTION_SAVE, "_Save", "_Cancel");
-  gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(d), self->pending.preset[0] ? self->pending.preset : "experiment");
-  g_signal_connect(d, "response", G_CALLBACK(save_as_response_cb), self);
-  gtk_native_dialog_show(GTK_NATIVE_DIALOG(d));
-}
-
-static void
-save_action(GSimpleAction *a, GVariant *p, gpointer data)
-{
-  ConformWindow *self = data;
-  if (self->experiment_dir)
-    save_to_dir(self, self->experiment_dir);
-  else
-    save_as_action(a, p, data);
-}
-
-static void
-open_response_cb(GtkNativeDialog *d, int response, ConformWindow *self)
-{
-  if (response == GTK_RESPONSE_ACCEPT) {
-    g_autoptr(GFile) f = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(d));
-    g_autofree char *path = g_file_get_path(f);
-    conform_window_open_dir(self, path);
-  }
-  g_object_unref(d);
-}
-
-static void
-open_action(GSimpleAction *a, GVariant *p, gpointer data)
-{
-  ConformWindow *self = data;
-  GtkFileChooserNative *d = gtk_file_chooser_native_new("Open Experiment", GTK_WINDOW(self),
-                                                        GTK_FILE_CHOOSER_ACTION_SELECT_FOLDER, "_Open", "_Cancel");
-  g_signal_connect(d, "response", G_CALLBACK(open_response_cb), self);
-  gtk_native_dialog_show(GTK_NATIVE_DIALOG(d));
-}
-
-/* Export: PNG of a view at a chosen size, or CSV of samples + violations. */
-typedef struct {
-  ConformWindow *self;
-  GtkWidget *dialog, *what, *width, *height;
-} ExportDialog;
-
-static const char *const export_items[] = {"Samples plot (PNG)",     "Violation histogram (PNG)",
-                                           "Loss curve (PNG)",       "Violation curve (PNG)",
-                                           "Learning rate (PNG)",    "Sampling trajectory frame (PNG)",
-                                           "Samples and violations (CSV)", NULL};
-static const char *const export_names[] = {"samples.png", "violations.png", "loss.png", "violation-curve.png",
-                                           "learning-rate.png", "trajectory.png", "samples.csv"};
-
-static gboolean
-export_to(ConformWindow *self, guint what, const char *path, int w, int h, GError **error)
-{
-  switch (what) {
-  case 0: return conform_scatter_export_png(CONFORM_SCATTER(self->scatter), path, w, h, error);
-  case 1: return conform_histogram_export_png(CONFORM_HISTOGRAM(self->histogram), path, w, h, error);
-  case 2: return conform_curves_export_png(CONFORM_CURVES(self->loss), path, w, h, error);
-  case 3: return conform_curves_export_png(CONFORM_CURVES(self->violation), path, w, h, error);
-  case 4: return conform_curves_export_png(CONFORM_CURVES(self->lr), path, w, h, error);
-  case 5: return conform_scatter_export_png(CONFORM_SCATTER(self->traj_scatter), path, w, h, error);
-  default: {
-    ConformSampleSet *s = self->run ? conform_run_get_samples(self->run) : NULL;
-    if (!s) {
-      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "no samples to export yet");
-      return FALSE;
-    }
-    GString *csv = g_string_new(NULL);
-    for (int j = 0; j < s->dim; j++)
-      g_string_append_printf(csv, "x%d,", j);
-    g_string_append(csv, s->viol ? "violation_l2,violation_before_strategy\n" : "\n");
-    char buf[G_ASCII_DTOSTR_BUF_SIZE];
-    for (int i = 0; i < s->n; i++) {
-      for (int j = 0; j < s->dim; j++) {
-        g_string_append(csv, g_ascii_formatd(buf, sizeof buf, "%.9g", s->x[(gsize)i * s->dim + j]));
-        g_string_append_c(csv, j + 1 < s->dim || s->viol ? ',' : '\n');
-      }
-      if (s->viol)
-        g_string_append_printf(csv, "%s,%s\n", g_ascii_formatd(buf, sizeof buf, "%.9g", s->viol[i]),
-                               g_ascii_formatd((char[G_ASCII_DTOSTR_BUF_SIZE]){0}, G_ASCII_DTOSTR_BUF_SIZE, "%.9g",
-                                               s->viol_raw[i]));
-    }
-    gboolean ok = conform_write_atomic(path, csv->str, csv->len, error);
-    g_string_free(csv, TRUE);
-    return ok;
-  }
-  }
-}
-
-static void
-export_file_cb(GtkNativeDialog *d, int response, ExportDialog *ed)
-{
-  if (response == GTK_RESPONSE_ACCEPT) {
-    g_autoptr(GFile) f = gtk_file_chooser_get_file(GTK_FILE_CHOOSER(d));
-    g_autofree char *path = g_file_get_path(f);
-    g_autoptr(GError) error = NULL;
-    guint what = gtk_drop_down_get_selected(GTK_DROP_DOWN(ed->what));
-    if (!export_to(ed->self, what, path, gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(ed->width)),
-                   gtk_spin_button_get_value_as_int(GTK_SPIN_BUTTON(ed->height)), &error)) {
-      error_dialog(ed->self, "Export failed", error->message);
-    } else {
-      g_autofree char *msg = g_strdup_printf("exported %s", path);
-      show_message(ed->self, msg, FALSE);
-      gtk_window_destroy(GTK_WINDOW(ed->dialog));
-    }
-  }
-  g_object_unref(d);
-}
-
-static void
-export_choose_cb(GtkButton *b, ExportDialog *ed)
-{
-  guint what = gtk_drop_down_get_selected(GTK_DROP_DOWN(ed->what));
-  GtkFileChooserNative *d = gtk_file_chooser_native_new("Export", GTK_WINDOW(ed->dialog),
-                                                        GTK_FILE_CHOOSER_ACTION_SAVE, "_Export", "_Cancel");
-  gtk_file_chooser_set_current_name(GTK_FILE_CHOOSER(d), export_names[MIN(what, G_N_ELEMENTS(export_names) - 1)]);
-  g_signal_connect(d, "response", G_CALLBACK(export_file_cb), ed);
-  gtk_native_dialog_show(GTK_NATIVE_DIALOG(d));
-}
-
-static void
-export_action(GSimpleAction *a, GVariant *p, gpointer data)
-{
-  ConformWindow *self = data;
-  ExportDialog *ed = g_new0(ExportDialog, 1);
-  ed->self = self;
-  ed->dialog = gtk_window_new();
-  gtk_window_set_title(GTK_WINDOW(ed->dialog), "Export");
-  gtk_window_set_transient_for(GTK_WINDOW(ed->dialog), GTK_WINDOW(self));
-  gtk_window_set_modal(GTK_WINDOW(ed->dialog), TRUE);
-  g_object_set_data_full(G_OBJECT(ed->dialog), "export", ed, g_free);
-  GtkWidget *grid = gtk_grid_new();
-  gtk_grid_set_row_spacing(GTK_GRID(grid), 6);
-  gtk_grid_set_column_spacing(GTK_GRID(grid), 8);
-  gtk_widget_set_margin_start(grid, 12);
-  gtk_widget_set_margin_end(grid, 12);
-  gtk_widget_set_margin_top(grid, 12);
-  gtk_widget_set_margin_bottom(grid, 12);
-  ed->what = gtk_drop_down_new_from_strings(export_items);
-  ed->width = gtk_spin_button_new_with_range(16, 16384, 1);
-  ed->height = gtk_spin_button_new_with_range(16, 16384, 1);
-  gtk_spin_button_set_value(GTK_SPIN_BUTTON(ed->width), 1600);
-  gtk_spin_button_set_value(GTK_SPIN_BUTTON(ed->height), 1000);
-  gtk_grid_attach(GTK_GRID(grid), gtk_label_new("What"), 0, 0, 1, 1);
-  gtk_grid_attach(GTK_GRID(grid), ed->what, 1, 0, 1, 1);
-  gtk_grid_attach(GTK_GRID(grid), gtk_label_new("Width (px)"), 0, 1, 1, 1);
-  gtk_grid_attach(GTK_GRID(grid), ed->width, 1, 1, 1, 1);
-  gtk_grid_attach(GTK_GRID(grid), gtk_label_new("Height (px)"), 0, 2, 1, 1);
-  gtk_grid_attach(GTK_GRID(grid), ed->height, 1, 2, 1, 1);
-  GtkWidget *go = gtk_button_new_with_mnemonic("_Choose File…");
-  gtk_widget_add_css_class(go, "suggested-action");
-  g_signal_connect(go, "clicked", G_CALLBACK(export_choose_cb), ed);
-  gtk_grid_attach(GTK_GRID(grid), go, 1, 3, 1, 1);
-  gtk_window_set_child(GTK_WINDOW(ed->dialog), grid);
-  gtk_window_present(GTK_WINDOW(ed->dialog));
-}
-
-static void
-close_action(GSimpleAction *a, GVariant *p, gpointer data)
-{
-  gtk_window_close(GTK_WINDOW(data));
-}
-
-static void
-confirm_close_cb(GtkDialog *d, int response, ConformWindow *self)
-{
-  gtk_window_destroy(GTK_WINDOW(d));
-  if (response == GTK_RESPONSE_ACCEPT) {
-    self->closing_after_save = TRUE;
-    save_action(NULL, NULL, self);
-  } else if (response == GTK_RESPONSE_REJECT) {
-    self->close_confirmed = TRUE;
-    gtk_window_close(GTK_WINDOW(self));
-  }
-}
-
-static gboolean
-close_request_cb(GtkWindow *win, gpointer data)
-{
-  ConformWindow *self = CONFORM_WINDOW(win);
-  if (self->dirty && !self->close_confirmed && g_getenv("CONFORM_NO_CLOSE_PROMPT") == NULL) {
-    GtkWidget *d = gtk_message_dialog_new(win, GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
-                                          GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE, "Save the experiment before closing?");
-    gtk_message_dialog_format_secondary_text(GTK_MESSAGE_DIALOG(d),
-                                             "Training progress since the last save will be lost otherwise.");
-    gtk_dialog_add_buttons(GTK_DIALOG(d), "_Cancel", GTK_RESPONSE_CANCEL, "_Discard", GTK_RESPONSE_REJECT, "_Save",
-                           GTK_RESPONSE_ACCEPT, NULL);
-    gtk_dialog_set_default_response(GTK_DIALOG(d), GTK_RESPONSE_ACCEPT);
-    g_signal_connect(d, "response", G_CALLBACK(confirm_close_cb), self);
-    gtk_window_present(GTK_WINDOW(d));
-    return TRUE;
-  }
-  /* Closing cancels the run; the application holds itself until the worker
-   * has been joined (run_finished_cb holds a reference to the window). */
-  GSettings *gs = settings(self);
-  if (gs) {
-    int w, h;
-    gtk_window_get_default_size(win, &w, &h);
-    g_settings_set_int(gs, "window-width", w);
-    g_settings_set_int(gs, "window-height", h);
-  }
-  if (self->run)
-    conform_run_stop(self->run);
-  if (self->incoming)
-    conform_run_stop(self->incoming);
-  return FALSE;
-}
-
 /* ---- construction ----------------------------------------------------------------- */
 
 static void
@@ -1265,11 +969,11 @@ static const GActionEntry win_actions[] = {
   {"step", step_action, NULL, NULL, NULL, {0}},
   {"sample", sample_action, NULL, NULL, NULL, {0}},
   {"reset", reset_action, NULL, NULL, NULL, {0}},
-  {"open", open_action, NULL, NULL, NULL, {0}},
-  {"save", save_action, NULL, NULL, NULL, {0}},
-  {"save-as", save_as_action, NULL, NULL, NULL, {0}},
-  {"export", export_action, NULL, NULL, NULL, {0}},
-  {"close", close_action, NULL, NULL, NULL, {0}},
+  {"open", conform_window_open_action, NULL, NULL, NULL, {0}},
+  {"save", conform_window_save_action, NULL, NULL, NULL, {0}},
+  {"save-as", conform_window_save_as_action, NULL, NULL, NULL, {0}},
+  {"export", conform_window_export_action, NULL, NULL, NULL, {0}},
+  {"close", conform_window_close_action, NULL, NULL, NULL, {0}},
 };
 
 static GtkWidget *
@@ -1386,7 +1090,7 @@ conform_window_init(ConformWindow *self)
   gtk_box_append(GTK_BOX(root), status);
   gtk_window_set_child(GTK_WINDOW(self), root);
   gtk_window_set_default_size(GTK_WINDOW(self), 1400, 860);
-  g_signal_connect(self, "close-request", G_CALLBACK(close_request_cb), NULL);
+  g_signal_connect(self, "close-request", G_CALLBACK(conform_window_close_request_cb), NULL);
 
   /* Space and Right act on the window but let entries handle their keys
    * first (bubble phase). */
@@ -1407,7 +1111,7 @@ ConformWindow *
 conform_window_new(GtkApplication *app, const char *preset)
 {
   ConformWindow *self = g_object_new(CONFORM_TYPE_WINDOW, "application", app, NULL);
-  GSettings *gs = settings(self);
+  GSettings *gs = conform_window_settings_(self);
   if (gs) {
     int w = g_settings_get_int(gs, "window-width"), h = g_settings_get_int(gs, "window-height");
     if (w > 200 && h > 200)
@@ -1417,7 +1121,7 @@ conform_window_new(GtkApplication *app, const char *preset)
   conform_config_init(&cfg);
   g_autoptr(GError) error = NULL;
   if (!conform_config_apply_preset(&cfg, preset ? preset : CONFORM_DEFAULT_PRESET, &error)) {
-    show_message(self, error->message, TRUE);
+    conform_window_show_message_(self, error->message, TRUE);
     conform_config_apply_preset(&cfg, CONFORM_DEFAULT_PRESET, NULL);
   }
   if (gs)
@@ -1427,7 +1131,7 @@ conform_window_new(GtkApplication *app, const char *preset)
   sync_sidebar(self);
   start_run(self, &cfg, NULL);
   conform_config_clear(&cfg);
-  update_title(self);
+  conform_window_update_title_(self);
   return self;
 }
 
@@ -1489,33 +1193,4 @@ gboolean
 conform_window_is_dirty(ConformWindow *self)
 {
   return self->dirty;
-}
-
-gboolean
-conform_window_save_to(ConformWindow *self, const char *dir, GError **error)
-{
-  g_return_val_if_fail(CONFORM_IS_WINDOW(self), FALSE);
-  g_free(self->last_error);
-  self->last_error = NULL;
-  gboolean was_dirty = TRUE;
-  save_to_dir(self, dir);
-  while (self->dirty == was_dirty && !self->last_error)
-    g_main_context_iteration(NULL, TRUE);
-  if (self->last_error) {
-    g_set_error_literal(error, CONFORM_ERROR, CONFORM_ERROR_IO, self->last_error);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-gboolean
-conform_window_export(ConformWindow *self, const char *file_name, const char *path, int width, int height,
-                      GError **error)
-{
-  g_return_val_if_fail(CONFORM_IS_WINDOW(self), FALSE);
-  for (guint i = 0; i < G_N_ELEMENTS(export_names); i++)
-    if (g_strcmp0(export_names[i], file_name) == 0)
-      return export_to(self, i, path, width, height, error);
-  g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "nothing to export as '%s'", file_name);
-  return FALSE;
 }

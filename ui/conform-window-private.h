@@ -1,0 +1,59 @@
+/* ConformWindow internals shared by conform-window.c (views, run, sidebar)
+ * and conform-window-files.c (open, save, export, close). Not public API. */
+#pragma once
+
+#include "conform-window.h"
+
+G_BEGIN_DECLS
+
+struct _ConformWindow {
+  GtkApplicationWindow parent_instance;
+
+  ConformRun *run;      /* the experiment shown */
+  ConformRun *incoming; /* a run being built (reset/open); swapped in when ready */
+  gboolean incoming_is_open;
+  ConformConfig pending; /* sidebar settings for the next Reset */
+  char *experiment_dir;
+  gboolean dirty, pending_restart, syncing, closing_after_save, close_confirmed;
+  char *last_error;
+  char *status_text;
+
+  /* header */
+  GtkWidget *train_button, *step_button, *step_count, *reset_button;
+  GtkWidget *preset_dropdown, *strategy_dropdown, *menu_button;
+  /* sidebar */
+  GHashTable *setting_widgets; /* key -> GtkWidget */
+  GtkWidget *restart_banner;
+  GtkWidget *constraint_summary;
+  GtkWidget *hist_title; /* title of the violation pane: says when there is no constraint */
+  /* views */
+  GtkWidget *notebook;
+  GtkWidget *scatter, *histogram, *loss, *violation, *lr;
+  GtkWidget *bg_check, *arrows_check, *logy_check, *smoothing;
+  GtkWidget *traj_scatter, *traj_scale, *traj_play, *traj_label;
+  guint traj_timer;
+  GtkWidget *editor;
+  /* status bar */
+  GtkWidget *status_label, *space_label, *message_label;
+  guint message_timeout;
+  int loss_series, lr_series, viol_p50, viol_p99, viol_max;
+  guint records_shown;  /* records already handed to the curves */
+  gint64 last_refresh;  /* monotonic us of the last curve update */
+  guint refresh_source; /* pending throttled update */
+};
+
+GSettings *conform_window_settings_(ConformWindow *self);
+void conform_window_show_message_(ConformWindow *self, const char *text, gboolean is_error);
+void conform_window_error_dialog_(ConformWindow *self, const char *title, const char *detail);
+void conform_window_update_title_(ConformWindow *self);
+void conform_window_set_dirty_(ConformWindow *self, gboolean dirty);
+
+/* Actions and handlers implemented in conform-window-files.c. */
+void conform_window_open_action(GSimpleAction *a, GVariant *p, gpointer data);
+void conform_window_save_action(GSimpleAction *a, GVariant *p, gpointer data);
+void conform_window_save_as_action(GSimpleAction *a, GVariant *p, gpointer data);
+void conform_window_export_action(GSimpleAction *a, GVariant *p, gpointer data);
+void conform_window_close_action(GSimpleAction *a, GVariant *p, gpointer data);
+gboolean conform_window_close_request_cb(GtkWindow *win, gpointer data);
+
+G_END_DECLS
