@@ -1046,3 +1046,42 @@ conform_engine_copy_train_raw(const ConformEngine *e, int max_n, int *n)
   *n = k;
   return x;
 }
+
+ConformSampleSet *
+conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old)
+{
+  gboolean project = g_strcmp0(old->strategy, "projection") == 0;
+  if (!old->raw || old->dim != e->dim || (!project && g_strcmp0(old->strategy, "none") != 0))
+    return NULL;
+  if (project && e->raw_c.m == 0)
+    return NULL;
+  const int n = old->n, dim = old->dim;
+  ConformSampleSet *r = g_atomic_rc_box_new0(ConformSampleSet);
+  r->n = n;
+  r->dim = dim;
+  r->step = old->step;
+  r->strategy = g_strdup(old->strategy);
+  r->sampler = g_strdup(old->sampler);
+  r->x = cf_alloc_floats((size_t)n * dim);
+  r->raw = cf_alloc_floats((size_t)n * dim);
+  if (!r->x || !r->raw) {
+    conform_sample_set_unref(r);
+    return NULL;
+  }
+  memcpy(r->raw, old->raw, sizeof(float) * (size_t)n * dim);
+  memcpy(r->x, old->raw, sizeof(float) * (size_t)n * dim);
+  if (project) {
+    /* two passes, as in sampling: the second removes the first's error */
+    cf_projector_reserve(&e->proj_raw, n);
+    cf_project(&e->proj_raw, r->x, n);
+    cf_project(&e->proj_raw, r->x, n);
+  }
+  if (e->raw_c.m > 0) {
+    r->viol = g_new(double, n);
+    r->viol_raw = g_new(double, n);
+    cf_constraint_violation(&e->raw_c, r->x, n, r->viol, NULL);
+    cf_constraint_violation(&e->raw_c, r->raw, n, r->viol_raw, NULL);
+  }
+  evaluate_samples(&e->cfg, &e->raw_c, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, &r->summary);
+  return r;
+}

@@ -83,6 +83,11 @@ void conform_sampler_load(ConformSampler *s, const float *arena, long step);
 /* traj_n > 0 records the trajectory of the first traj_n samples. */
 ConformSampleSet *conform_sampler_run(ConformSampler *s, const ConformSampleOptions *opts, int traj_n,
                                       CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, GError **error);
+/* The same raw samples under the engine's current constraint, at once: for
+ * `projection` they are re-projected, for `none` only the violations change;
+ * NULL for projected-sampling (its chain must be rerun) or without raw
+ * samples. Quality metrics are not recomputed (NaN), no trajectory. */
+ConformSampleSet *conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old);
 /* Changes a live setting (ConformKey.live) of a running engine; others give
  * a USAGE error saying a restart is needed. */
 gboolean conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GError **error);

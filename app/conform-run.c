@@ -303,6 +303,22 @@ lower_thread_priority(void)
 
 /* ---- sampling thread ---------------------------------------------------------- */
 
+/* Hands a sample set (reference taken over) to the main thread and keeps it
+ * as the newest for saving. Any thread. */
+static void
+publish_samples(ConformRun *self, ConformSampleSet *set)
+{
+  g_mutex_lock(&self->lock);
+  if (self->out.samples)
+    conform_sample_set_unref(self->out.samples);
+  self->out.samples = set;
+  if (self->latest)
+    conform_sample_set_unref(self->latest);
+  self->latest = conform_sample_set_ref(set);
+  schedule_flush_locked(self);
+  g_mutex_unlock(&self->lock);
+}
+
 typedef struct {
   ConformRun *self;
   ConformSampler *sampler;
@@ -325,17 +341,9 @@ sample_thread(gpointer data)
   lower_thread_priority();
   ConformSampleSet *set = conform_sampler_run(job->sampler, &job->opts, job->traj_n, abort_cb, NULL,
                                               self->cancellable, &error);
-  if (set) {
-    g_mutex_lock(&self->lock);
-    if (self->out.samples)
-      conform_sample_set_unref(self->out.samples);
-    self->out.samples = set;
-    if (self->latest)
-      conform_sample_set_unref(self->latest);
-    self->latest = conform_sample_set_ref(set);
-    schedule_flush_locked(self);
-    g_mutex_unlock(&self->lock);
-  } else if (!g_error_matches(error, CONFORM_ERROR, CONFORM_ERROR_CANCELLED)) {
+  if (set)
+    publish_samples(self, set);
+  else if (!g_error_matches(error, CONFORM_ERROR, CONFORM_ERROR_CANCELLED)) {
     post_message(self, TRUE, error->message);
   }
   conform_sampler_free(job->sampler);
@@ -438,7 +446,17 @@ worker_apply(Worker *w, Cmd *c)
       post_engine_info(self, w->engine, FALSE);
       if (conform_engine_warnings(w->engine))
         post_message(self, FALSE, conform_engine_warnings(w->engine));
-      w->sample_n = MAX(w->sample_n, 0); /* re-sample with the new constraint */
+      /* At once: the current samples under the new constraint; then fresh
+       * ones (projected-sampling has to rerun its chain anyway). */
+      g_mutex_lock(&self->lock);
+      ConformSampleSet *latest = self->latest ? conform_sample_set_ref(self->latest) : NULL;
+      g_mutex_unlock(&self->lock);
+      ConformSampleSet *now = latest ? conform_engine_reproject(w->engine, latest) : NULL;
+      if (latest)
+        conform_sample_set_unref(latest);
+      if (now)
+        publish_samples(self, now);
+      w->sample_n = MAX(w->sample_n, 0);
     } else {
       post_message(self, TRUE, error->message);
     }

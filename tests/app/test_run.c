@@ -187,6 +187,41 @@ test_bad_commands_keep_state(void)
   finish(run, &ctx);
 }
 
+/* Applying a constraint re-projects the samples on screen at once (same
+ * raw samples, same step), before fresh samples arrive. */
+static void
+test_reproject_at_once(void)
+{
+  Ctx ctx;
+  ConformRun *run = start("simplex-3d", 100000, &ctx);
+  conform_run_set(run, "experiment.strategy", "projection");
+  conform_run_step(run, 30);
+  while (conform_run_get_step(run) < 30)
+    g_main_context_iteration(NULL, TRUE);
+  conform_run_request_samples(run, 150, 0);
+  while (!conform_run_get_samples(run) || g_strcmp0(conform_run_get_samples(run)->strategy, "projection") != 0)
+    g_main_context_iteration(NULL, TRUE);
+  ConformSampleSet *old = conform_sample_set_ref(conform_run_get_samples(run));
+  int before = ctx.samples;
+  CfConstraint c;
+  cf_constraint_init(&c);
+  double A[6] = {1, 1, 1, 1, -1, 0}, b[2] = {1, 0};
+  g_assert_cmpint(cf_constraint_set(&c, 2, 3, A, b, NULL), ==, CF_OK);
+  conform_run_set_constraint(run, &c);
+  cf_constraint_clear(&c);
+  while (ctx.samples == before)
+    g_main_context_iteration(NULL, TRUE);
+  ConformSampleSet *now = conform_run_get_samples(run);
+  g_assert_cmpint(now->n, ==, old->n);
+  g_assert_cmpint(now->step, ==, old->step);
+  g_assert_cmpmem(now->raw, sizeof(float) * 450, old->raw, sizeof(float) * 450);
+  g_assert_cmpfloat(now->summary.viol.frac_satisfied, ==, 1.0);
+  for (int i = 0; i < now->n; i++)
+    g_assert_cmpfloat(fabs(now->x[3 * i] - now->x[3 * i + 1]), <, 1e-5 * (1 + fabs(now->x[3 * i])));
+  conform_sample_set_unref(old);
+  finish(run, &ctx);
+}
+
 static void
 saved_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
@@ -281,6 +316,7 @@ main(int argc, char **argv)
   g_test_add_func("/run/train-pause-step", test_train_pause_step);
   g_test_add_func("/run/samples-beside-training", test_samples_beside_training);
   g_test_add_func("/run/bad-commands-keep-state", test_bad_commands_keep_state);
+  g_test_add_func("/run/reproject-at-once", test_reproject_at_once);
   g_test_add_func("/run/save-and-resume", test_save_and_resume);
   g_test_add_func("/run/build-failure", test_build_failure);
   g_test_add_func("/run/cancel-cycles", test_cancel_cycles);
