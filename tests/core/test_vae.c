@@ -275,6 +275,77 @@ test_train(gconstpointer data)
   cf_vae_clear(&v);
 }
 
+/* ---- dense constraint (two rows, the cgauss dense path) -------------------- */
+
+static void
+test_cgauss_dense(void)
+{
+  const int n = 4, B = 8;
+  const double A[8] = {1, 2, 0, 1, 0, 1, 1, -1}, bb[2] = {1, 0.5};
+  CfError err;
+  CfConstraint c;
+  cf_constraint_init(&c);
+  g_assert_cmpint(cf_constraint_set(&c, 2, n, A, bb, &err), ==, CF_OK);
+  CfProjector pj;
+  cf_projector_init(&pj);
+  g_assert_cmpint(cf_projector_setup(&pj, &c, &err), ==, CF_OK);
+  CfRng rng;
+  cf_rng_seed(&rng, 8);
+  float x[8 * 4];
+  cf_rng_fill_normal(&rng, x, (size_t)B * n);
+  cf_project(&pj, x, B);
+  CfVaeConfig cfg = cf_vae_default_config(n);
+  cfg.latent = 2;
+  cfg.width = 8;
+  cfg.depth = 1;
+  cfg.strategy = CF_VAE_CGAUSS;
+  CfVae v;
+  g_assert_cmpint(cf_vae_init(&v, &cfg, &err), ==, CF_OK);
+  cf_vae_randomize(&v, &rng);
+  g_assert_cmpint(cf_vae_set_constraint(&v, &c, &err), ==, CF_OK);
+  g_assert_cmpint(v.cg.path, ==, CF_CGAUSS_DENSE);
+  g_assert_cmpint(cf_vae_prepare_train(&v, B, &err), ==, CF_OK);
+  CfRng rng0 = rng, r;
+  double loss0;
+  r = rng0;
+  g_assert_cmpint(cf_vae_train_step(&v, x, &r, &loss0, &err), ==, CF_OK);
+  size_t P = v.params.total;
+  float *grad = g_new(float, P);
+  memcpy(grad, v.params.grad, P * sizeof(float));
+  double worst = 0.0;
+  for (size_t k = 0; k < 16; k++) {
+    size_t idx = (k * 104729 + 5) % P;
+    float keep = v.params.value[idx];
+    const float h = 2e-3f;
+    double lp, lm;
+    v.params.value[idx] = keep + h;
+    r = rng0;
+    g_assert_cmpint(cf_vae_train_step(&v, x, &r, &lp, &err), ==, CF_OK);
+    v.params.value[idx] = keep - h;
+    r = rng0;
+    g_assert_cmpint(cf_vae_train_step(&v, x, &r, &lm, &err), ==, CF_OK);
+    v.params.value[idx] = keep;
+    double fd = (lp - lm) / (2.0 * h);
+    worst = fmax(worst, fabs(fd - grad[idx]) / (fabs(fd) + fabs(grad[idx]) + 1e-2));
+  }
+  float smp[64 * 4];
+  g_assert_cmpint(cf_vae_sample(&v, 64, &rng, smp, &err), ==, CF_OK);
+  double res = 0.0;
+  g_assert_cmpint(cf_vae_elbo(&v, x, B, &rng, NULL, NULL, &err), ==, CF_OK);
+  double linf[64];
+  cf_constraint_violation(&c, smp, 64, NULL, linf);
+  for (int b = 0; b < 64; b++)
+    res = fmax(res, linf[b]);
+  g_test_message("cgauss dense (m=2, n=4): loss %.4f, gradcheck worst rel. error %.2e, sample max |A x - k| %.3e",
+                 loss0, worst, res);
+  g_assert_cmpfloat(worst, <, 3e-2);
+  g_assert_cmpfloat(res, <, 1e-5);
+  g_free(grad);
+  cf_vae_clear(&v);
+  cf_projector_clear(&pj);
+  cf_constraint_clear(&c);
+}
+
 /* ---- bad input ------------------------------------------------------------ */
 
 static void
@@ -337,6 +408,7 @@ main(int argc, char **argv)
     snprintf(path, sizeof path, "/vae/train/%s", cf_vae_strategy_name(all_strategies[i]));
     g_test_add_data_func(path, GINT_TO_POINTER((int)all_strategies[i]), test_train);
   }
+  g_test_add_func("/vae/cgauss-dense", test_cgauss_dense);
   g_test_add_func("/vae/bad-input", test_bad_input);
   return g_test_run();
 }
