@@ -17,12 +17,18 @@ G_DEFINE_QUARK(conform-error-quark, conform_error)
 
 static const ConformKey keys[] = {
   {"experiment.preset", CONFORM_KEY_STRING, OFF(preset), 0, 0, NULL, FALSE, "preset the experiment started from"},
-  {"experiment.strategy", CONFORM_KEY_CHOICE, OFF(strategy), 0, 0, "none|projection|projected-sampling", TRUE,
-   "constraint strategy: none, projection (post-hoc), projected-sampling (project after every reverse step)"},
+  {"experiment.strategy", CONFORM_KEY_CHOICE, OFF(strategy), 0, 0,
+   "none|projection|projected-sampling|constrained-layer|cgauss", TRUE,
+   "constraint strategy: none, projection (post-hoc), projected-sampling (DDPM: project after every reverse step), "
+   "constrained-layer (VAE: projected decoder mean trained with L1), cgauss (VAE: exactly conditioned Gaussian "
+   "likelihood)"},
   {"experiment.seed", CONFORM_KEY_UINT64, OFF(seed), 0, 0, NULL, FALSE, "random seed (data, initialisation, training, sampling)"},
   {"data.source", CONFORM_KEY_STRING, OFF(data), 0, 0, NULL, FALSE, "built-in generator name or path of a CSV file"},
   {"data.n_train", CONFORM_KEY_INT, OFF(n_train), 16, 10000000, NULL, FALSE, "training samples drawn from a generator"},
   {"data.n_ref", CONFORM_KEY_INT, OFF(n_ref), 16, 1000000, NULL, FALSE, "held-out reference samples for the quality metrics"},
+  {"model.type", CONFORM_KEY_CHOICE, OFF(model_type), 0, 0, "ddpm|vae", FALSE,
+   "generative model: ddpm (diffusion) or vae (variational autoencoder, heteroscedastic Gaussian decoder)"},
+  {"model.latent", CONFORM_KEY_INT, OFF(latent), 1, 512, NULL, FALSE, "VAE latent size"},
   {"model.width", CONFORM_KEY_INT, OFF(width), 4, 8192, NULL, FALSE, "hidden width of the denoiser MLP"},
   {"model.depth", CONFORM_KEY_INT, OFF(depth), 1, 16, NULL, FALSE, "hidden layers of the denoiser MLP"},
   {"model.temb_dim", CONFORM_KEY_INT, OFF(temb_dim), 2, 1024, NULL, FALSE, "size of the sinusoidal time embedding (even)"},
@@ -75,6 +81,8 @@ conform_config_init(ConformConfig *cfg)
   cfg->data = g_strdup("gaussians");
   cfg->n_train = 20000;
   cfg->n_ref = 2000;
+  cfg->model_type = g_strdup("ddpm");
+  cfg->latent = 8;
   cfg->width = 128;
   cfg->depth = 3;
   cfg->temb_dim = 32;
@@ -331,6 +339,18 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
   }
   if (cfg->lr_min > cfg->lr) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "train.lr_min (%g) must not exceed train.lr (%g)", cfg->lr_min, cfg->lr);
+    return FALSE;
+  }
+  gboolean vae = g_strcmp0(cfg->model_type, "vae") == 0;
+  if (vae && g_strcmp0(cfg->strategy, "projected-sampling") == 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "strategy 'projected-sampling' needs model.type=ddpm (a VAE has no reverse steps)");
+    return FALSE;
+  }
+  if (!vae && (g_strcmp0(cfg->strategy, "constrained-layer") == 0 || g_strcmp0(cfg->strategy, "cgauss") == 0)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "strategy '%s' is available for model.type=vae (the diffusion version is not implemented yet)",
+                cfg->strategy);
     return FALSE;
   }
   if (g_strcmp0(cfg->strategy, "none") != 0 && cfg->constraint.m == 0) {

@@ -23,13 +23,15 @@ typedef enum {
 typedef struct {
   /* [experiment] */
   char *preset;
-  char *strategy;      /* none | projection | projected-sampling */
+  char *strategy;      /* none | projection | projected-sampling (ddpm) | constrained-layer | cgauss (vae) */
   guint64 seed;
   /* [data] */
   char *data;          /* built-in generator name, or a CSV path */
   int n_train;
   int n_ref;           /* held-out reference samples for the metrics */
   /* [model] */
+  char *model_type;    /* ddpm | vae */
+  int latent;          /* VAE latent size */
   int width, depth, temb_dim, T;
   char *schedule;      /* linear | cosine */
   /* [train] */

@@ -11,6 +11,7 @@
 #include "conform-io.h"
 #include "data.h"
 #include "ddpm.h"
+#include "vae.h"
 #include "optim.h"
 
 /* RNG streams, one per purpose, so extra draws in one never shift another. */
@@ -32,7 +33,10 @@ struct ConformEngine {
   gboolean has_report;
   char *warnings;
   CfProjector proj_raw, proj_model;
-  CfDdpm model;
+  CfDdpm model;         /* model.type = ddpm */
+  CfVae vmodel;         /* model.type = vae */
+  gboolean vae;
+  CfParams *params;     /* the trained model's parameter arena */
   CfAdam adam;
   float *ema;        /* EMA of the parameters (NULL when cfg.ema == 0) */
   /* Last good state, refreshed every GOOD_EVERY steps: params, ema, Adam
@@ -142,12 +146,36 @@ setup_constraint(ConformEngine *e, GError **error)
   return TRUE;
 }
 
+/* The VAE's strategy is part of its training objective. */
+static CfVaeStrategy
+vae_strategy(const char *strategy)
+{
+  if (g_strcmp0(strategy, "cgauss") == 0)
+    return CF_VAE_CGAUSS;
+  if (g_strcmp0(strategy, "constrained-layer") == 0)
+    return CF_VAE_CONSTRAINED_LAYER;
+  if (g_strcmp0(strategy, "projection") == 0)
+    return CF_VAE_PROJECTION;
+  return CF_VAE_NONE;
+}
+
+static CfVaeConfig
+vae_config(const ConformConfig *cfg, int dim)
+{
+  CfVaeConfig vc = cf_vae_default_config(dim);
+  vc.latent = cfg->latent;
+  vc.width = cfg->width;
+  vc.depth = cfg->depth;
+  vc.strategy = vae_strategy(cfg->strategy);
+  return vc;
+}
+
 /* The state to return to if a later step blows up. */
 static void
 remember_good(ConformEngine *e)
 {
-  size_t bytes = e->model.params.total * sizeof(float);
-  memcpy(e->good, e->model.params.value, bytes);
+  size_t bytes = e->params->total * sizeof(float);
+  memcpy(e->good, e->params->value, bytes);
   memcpy(e->good_m, e->adam.m, bytes);
   memcpy(e->good_v, e->adam.v, bytes);
   if (e->ema)
@@ -159,8 +187,8 @@ remember_good(ConformEngine *e)
 static void
 restore_good(ConformEngine *e)
 {
-  size_t bytes = e->model.params.total * sizeof(float);
-  memcpy(e->model.params.value, e->good, bytes);
+  size_t bytes = e->params->total * sizeof(float);
+  memcpy(e->params->value, e->good, bytes);
   memcpy(e->adam.m, e->good_m, bytes);
   memcpy(e->adam.v, e->good_v, bytes);
   if (e->ema)
@@ -200,18 +228,31 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   if (!setup_constraint(e, error))
     return NULL;
 
-  CfDenoiserConfig dc = {.dim = e->dim, .width = cfg->width, .depth = cfg->depth, .temb_dim = cfg->temb_dim};
-  CfScheduleKind sk = g_strcmp0(cfg->schedule, "cosine") == 0 ? CF_SCHEDULE_COSINE : CF_SCHEDULE_LINEAR;
-  if (cf_ddpm_init(&e->model, &dc, sk, cfg->T, &err) != CF_OK)
-    return core_error(error, CONFORM_ERROR_USAGE, &err), NULL;
   CfRng rng;
   cf_rng_seed_stream(&rng, cfg->seed, STREAM_INIT);
-  cf_ddpm_randomize(&e->model, &rng);
-  if (cf_ddpm_prepare_train(&e->model, cfg->batch, &err) != CF_OK)
-    return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  e->vae = g_strcmp0(cfg->model_type, "vae") == 0;
+  if (e->vae) {
+    CfVaeConfig vc = vae_config(cfg, e->dim);
+    if (cf_vae_init(&e->vmodel, &vc, &err) != CF_OK)
+      return core_error(error, CONFORM_ERROR_USAGE, &err), NULL;
+    e->params = &e->vmodel.params;
+    cf_vae_randomize(&e->vmodel, &rng);
+    if ((e->model_c.m > 0 && cf_vae_set_constraint(&e->vmodel, &e->model_c, &err) != CF_OK) ||
+        cf_vae_prepare_train(&e->vmodel, cfg->batch, &err) != CF_OK)
+      return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  } else {
+    CfDenoiserConfig dc = {.dim = e->dim, .width = cfg->width, .depth = cfg->depth, .temb_dim = cfg->temb_dim};
+    CfScheduleKind sk = g_strcmp0(cfg->schedule, "cosine") == 0 ? CF_SCHEDULE_COSINE : CF_SCHEDULE_LINEAR;
+    if (cf_ddpm_init(&e->model, &dc, sk, cfg->T, &err) != CF_OK)
+      return core_error(error, CONFORM_ERROR_USAGE, &err), NULL;
+    e->params = &e->model.params;
+    cf_ddpm_randomize(&e->model, &rng);
+    if (cf_ddpm_prepare_train(&e->model, cfg->batch, &err) != CF_OK)
+      return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  }
   CfAdamConfig ac = cf_adam_default_config();
   ac.weight_decay = (float)cfg->weight_decay;
-  size_t np = e->model.params.total;
+  size_t np = e->params->total;
   if (cf_adam_init(&e->adam, np, &ac) != CF_OK)
     return g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for the optimiser"), NULL;
   e->good = cf_alloc_floats(np);
@@ -225,7 +266,7 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   if (!e->good || !e->good_m || !e->good_v || !e->batch || (cfg->ema > 0 && (!e->ema || !e->good_ema)))
     return g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for the model"), NULL;
   if (e->ema)
-    memcpy(e->ema, e->model.params.value, np * sizeof(float));
+    memcpy(e->ema, e->params->value, np * sizeof(float));
   remember_good(e);
   e->sched = (CfLrSchedule){(float)cfg->lr, (float)cfg->lr_min, cfg->warmup, MAX(cfg->steps, 1)};
   cf_rng_seed_stream(&e->rng_train, cfg->seed, STREAM_TRAIN);
@@ -248,7 +289,10 @@ conform_engine_free(ConformEngine *e)
   g_free(e->warnings);
   cf_projector_clear(&e->proj_raw);
   cf_projector_clear(&e->proj_model);
-  cf_ddpm_clear(&e->model);
+  if (e->vae)
+    cf_vae_clear(&e->vmodel);
+  else if (e->params)
+    cf_ddpm_clear(&e->model);
   cf_adam_clear(&e->adam);
   cf_free_aligned(e->ema);
   cf_free_aligned(e->good);
@@ -270,8 +314,8 @@ conform_engine_debug_inject_nan(ConformEngine *e, long step)
 float *
 conform_engine_params_copy(const ConformEngine *e, gsize *n)
 {
-  *n = e->model.params.total;
-  return g_memdup2(e->model.params.value, *n * sizeof(float));
+  *n = e->params->total;
+  return g_memdup2(e->params->value, *n * sizeof(float));
 }
 
 const ConformConfig *conform_engine_config(const ConformEngine *e) { return &e->cfg; }
@@ -299,8 +343,8 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
                      GError **error)
 {
   const int B = e->cfg.batch, dim = e->dim;
-  const size_t np = e->model.params.total;
-  float *params = e->model.params.value, *grad = e->model.params.grad;
+  const size_t np = e->params->total;
+  float *params = e->params->value, *grad = e->params->grad;
   gint64 t0 = g_get_monotonic_time();
   gboolean ok = TRUE;
   for (long k = 0; k < n_steps; k++) {
@@ -317,7 +361,14 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
     if (e->inject_nan_step == e->step + 1)
       params[0] = NAN;
     float lr = cf_lr_at(&e->sched, e->step);
-    float loss = cf_ddpm_train_step(&e->model, e->batch, &e->rng_train);
+    float loss;
+    if (e->vae) {
+      double l;
+      CfError verr;
+      loss = cf_vae_train_step(&e->vmodel, e->batch, &e->rng_train, &l, &verr) == CF_OK ? (float)l : NAN;
+    } else {
+      loss = cf_ddpm_train_step(&e->model, e->batch, &e->rng_train);
+    }
     /* Global norm once (NaN check and clipping); the clip scale is applied
      * inside the Adam pass. */
     double gn = cf_grad_norm(grad, np);
@@ -359,7 +410,9 @@ struct ConformSampler {
   CfNorm norm;
   CfConstraint raw_c, model_c;
   CfProjector proj_raw, proj_model;
-  CfDdpmEval eval;
+  CfDdpmEval eval;  /* ddpm */
+  gboolean vae;
+  CfVae vmodel;     /* vae: an own copy (graphs and scratch are per model) */
   CfDataset ref; /* raw held-out reference, for the summary metrics */
   long step;
   double train_seconds;
@@ -377,7 +430,10 @@ conform_sampler_free(ConformSampler *s)
   cf_constraint_clear(&s->model_c);
   cf_projector_clear(&s->proj_raw);
   cf_projector_clear(&s->proj_model);
-  cf_ddpm_eval_clear(&s->eval);
+  if (s->vae)
+    cf_vae_clear(&s->vmodel);
+  else
+    cf_ddpm_eval_clear(&s->eval);
   cf_dataset_clear(&s->ref);
   g_free(s);
 }
@@ -395,11 +451,18 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
   cf_projector_init(&s->proj_model);
   cf_dataset_init(&s->ref);
   CfError err;
-  if (cf_schedule_init(&s->sched, e->model.sched.kind, e->model.sched.T, &err) != CF_OK ||
-      cf_norm_set(&s->norm, e->dim, e->norm.mean, e->norm.scale, &err) != CF_OK ||
-      cf_ddpm_eval_init(&s->eval, &e->model, 512, &err) != CF_OK ||
+  s->vae = e->vae;
+  if (cf_norm_set(&s->norm, e->dim, e->norm.mean, e->norm.scale, &err) != CF_OK ||
       cf_dataset_alloc(&s->ref, e->ref.n, e->ref.dim, FALSE, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  if (s->vae) {
+    if (cf_vae_init(&s->vmodel, &e->vmodel.cfg, &err) != CF_OK ||
+        (e->model_c.m > 0 && cf_vae_set_constraint(&s->vmodel, &e->model_c, &err) != CF_OK))
+      return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  } else if (cf_schedule_init(&s->sched, e->model.sched.kind, e->model.sched.T, &err) != CF_OK ||
+             cf_ddpm_eval_init(&s->eval, &e->model, 512, &err) != CF_OK) {
+    return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  }
   memcpy(s->ref.x, e->ref.x, sizeof(float) * (size_t)e->ref.n * e->ref.dim);
   if (e->raw_c.m > 0 &&
       (cf_constraint_copy(&s->raw_c, &e->raw_c, &err) != CF_OK ||
@@ -407,8 +470,7 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
        cf_projector_setup(&s->proj_raw, &s->raw_c, &err) != CF_OK ||
        cf_projector_setup(&s->proj_model, &s->model_c, &err) != CF_OK))
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
-  cf_ddpm_eval_load(&s->eval, e->ema ? e->ema : e->model.params.value);
-  s->step = e->step;
+  conform_sampler_load(s, e->ema ? e->ema : e->params->value, e->step);
   s->train_seconds = e->train_seconds;
   return g_steal_pointer(&s);
 }
@@ -416,14 +478,17 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
 float *
 conform_engine_snapshot(const ConformEngine *e, gsize *n)
 {
-  *n = e->model.params.total;
-  return g_memdup2(e->ema ? e->ema : e->model.params.value, *n * sizeof(float));
+  *n = e->params->total;
+  return g_memdup2(e->ema ? e->ema : e->params->value, *n * sizeof(float));
 }
 
 void
 conform_sampler_load(ConformSampler *s, const float *arena, long step)
 {
-  cf_ddpm_eval_load(&s->eval, arena);
+  if (s->vae)
+    memcpy(s->vmodel.params.value, arena, s->vmodel.params.total * sizeof(float));
+  else
+    cf_ddpm_eval_load(&s->eval, arena);
   s->step = step;
 }
 
@@ -482,6 +547,135 @@ cmp_double(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
+/* ELBO, reconstruction term and importance-weighted log-likelihood of the
+ * held-out data under the VAE, per sample, in model (standardised) space
+ * (the constrained likelihood for cgauss: density on the affine subspace,
+ * core/vae.h states the conventions; values across conventions are not
+ * comparable). */
+#define VAE_EVAL_MAX 500
+#define VAE_IW_K 50
+
+static void
+vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, ConformSummary *out)
+{
+  int n = MIN(ref->n, VAE_EVAL_MAX);
+  float *u = g_new(float, (gsize)n * ref->dim);
+  memcpy(u, ref->x, sizeof(float) * (gsize)n * ref->dim);
+  cf_norm_apply(norm, u, n);
+  double *elbo = g_new(double, n), *recon = g_new(double, n), *ll = g_new(double, n);
+  CfRng rng;
+  cf_rng_seed_stream(&rng, seed, STREAM_METRIC);
+  CfError err;
+  out->has_vae = TRUE;
+  out->elbo = out->recon = out->test_ll = NAN;
+  if (cf_vae_elbo(v, u, n, &rng, elbo, recon, &err) == CF_OK) {
+    double se = 0, sr = 0;
+    for (int i = 0; i < n; i++) {
+      se += elbo[i];
+      sr += recon[i];
+    }
+    out->elbo = se / n;
+    out->recon = sr / n;
+  }
+  if (cf_vae_iw_loglik(v, u, n, VAE_IW_K, &rng, ll, &err) == CF_OK) {
+    double sl = 0;
+    for (int i = 0; i < n; i++)
+      sl += ll[i];
+    out->test_ll = sl / n;
+  }
+  out->iw_k = VAE_IW_K;
+  g_free(u);
+  g_free(elbo);
+  g_free(recon);
+  g_free(ll);
+}
+
+/* VAE sampling: decoder samples under the trained strategy (cgauss: exact
+ * constrained Gaussian; constrained-layer: projected means), or unconstrained
+ * decoder samples for `none`, projected afterwards for `projection`. */
+static ConformSampleSet *
+vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *strategy, GError **error)
+{
+  CfVaeStrategy trained = vae_strategy(s->cfg.strategy), want;
+  if (g_strcmp0(strategy, "none") == 0 || g_strcmp0(strategy, "projection") == 0) {
+    want = CF_VAE_NONE;
+  } else if (g_strcmp0(strategy, "constrained-layer") == 0 || g_strcmp0(strategy, "cgauss") == 0) {
+    want = vae_strategy(strategy);
+    if (want != trained) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                  "strategy '%s' is part of the VAE's training; this one was trained with '%s' (train again with "
+                  "--strategy %s)", strategy, s->cfg.strategy, strategy);
+      return NULL;
+    }
+  } else {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "strategy '%s' is not available for a VAE; valid: none, projection, constrained-layer, cgauss",
+                strategy);
+    return NULL;
+  }
+  gboolean constrained = g_strcmp0(strategy, "none") != 0;
+  if (constrained && s->raw_c.m == 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy '%s' needs a constraint; this experiment has none",
+                strategy);
+    return NULL;
+  }
+  if (o->n < 1 || o->n > 10000000) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "sample count %d is out of range [1, 10000000]", o->n);
+    return NULL;
+  }
+  const int n = o->n, dim = s->dim;
+  ConformSampleSet *r = g_atomic_rc_box_new0(ConformSampleSet);
+  r->n = n;
+  r->dim = dim;
+  r->step = s->step;
+  r->strategy = g_strdup(strategy);
+  r->sampler = g_strdup("vae");
+  r->x = cf_alloc_floats((size_t)n * dim);
+  r->raw = cf_alloc_floats((size_t)n * dim);
+  if (!r->x || !r->raw) {
+    conform_sample_set_unref(r);
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for %d samples", n);
+    return NULL;
+  }
+  CfRng rng;
+  if (o->use_seed)
+    cf_rng_seed(&rng, o->seed);
+  else
+    cf_rng_seed_stream(&rng, s->cfg.seed, STREAM_SAMPLE);
+  gint64 t0 = g_get_monotonic_time();
+  s->vmodel.cfg.strategy = want; /* the sampler's own copy */
+  CfError err;
+  CfStatus st = cf_vae_sample(&s->vmodel, n, &rng, r->x, &err);
+  s->vmodel.cfg.strategy = trained;
+  if (st != CF_OK) {
+    conform_sample_set_unref(r);
+    core_error(error, CONFORM_ERROR_INPUT, &err);
+    return NULL;
+  }
+  cf_norm_invert(&s->norm, r->x, n);
+  memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
+  if (constrained) {
+    /* projection: the post-hoc step itself; constrained-layer and cgauss are
+     * exact in model space already, this only removes the round-off of
+     * mapping back to raw space (two passes, as for the diffusion model). */
+    cf_projector_reserve(&s->proj_raw, n);
+    cf_project(&s->proj_raw, r->x, n);
+    cf_project(&s->proj_raw, r->x, n);
+  }
+  double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
+  if (s->raw_c.m > 0) {
+    r->viol = g_new(double, n);
+    r->viol_raw = g_new(double, n);
+    cf_constraint_violation(&s->raw_c, r->x, n, r->viol, NULL);
+    cf_constraint_violation(&s->raw_c, r->raw, n, r->viol_raw, NULL);
+  }
+  sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
+  if (!o->preview)
+    vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, &r->summary);
+  r->summary.sample_seconds = secs;
+  return r;
+}
+
 ConformSampleSet *
 conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n, CfAbortFn abort_fn,
                     CfProgressFn progress_fn, void *cb_user, GError **error)
@@ -489,6 +683,8 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   const ConformConfig *cfg = &s->cfg;
   const char *strategy = o->strategy ? o->strategy : cfg->strategy;
   const char *sampler = o->sampler ? o->sampler : cfg->sampler;
+  if (s->vae)
+    return vae_sampler_run(s, o, strategy, error);
   gboolean project_after = g_strcmp0(strategy, "projection") == 0;
   gboolean project_steps = g_strcmp0(strategy, "projected-sampling") == 0;
   if (!project_after && !project_steps && g_strcmp0(strategy, "none") != 0) {
@@ -668,6 +864,12 @@ void
 conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *s)
 {
   evaluate_samples(&e->cfg, &e->raw_c, &e->ref, e->train_seconds, samples, n, NULL, TRUE, s);
+  if (e->vae) {
+    /* with the weights samples come from (the EMA when kept), like the window */
+    g_autoptr(ConformSampler) sm = conform_engine_make_sampler(e, NULL);
+    if (sm)
+      vae_metrics(&sm->vmodel, &sm->ref, &sm->norm, e->cfg.seed, s);
+  }
 }
 
 GString *
@@ -689,6 +891,15 @@ conform_summary_to_tsv(const ConformSummary *s)
     ROW("energy_distance", "%.6g", s->energy_distance);
   if (!isnan(s->mmd))
     ROW("mmd", "%.6g", s->mmd);
+  if (s->has_vae) { /* model space, per sample; see core/vae.h for conventions */
+    if (!isnan(s->test_ll))
+      ROW("test_ll", "%.6g", s->test_ll);
+    if (!isnan(s->elbo))
+      ROW("elbo", "%.6g", s->elbo);
+    if (!isnan(s->recon))
+      ROW("recon", "%.6g", s->recon);
+    ROW("iw_samples", "%d", s->iw_k);
+  }
   ROW("train_seconds", "%.3f", s->train_seconds);
   ROW("sample_seconds", "%.3f", s->sample_seconds);
 #undef ROW
@@ -700,10 +911,11 @@ conform_summary_to_tsv(const ConformSummary *s)
 static char *
 checkpoint_header(const ConformEngine *e)
 {
-  return g_strdup_printf("dim=%d\nwidth=%d\ndepth=%d\ntemb_dim=%d\nT=%d\nschedule=%s\nstep=%ld\nadam_t=%ld\n"
-                         "train_seconds=%.17g\nparams=%zu\n",
-                         e->dim, e->cfg.width, e->cfg.depth, e->cfg.temb_dim, e->cfg.T, e->cfg.schedule, e->step,
-                         e->adam.t, e->train_seconds, e->model.params.total);
+  return g_strdup_printf("model=%s\nlatent=%d\ndim=%d\nwidth=%d\ndepth=%d\ntemb_dim=%d\nT=%d\nschedule=%s\n"
+                         "step=%ld\nadam_t=%ld\ntrain_seconds=%.17g\nparams=%zu\n",
+                         e->vae ? "vae" : "ddpm", e->cfg.latent, e->dim, e->cfg.width, e->cfg.depth, e->cfg.temb_dim,
+                         e->cfg.T, e->cfg.schedule, e->step,
+                         e->adam.t, e->train_seconds, e->params->total);
 }
 
 static GString *
@@ -723,10 +935,10 @@ conform_engine_save(ConformEngine *e, const char *dir, const float *samples, int
 {
   if (!conform_ensure_dir(dir, error))
     return FALSE;
-  size_t np = e->model.params.total;
+  size_t np = e->params->total;
   CfCkptArena arenas[7];
   int na = 0;
-  arenas[na++] = (CfCkptArena){"params", np, e->model.params.value};
+  arenas[na++] = (CfCkptArena){"params", np, e->params->value};
   if (e->ema)
     arenas[na++] = (CfCkptArena){"ema", np, e->ema};
   arenas[na++] = (CfCkptArena){"adam.m", np, e->adam.m};
@@ -885,19 +1097,32 @@ conform_engine_load(const char *dir, GError **error)
     conform_engine_free(e);
     return NULL;
   }
-  size_t np = e->model.params.total;
+  size_t np = e->params->total;
   gboolean ok = header_int(&ck, ckpt_path, "dim", e->dim, error) &&
                 header_int(&ck, ckpt_path, "width", e->cfg.width, error) &&
                 header_int(&ck, ckpt_path, "depth", e->cfg.depth, error) &&
                 header_int(&ck, ckpt_path, "temb_dim", e->cfg.temb_dim, error) &&
                 header_int(&ck, ckpt_path, "T", e->cfg.T, error) &&
                 header_int(&ck, ckpt_path, "step", -1, error) &&
-                load_arena(&ck, ckpt_path, "params", e->model.params.value, np, TRUE, error) &&
+                load_arena(&ck, ckpt_path, "params", e->params->value, np, TRUE, error) &&
                 load_arena(&ck, ckpt_path, "ema", e->ema, np, e->ema != NULL, error) &&
                 load_arena(&ck, ckpt_path, "adam.m", e->adam.m, np, TRUE, error) &&
                 load_arena(&ck, ckpt_path, "adam.v", e->adam.v, np, TRUE, error) &&
                 load_arena(&ck, ckpt_path, "norm.mean", NULL, (size_t)e->dim, TRUE, error) &&
                 load_arena(&ck, ckpt_path, "norm.scale", NULL, (size_t)e->dim, TRUE, error);
+  if (ok) {
+    /* Files from before the VAE have no model line: they are diffusion models. */
+    g_autofree char *model = cf_checkpoint_header_get(&ck, "model");
+    const char *want = e->vae ? "vae" : "ddpm";
+    if (g_strcmp0(model ? model : "ddpm", want) != 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
+                  "%s: checkpoint is for a different model: model=%s, but experiment.ini gives %s", ckpt_path,
+                  model, want);
+      ok = FALSE;
+    }
+  }
+  if (ok && e->vae)
+    ok = header_int(&ck, ckpt_path, "latent", e->cfg.latent, error);
   if (ok) {
     g_autofree char *sched = cf_checkpoint_header_get(&ck, "schedule");
     if (g_strcmp0(sched, e->cfg.schedule) != 0) {

@@ -28,6 +28,10 @@ typedef struct {
   CfViolationStats viol;   /* per-sample ||A x - b||_2, raw space */
   double viol_linf_max;    /* max over samples of ||A x - b||_inf */
   double energy_distance;  /* vs held-out reference data, raw space */
+  gboolean has_vae;        /* VAE metrics below are set (model space, per sample) */
+  double test_ll;          /* importance-weighted log-likelihood, iw_k samples */
+  double elbo, recon;      /* ELBO and its reconstruction term */
+  int iw_k;
   double mmd;              /* unbiased RBF-MMD^2, median heuristic */
   double train_seconds;
   double sample_seconds;
