@@ -1169,6 +1169,15 @@ gboolean
 conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GError **error)
 {
   const ConformKey *k = conform_config_find_key(key);
+  /* A VAE's strategy is part of its loss: only none <-> projection (both
+   * sample the same decoder) can change while it trains. */
+  if (e->vae && g_strcmp0(key, "experiment.strategy") == 0 &&
+      vae_strategy(value) != vae_strategy(e->cfg.strategy) &&
+      !(vae_strategy(value) <= CF_VAE_PROJECTION && vae_strategy(e->cfg.strategy) <= CF_VAE_PROJECTION)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "the VAE's strategy is part of its training: '%s' applies after Reset", value);
+    return FALSE;
+  }
   if (k && !k->live) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s cannot change during a run: it applies after Reset", key);
     return FALSE;

@@ -14,7 +14,8 @@
 #include "conform-presets.h"
 #include "conform-scatter.h"
 
-static const char *const strategies[] = {"none", "projection", "projected-sampling", NULL};
+static const char *const strategies[] = {"none", "projection", "projected-sampling", "constrained-layer", "cgauss",
+                                         NULL};
 
 
 
@@ -1046,7 +1047,8 @@ conform_window_init(ConformWindow *self)
   g_signal_connect(self->preset_dropdown, "notify::selected", G_CALLBACK(preset_changed_cb), self);
   self->strategy_dropdown = gtk_drop_down_new_from_strings(strategies);
   gtk_widget_set_tooltip_text(self->strategy_dropdown,
-                              "Constraint strategy: none, projection (post-hoc), projected-sampling (every reverse step)");
+                              "Constraint strategy: none, projection (post-hoc), projected-sampling (diffusion: every "
+                              "reverse step), constrained-layer and cgauss (VAE: part of training, applies on Reset)");
   g_signal_connect(self->strategy_dropdown, "notify::selected", G_CALLBACK(strategy_changed_cb), self);
   GtkWidget *title_box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
   gtk_box_append(GTK_BOX(title_box), self->preset_dropdown);

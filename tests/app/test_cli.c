@@ -299,6 +299,9 @@ test_usage_errors(void)
     {{"sample"}, "exactly one experiment directory"},
     {{"bench", "nothing"}, "valid workloads"},
     {{"data", "--preset", "moons"}, "--out are required"},
+    {{"train", "--strategy", "cgauss"}, "available for model.type=vae"},
+    {{"train", "--set", "model.type=vae", "--strategy", "projected-sampling"}, "needs model.type=ddpm"},
+    {{"train", "--set", "model.type=gan"}, "valid values: ddpm, vae"},
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
     const char *const *a = cases[i].args;

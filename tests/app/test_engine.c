@@ -271,6 +271,10 @@ test_vae_cgauss(void)
   so.strategy = "constrained-layer";
   g_assert_false(conform_engine_sample(e, &so, &z, NULL, NULL, NULL, NULL, &err));
   g_assert_nonnull(strstr(err->message, "trained with 'cgauss'"));
+  g_clear_error(&err);
+  /* switching the training strategy waits for Reset; the sampled one does not */
+  g_assert_false(conform_engine_set_live(e, "experiment.strategy", "constrained-layer", &err));
+  g_assert_nonnull(strstr(err->message, "after Reset"));
   /* save, reload, same samples; a DDPM config cannot load it */
   g_autofree char *dir = g_dir_make_tmp("conform-vae-XXXXXX", NULL);
   g_assert_true(conform_engine_save(e, dir, NULL, 0, NULL, NULL));
