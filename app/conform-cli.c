@@ -501,8 +501,13 @@ gboolean
 conform_cli_is_command(const char *arg)
 {
   /* Anything that is not an option goes to the CLI so that a mistyped
-   * command gets a clear "unknown command" instead of opening a window. */
-  return arg && (arg[0] != '-' || g_strv_contains(command_names, arg));
+   * command gets a clear "unknown command" instead of opening a window;
+   * an existing directory is an experiment for the window to open. */
+  if (!arg)
+    return FALSE;
+  if (g_strv_contains(command_names, arg))
+    return TRUE;
+  return arg[0] != '-' && !g_file_test(arg, G_FILE_TEST_IS_DIR);
 }
 
 static void

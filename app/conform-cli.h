@@ -9,7 +9,9 @@ G_BEGIN_DECLS
 enum { CONFORM_EXIT_OK = 0, CONFORM_EXIT_RUNTIME = 1, CONFORM_EXIT_USAGE = 2 };
 
 int conform_cli_main(int argc, char **argv);
-/* TRUE when arg names a command (or --help/--version) handled by the CLI. */
+/* TRUE when arg is for the CLI: a command, --help/--version, or anything
+ * else that is neither an option nor an existing directory (experiments
+ * given as directories open in the window). */
 gboolean conform_cli_is_command(const char *arg);
 /* Headless run of a preset (used when there is no window): trains, samples,
  * evaluates and saves into out_dir (NULL: a new directory under the user's

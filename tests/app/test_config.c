@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "conform-config.h"
+#include "conform-cli.h"
 #include "conform-presets.h"
 
 static void
@@ -137,6 +138,18 @@ test_keyfile_errors(void)
   }
 }
 
+/* Which arguments go to the CLI and which open the window. */
+static void
+test_cli_routing(void)
+{
+  g_assert_true(conform_cli_is_command("train"));
+  g_assert_true(conform_cli_is_command("--help"));
+  g_assert_true(conform_cli_is_command("tran")); /* a typo gets "unknown command" */
+  g_assert_false(conform_cli_is_command("/")); /* an existing directory opens in the window */
+  g_assert_false(conform_cli_is_command("--gapplication-service"));
+  g_assert_false(conform_cli_is_command(NULL));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -146,5 +159,6 @@ main(int argc, char **argv)
   g_test_add_func("/config/validate", test_validate);
   g_test_add_func("/config/presets", test_presets_apply);
   g_test_add_func("/config/keyfile-errors", test_keyfile_errors);
+  g_test_add_func("/config/cli-routing", test_cli_routing);
   return g_test_run();
 }
