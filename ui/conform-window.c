@@ -385,9 +385,10 @@ attach_run(ConformWindow *self, ConformRun *run)
     conform_scatter_set_raw_points(sc, NULL, 0, dim);
     conform_scatter_set_background(sc, bg, n, dim);
     conform_scatter_set_coordinate_names(sc, (const char *const *)names);
-    const double *basis, *center;
-    conform_scatter_set_projection(sc, conform_run_get_projection(run, &basis, &center) ? basis : NULL,
-                                   center, dim);
+    /* (get the plane first: argument evaluation order is unspecified) */
+    const double *basis = NULL, *center = NULL;
+    gboolean have_plane = conform_run_get_projection(run, &basis, &center);
+    conform_scatter_set_projection(sc, have_plane ? basis : NULL, center, dim);
   }
   conform_constraint_editor_set_dim(CONFORM_CONSTRAINT_EDITOR(self->editor), dim, (const char *const *)names);
   show_constraint(self);
