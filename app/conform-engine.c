@@ -520,6 +520,49 @@ conform_sample_set_unref(ConformSampleSet *s)
     g_atomic_rc_box_release_full(s, (GDestroyNotify)sample_set_free_contents);
 }
 
+/* A sample set with x and raw allocated (n x dim each); NULL when out of
+ * memory. Takes `sampler`. */
+static ConformSampleSet *
+sample_set_new(int n, int dim, long step, const char *strategy, char *sampler)
+{
+  ConformSampleSet *r = g_atomic_rc_box_new0(ConformSampleSet);
+  r->n = n;
+  r->dim = dim;
+  r->step = step;
+  r->strategy = g_strdup(strategy);
+  r->sampler = sampler;
+  r->x = cf_alloc_floats((size_t)n * dim);
+  r->raw = cf_alloc_floats((size_t)n * dim);
+  if (!r->x || !r->raw) {
+    conform_sample_set_unref(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* Per-sample ||A x - b|| of x and of raw (nothing without a constraint). */
+static void
+sample_set_violations(ConformSampleSet *r, const CfConstraint *c)
+{
+  if (c->m == 0)
+    return;
+  r->viol = g_new(double, r->n);
+  r->viol_raw = g_new(double, r->n);
+  cf_constraint_violation(c, r->x, r->n, r->viol, NULL);
+  cf_constraint_violation(c, r->raw, r->n, r->viol_raw, NULL);
+}
+
+/* Orthogonal projection in raw space, twice: the second pass removes the
+ * first's float error (cancellation when |x| >> |b|), leaving only the
+ * round-off of storing x. */
+static void
+project_raw_exact(CfProjector *p, float *x, int n)
+{
+  cf_projector_reserve(p, n);
+  cf_project(p, x, n);
+  cf_project(p, x, n);
+}
+
 typedef struct {
   ConformSampler *s;
   gboolean project;   /* projected-sampling */
@@ -624,16 +667,8 @@ vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *st
     return NULL;
   }
   const int n = o->n, dim = s->dim;
-  ConformSampleSet *r = g_atomic_rc_box_new0(ConformSampleSet);
-  r->n = n;
-  r->dim = dim;
-  r->step = s->step;
-  r->strategy = g_strdup(strategy);
-  r->sampler = g_strdup("vae");
-  r->x = cf_alloc_floats((size_t)n * dim);
-  r->raw = cf_alloc_floats((size_t)n * dim);
-  if (!r->x || !r->raw) {
-    conform_sample_set_unref(r);
+  ConformSampleSet *r = sample_set_new(n, dim, s->step, strategy, g_strdup("vae"));
+  if (!r) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for %d samples", n);
     return NULL;
   }
@@ -654,21 +689,13 @@ vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *st
   }
   cf_norm_invert(&s->norm, r->x, n);
   memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
-  if (constrained) {
-    /* projection: the post-hoc step itself; constrained-layer and cgauss are
-     * exact in model space already, this only removes the round-off of
-     * mapping back to raw space (two passes, as for the diffusion model). */
-    cf_projector_reserve(&s->proj_raw, n);
-    cf_project(&s->proj_raw, r->x, n);
-    cf_project(&s->proj_raw, r->x, n);
-  }
+  /* projection: the post-hoc step itself; constrained-layer and cgauss are
+   * exact in model space already, this only removes the round-off of mapping
+   * back to raw space. */
+  if (constrained)
+    project_raw_exact(&s->proj_raw, r->x, n);
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
-  if (s->raw_c.m > 0) {
-    r->viol = g_new(double, n);
-    r->viol_raw = g_new(double, n);
-    cf_constraint_violation(&s->raw_c, r->x, n, r->viol, NULL);
-    cf_constraint_violation(&s->raw_c, r->raw, n, r->viol_raw, NULL);
-  }
+  sample_set_violations(r, &s->raw_c);
   sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
   if (!o->preview)
     vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, &r->summary);
@@ -719,22 +746,17 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   }
   const int n = o->n, dim = s->dim;
   traj_n = CLAMP(traj_n, 0, n);
-  ConformSampleSet *r = g_atomic_rc_box_new0(ConformSampleSet);
-  r->n = n;
-  r->dim = dim;
-  r->step = s->step;
-  r->strategy = g_strdup(strategy);
-  r->sampler = sc.kind == CF_SAMPLER_DDIM ? g_strdup_printf("ddim %d", n_steps) : g_strdup_printf("ddpm %d", n_steps);
-  r->x = cf_alloc_floats((size_t)n * dim);
-  r->raw = cf_alloc_floats((size_t)n * dim);
-  if (traj_n > 0) {
+  ConformSampleSet *r = sample_set_new(n, dim, s->step, strategy,
+                                       g_strdup_printf("%s %d", sc.kind == CF_SAMPLER_DDIM ? "ddim" : "ddpm", n_steps));
+  if (r && traj_n > 0) {
     r->traj_n = traj_n;
     r->traj_steps = n_steps;
     r->traj = g_try_new(float, (gsize)(n_steps + 1) * traj_n * dim);
     r->traj_t = g_new(int, n_steps + 1);
   }
-  if (!r->x || !r->raw || (traj_n > 0 && !r->traj)) {
-    conform_sample_set_unref(r);
+  if (!r || (traj_n > 0 && !r->traj)) {
+    if (r)
+      conform_sample_set_unref(r);
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for %d samples", n);
     return NULL;
   }
@@ -765,15 +787,10 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   }
   cf_norm_invert(&s->norm, r->x, n);
   memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
-  if (project_after || project_steps) {
-    /* Raw-space projection of the result; a second pass removes the error
-     * of the first (float cancellation when |x| >> |b|), leaving only the
-     * round-off of storing x in float. For projected-sampling this also
-     * undoes the round-off of mapping back from model space. */
-    cf_projector_reserve(&s->proj_raw, n);
-    cf_project(&s->proj_raw, r->x, n);
-    cf_project(&s->proj_raw, r->x, n);
-  }
+  /* For projected-sampling this removes the round-off of mapping back from
+   * model space. */
+  if (project_after || project_steps)
+    project_raw_exact(&s->proj_raw, r->x, n);
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
   if (r->traj) {
     for (int k = 0; k <= n_steps; k++)
@@ -782,11 +799,8 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     if (project_after) /* the last frame shows what the user gets */
       memcpy(r->traj + (size_t)n_steps * traj_n * dim, r->x, sizeof(float) * (size_t)traj_n * dim);
   }
+  sample_set_violations(r, &s->raw_c);
   if (s->raw_c.m > 0) {
-    r->viol = g_new(double, n);
-    r->viol_raw = g_new(double, n);
-    cf_constraint_violation(&s->raw_c, r->x, n, r->viol, NULL);
-    cf_constraint_violation(&s->raw_c, r->raw, n, r->viol_raw, NULL);
     if (r->traj) {
       r->traj_viol_p50 = g_new(double, n_steps + 1);
       r->traj_viol_max = g_new(double, n_steps + 1);
@@ -1290,32 +1304,14 @@ conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old)
   if (project && e->raw_c.m == 0)
     return NULL;
   const int n = old->n, dim = old->dim;
-  ConformSampleSet *r = g_atomic_rc_box_new0(ConformSampleSet);
-  r->n = n;
-  r->dim = dim;
-  r->step = old->step;
-  r->strategy = g_strdup(old->strategy);
-  r->sampler = g_strdup(old->sampler);
-  r->x = cf_alloc_floats((size_t)n * dim);
-  r->raw = cf_alloc_floats((size_t)n * dim);
-  if (!r->x || !r->raw) {
-    conform_sample_set_unref(r);
+  ConformSampleSet *r = sample_set_new(n, dim, old->step, old->strategy, g_strdup(old->sampler));
+  if (!r)
     return NULL;
-  }
   memcpy(r->raw, old->raw, sizeof(float) * (size_t)n * dim);
   memcpy(r->x, old->raw, sizeof(float) * (size_t)n * dim);
-  if (project) {
-    /* two passes, as in sampling: the second removes the first's error */
-    cf_projector_reserve(&e->proj_raw, n);
-    cf_project(&e->proj_raw, r->x, n);
-    cf_project(&e->proj_raw, r->x, n);
-  }
-  if (e->raw_c.m > 0) {
-    r->viol = g_new(double, n);
-    r->viol_raw = g_new(double, n);
-    cf_constraint_violation(&e->raw_c, r->x, n, r->viol, NULL);
-    cf_constraint_violation(&e->raw_c, r->raw, n, r->viol_raw, NULL);
-  }
+  if (project)
+    project_raw_exact(&e->proj_raw, r->x, n);
+  sample_set_violations(r, &e->raw_c);
   evaluate_samples(&e->cfg, &e->raw_c, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, &r->summary);
   return r;
 }
