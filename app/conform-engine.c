@@ -21,18 +21,66 @@ enum { STREAM_DATA = 1, STREAM_REF, STREAM_INIT, STREAM_TRAIN, STREAM_SAMPLE, ST
 #define GOOD_EVERY 50
 #define MAX_FILE_BYTES ((gsize)2 << 30)
 
+/* A validated, reduced constraint in raw space, the same in model space
+ * (x = s .* u + m: (A diag(s)) u = b - A m), and a projector for each. m == 0
+ * means no constraint. The engine owns one; each sampler builds its own
+ * (projectors keep scratch, so they are not shared between threads). */
+typedef struct {
+  CfConstraint raw, model;
+  CfProjector proj_raw, proj_model;
+} ConstraintSet;
+
+static void
+cset_init(ConstraintSet *cs)
+{
+  cf_constraint_init(&cs->raw);
+  cf_constraint_init(&cs->model);
+  cf_projector_init(&cs->proj_raw);
+  cf_projector_init(&cs->proj_model);
+}
+
+static void
+cset_clear(ConstraintSet *cs)
+{
+  cf_constraint_clear(&cs->raw);
+  cf_constraint_clear(&cs->model);
+  cf_projector_clear(&cs->proj_raw);
+  cf_projector_clear(&cs->proj_model);
+}
+
+/* Builds cs (cleared first) from a full-row-rank raw constraint (NULL or
+ * m == 0: none) and the normalisation; on failure cs is left empty. */
+static CfStatus
+cset_build(ConstraintSet *cs, const CfConstraint *raw, const CfNorm *norm, CfError *err)
+{
+  cset_clear(cs);
+  cset_init(cs);
+  if (!raw || raw->m == 0)
+    return CF_OK;
+  CfStatus st = cf_constraint_copy(&cs->raw, raw, err);
+  if (st == CF_OK)
+    st = cf_constraint_to_model_space(&cs->model, &cs->raw, norm->mean, norm->scale, err);
+  if (st == CF_OK)
+    st = cf_projector_setup(&cs->proj_raw, &cs->raw, err);
+  if (st == CF_OK)
+    st = cf_projector_setup(&cs->proj_model, &cs->model, err);
+  if (st != CF_OK) {
+    cset_clear(cs);
+    cset_init(cs);
+  }
+  return st;
+}
+
 struct ConformEngine {
   ConformConfig cfg;
   int dim;
   CfDataset train;  /* model space */
   CfDataset ref;    /* raw space, held out */
   CfNorm norm;
-  CfConstraint raw_c;   /* validated + reduced, raw space (m == 0: none) */
-  CfConstraint model_c; /* the same in model space */
+  ConstraintSet cs;     /* validated + reduced constraint and its projectors */
   CfConstraintReport report;
   gboolean has_report;
   char *warnings;
-  CfProjector proj_raw, proj_model;
   CfDdpm model;         /* model.type = ddpm */
   CfVae vmodel;         /* model.type = vae */
   gboolean vae;
@@ -116,34 +164,68 @@ load_data(ConformEngine *e, GError **error)
   return TRUE;
 }
 
+/* Validates constraint c (from `source`) against the data dimension and
+ * returns it without redundant rows in *reduced, with the analysis report
+ * and a warning naming the dropped rows (NULL if none). */
+static gboolean
+validate_constraint(const CfConstraint *c, int dim, const char *source, CfConstraint *reduced,
+                    CfConstraintReport *report, gboolean *has_report, char **warning, GError **error)
+{
+  CfError err;
+  *has_report = FALSE;
+  *warning = NULL;
+  cf_constraint_init(reduced);
+  if (!c || c->m == 0)
+    return TRUE;
+  CfStatus st = cf_constraint_analyze(c, dim, report, &err);
+  *has_report = st == CF_OK || st == CF_ERR_INCONSISTENT || st == CF_ERR_RANK;
+  if (st != CF_OK) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "constraint %s: %s", source, err.msg);
+    return FALSE;
+  }
+  if (report->n_redundant > 0) {
+    GString *w = g_string_new(NULL);
+    g_string_append_printf(w, "constraint %s: dropped %d redundant row%s (", source, report->n_redundant,
+                           report->n_redundant == 1 ? "" : "s");
+    for (int i = 0; i < report->n_redundant; i++)
+      g_string_append_printf(w, "%srow %d", i ? ", " : "", report->redundant_rows[i] + 1);
+    g_string_append(w, ": linear combinations of earlier rows)");
+    *warning = g_string_free(w, FALSE);
+  }
+  if (cf_constraint_reduce(reduced, c, report, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  return TRUE;
+}
+
+/* Makes e->cs (and a VAE's training copy of the model-space constraint)
+ * follow `reduced`. */
+static gboolean
+apply_constraint(ConformEngine *e, const CfConstraint *reduced, GError **error)
+{
+  CfError err;
+  ConstraintSet cs;
+  cset_init(&cs);
+  if (cset_build(&cs, reduced, &e->norm, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  if (e->vae && e->params &&
+      cf_vae_set_constraint(&e->vmodel, cs.model.m > 0 ? &cs.model : NULL, &err) != CF_OK) {
+    cset_clear(&cs);
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  }
+  cset_clear(&e->cs);
+  e->cs = cs;
+  return TRUE;
+}
+
 static gboolean
 setup_constraint(ConformEngine *e, GError **error)
 {
-  const CfConstraint *c = &e->cfg.constraint;
-  CfError err;
-  if (c->m == 0)
-    return TRUE;
-  CfStatus st = cf_constraint_analyze(c, e->dim, &e->report, &err);
-  e->has_report = st == CF_OK || st == CF_ERR_INCONSISTENT || st == CF_ERR_RANK;
-  if (st != CF_OK) {
-    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "constraint %s: %s", e->cfg.constraint_source, err.msg);
-    return FALSE;
-  }
-  if (e->report.n_redundant > 0) {
-    GString *w = g_string_new(NULL);
-    g_string_append_printf(w, "constraint %s: dropped %d redundant row%s (", e->cfg.constraint_source,
-                           e->report.n_redundant, e->report.n_redundant == 1 ? "" : "s");
-    for (int i = 0; i < e->report.n_redundant; i++)
-      g_string_append_printf(w, "%srow %d", i ? ", " : "", e->report.redundant_rows[i] + 1);
-    g_string_append(w, ": linear combinations of earlier rows)");
-    e->warnings = g_string_free(w, FALSE);
-  }
-  if (cf_constraint_reduce(&e->raw_c, c, &e->report, &err) != CF_OK ||
-      cf_constraint_to_model_space(&e->model_c, &e->raw_c, e->norm.mean, e->norm.scale, &err) != CF_OK ||
-      cf_projector_setup(&e->proj_raw, &e->raw_c, &err) != CF_OK ||
-      cf_projector_setup(&e->proj_model, &e->model_c, &err) != CF_OK)
-    return core_error(error, CONFORM_ERROR_INPUT, &err);
-  return TRUE;
+  CfConstraint reduced;
+  gboolean ok = validate_constraint(&e->cfg.constraint, e->dim, e->cfg.constraint_source, &reduced, &e->report,
+                                    &e->has_report, &e->warnings, error) &&
+                apply_constraint(e, &reduced, error);
+  cf_constraint_clear(&reduced);
+  return ok;
 }
 
 /* The VAE's strategy is part of its training objective. */
@@ -212,10 +294,7 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   cf_dataset_init(&e->train);
   cf_dataset_init(&e->ref);
   cf_norm_init(&e->norm);
-  cf_constraint_init(&e->raw_c);
-  cf_constraint_init(&e->model_c);
-  cf_projector_init(&e->proj_raw);
-  cf_projector_init(&e->proj_model);
+  cset_init(&e->cs);
   e->records = g_array_new(FALSE, FALSE, sizeof(ConformTrainRecord));
   CfError err;
 
@@ -237,7 +316,7 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
       return core_error(error, CONFORM_ERROR_USAGE, &err), NULL;
     e->params = &e->vmodel.params;
     cf_vae_randomize(&e->vmodel, &rng);
-    if ((e->model_c.m > 0 && cf_vae_set_constraint(&e->vmodel, &e->model_c, &err) != CF_OK) ||
+    if ((e->cs.model.m > 0 && cf_vae_set_constraint(&e->vmodel, &e->cs.model, &err) != CF_OK) ||
         cf_vae_prepare_train(&e->vmodel, cfg->batch, &err) != CF_OK)
       return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   } else {
@@ -282,13 +361,10 @@ conform_engine_free(ConformEngine *e)
   cf_dataset_clear(&e->train);
   cf_dataset_clear(&e->ref);
   cf_norm_clear(&e->norm);
-  cf_constraint_clear(&e->raw_c);
-  cf_constraint_clear(&e->model_c);
+  cset_clear(&e->cs);
   if (e->has_report)
     cf_constraint_report_clear(&e->report);
   g_free(e->warnings);
-  cf_projector_clear(&e->proj_raw);
-  cf_projector_clear(&e->proj_model);
   if (e->vae)
     cf_vae_clear(&e->vmodel);
   else if (e->params)
@@ -321,7 +397,7 @@ conform_engine_params_copy(const ConformEngine *e, gsize *n)
 const ConformConfig *conform_engine_config(const ConformEngine *e) { return &e->cfg; }
 int conform_engine_dim(const ConformEngine *e) { return e->dim; }
 long conform_engine_step(const ConformEngine *e) { return e->step; }
-const CfConstraint *conform_engine_constraint(const ConformEngine *e) { return &e->raw_c; }
+const CfConstraint *conform_engine_constraint(const ConformEngine *e) { return &e->cs.raw; }
 const GArray *conform_engine_records(const ConformEngine *e) { return e->records; }
 const char *conform_engine_warnings(const ConformEngine *e) { return e->warnings; }
 
@@ -365,7 +441,15 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
     if (e->vae) {
       double l;
       CfError verr;
-      loss = cf_vae_train_step(&e->vmodel, e->batch, &e->rng_train, &l, &verr) == CF_OK ? (float)l : NAN;
+      CfStatus vst = cf_vae_train_step(&e->vmodel, e->batch, &e->rng_train, &l, &verr);
+      if (vst != CF_OK && vst != CF_ERR_NUMERIC) {
+        /* e.g. cgauss data off a constraint applied mid-run: say so, apply nothing */
+        g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "training stopped at step %ld: %s", e->step + 1,
+                    verr.msg);
+        ok = FALSE;
+        break;
+      }
+      loss = vst == CF_OK ? (float)l : NAN;
     } else {
       loss = cf_ddpm_train_step(&e->model, e->batch, &e->rng_train);
     }
@@ -408,8 +492,7 @@ struct ConformSampler {
   int dim;
   CfSchedule sched;
   CfNorm norm;
-  CfConstraint raw_c, model_c;
-  CfProjector proj_raw, proj_model;
+  ConstraintSet cs;
   CfDdpmEval eval;  /* ddpm */
   gboolean vae;
   CfVae vmodel;     /* vae: an own copy (graphs and scratch are per model) */
@@ -426,10 +509,7 @@ conform_sampler_free(ConformSampler *s)
   conform_config_clear(&s->cfg);
   cf_schedule_clear(&s->sched);
   cf_norm_clear(&s->norm);
-  cf_constraint_clear(&s->raw_c);
-  cf_constraint_clear(&s->model_c);
-  cf_projector_clear(&s->proj_raw);
-  cf_projector_clear(&s->proj_model);
+  cset_clear(&s->cs);
   if (s->vae)
     cf_vae_clear(&s->vmodel);
   else
@@ -445,10 +525,7 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
   conform_config_copy(&s->cfg, &e->cfg);
   s->dim = e->dim;
   cf_norm_init(&s->norm);
-  cf_constraint_init(&s->raw_c);
-  cf_constraint_init(&s->model_c);
-  cf_projector_init(&s->proj_raw);
-  cf_projector_init(&s->proj_model);
+  cset_init(&s->cs);
   cf_dataset_init(&s->ref);
   CfError err;
   s->vae = e->vae;
@@ -457,18 +534,14 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   if (s->vae) {
     if (cf_vae_init(&s->vmodel, &e->vmodel.cfg, &err) != CF_OK ||
-        (e->model_c.m > 0 && cf_vae_set_constraint(&s->vmodel, &e->model_c, &err) != CF_OK))
+        (e->cs.model.m > 0 && cf_vae_set_constraint(&s->vmodel, &e->cs.model, &err) != CF_OK))
       return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   } else if (cf_schedule_init(&s->sched, e->model.sched.kind, e->model.sched.T, &err) != CF_OK ||
              cf_ddpm_eval_init(&s->eval, &e->model, 512, &err) != CF_OK) {
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   }
   memcpy(s->ref.x, e->ref.x, sizeof(float) * (size_t)e->ref.n * e->ref.dim);
-  if (e->raw_c.m > 0 &&
-      (cf_constraint_copy(&s->raw_c, &e->raw_c, &err) != CF_OK ||
-       cf_constraint_copy(&s->model_c, &e->model_c, &err) != CF_OK ||
-       cf_projector_setup(&s->proj_raw, &s->raw_c, &err) != CF_OK ||
-       cf_projector_setup(&s->proj_model, &s->model_c, &err) != CF_OK))
+  if (cset_build(&s->cs, &e->cs.raw, &s->norm, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   conform_sampler_load(s, e->ema ? e->ema : e->params->value, e->step);
   s->train_seconds = e->train_seconds;
@@ -576,7 +649,7 @@ sample_hook(void *user, float *x, int B, int t_next)
 {
   HookData *h = user;
   if (h->project)
-    cf_project(&h->s->proj_model, x, B);
+    cf_project(&h->s->cs.proj_model, x, B);
   if (h->traj) {
     h->k++;
     memcpy(h->traj + (size_t)h->k * h->traj_n * h->s->dim, x, sizeof(float) * (size_t)h->traj_n * h->s->dim);
@@ -657,7 +730,7 @@ vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *st
     return NULL;
   }
   gboolean constrained = g_strcmp0(strategy, "none") != 0;
-  if (constrained && s->raw_c.m == 0) {
+  if (constrained && s->cs.raw.m == 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy '%s' needs a constraint; this experiment has none",
                 strategy);
     return NULL;
@@ -693,9 +766,9 @@ vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *st
    * exact in model space already, this only removes the round-off of mapping
    * back to raw space. */
   if (constrained)
-    project_raw_exact(&s->proj_raw, r->x, n);
+    project_raw_exact(&s->cs.proj_raw, r->x, n);
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
-  sample_set_violations(r, &s->raw_c);
+  sample_set_violations(r, &s->cs.raw);
   sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
   if (!o->preview)
     vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, &r->summary);
@@ -719,7 +792,7 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
                 "unknown strategy '%s'; valid strategies: none, projection, projected-sampling", strategy);
     return NULL;
   }
-  if ((project_after || project_steps) && s->raw_c.m == 0) {
+  if ((project_after || project_steps) && s->cs.raw.m == 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy '%s' needs a constraint; this experiment has none",
                 strategy);
     return NULL;
@@ -774,7 +847,7 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   }
   HookData hd = {s, project_steps, traj_n, r->traj, 0};
   if (project_steps)
-    cf_projector_reserve(&s->proj_model, n);
+    cf_projector_reserve(&s->cs.proj_model, n);
   CfError err;
   gint64 t0 = g_get_monotonic_time();
   CfStatus st = cf_ddpm_sample(&s->sched, &sc, dim, n, cf_ddpm_eval_eps, &s->eval,
@@ -790,7 +863,7 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   /* For projected-sampling this removes the round-off of mapping back from
    * model space. */
   if (project_after || project_steps)
-    project_raw_exact(&s->proj_raw, r->x, n);
+    project_raw_exact(&s->cs.proj_raw, r->x, n);
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
   if (r->traj) {
     for (int k = 0; k <= n_steps; k++)
@@ -799,14 +872,14 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     if (project_after) /* the last frame shows what the user gets */
       memcpy(r->traj + (size_t)n_steps * traj_n * dim, r->x, sizeof(float) * (size_t)traj_n * dim);
   }
-  sample_set_violations(r, &s->raw_c);
-  if (s->raw_c.m > 0) {
+  sample_set_violations(r, &s->cs.raw);
+  if (s->cs.raw.m > 0) {
     if (r->traj) {
       r->traj_viol_p50 = g_new(double, n_steps + 1);
       r->traj_viol_max = g_new(double, n_steps + 1);
       double *v = g_new(double, traj_n);
       for (int k = 0; k <= n_steps; k++) {
-        cf_constraint_violation(&s->raw_c, r->traj + (size_t)k * traj_n * dim, traj_n, v, NULL);
+        cf_constraint_violation(&s->cs.raw, r->traj + (size_t)k * traj_n * dim, traj_n, v, NULL);
         qsort(v, (size_t)traj_n, sizeof(double), cmp_double);
         r->traj_viol_p50[k] = v[traj_n / 2];
         r->traj_viol_max[k] = v[traj_n - 1];
@@ -871,13 +944,13 @@ static void
 sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality,
                  ConformSummary *out)
 {
-  evaluate_samples(&s->cfg, &s->raw_c, &s->ref, s->train_seconds, x, n, viol, with_quality, out);
+  evaluate_samples(&s->cfg, &s->cs.raw, &s->ref, s->train_seconds, x, n, viol, with_quality, out);
 }
 
 void
 conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *s)
 {
-  evaluate_samples(&e->cfg, &e->raw_c, &e->ref, e->train_seconds, samples, n, NULL, TRUE, s);
+  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, samples, n, NULL, TRUE, s);
   if (e->vae) {
     /* with the weights samples come from (the EMA when kept), like the window */
     g_autoptr(ConformSampler) sm = conform_engine_make_sampler(e, NULL);
@@ -1052,6 +1125,7 @@ load_records(ConformEngine *e, const char *dir)
   g_autofree char *text = NULL;
   g_autoptr(GError) err = NULL;
   if (!conform_read_file(path, MAX_FILE_BYTES, &text, NULL, &err)) {
+    g_free(e->warnings);
     e->warnings = g_strdup_printf("training history not restored: %s", err->message);
     return;
   }
@@ -1063,6 +1137,7 @@ load_records(ConformEngine *e, const char *dir)
     char tail;
     if (sscanf(lines[i], "%ld,%f,%f,%f,%lf%c", &r.step, &r.loss, &r.lr, &r.grad_norm, &r.seconds, &tail) != 5 ||
         r.step < 0 || r.step > e->step) {
+      g_free(e->warnings);
       e->warnings = g_strdup_printf("%s:%u: unreadable line; training history restored up to there", path, i + 1);
       return;
     }
@@ -1154,13 +1229,14 @@ conform_engine_load(const char *dir, GError **error)
     if (cf_norm_set(&e->norm, e->dim, mu->data, sc->data, &err) != CF_OK)
       ok = core_error(error, CONFORM_ERROR_INPUT, &err);
     cf_norm_apply(&e->norm, e->train.x, e->train.n);
-    if (ok && e->raw_c.m > 0) {
-      cf_constraint_clear(&e->model_c);
-      cf_projector_clear(&e->proj_model);
-      cf_projector_init(&e->proj_model);
-      if (cf_constraint_to_model_space(&e->model_c, &e->raw_c, e->norm.mean, e->norm.scale, &err) != CF_OK ||
-          cf_projector_setup(&e->proj_model, &e->model_c, &err) != CF_OK)
-        ok = core_error(error, CONFORM_ERROR_INPUT, &err);
+    if (ok) {
+      /* model-space constraint under the stored normalisation */
+      CfConstraint raw;
+      cf_constraint_init(&raw);
+      ok = (e->cs.raw.m == 0 || cf_constraint_copy(&raw, &e->cs.raw, &err) == CF_OK ||
+            core_error(error, CONFORM_ERROR_INPUT, &err)) &&
+           apply_constraint(e, &raw, error);
+      cf_constraint_clear(&raw);
     }
     g_autofree char *step = cf_checkpoint_header_get(&ck, "step");
     g_autofree char *adam_t = cf_checkpoint_header_get(&ck, "adam_t");
@@ -1215,55 +1291,46 @@ conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GE
 gboolean
 conform_engine_set_constraint(ConformEngine *e, const CfConstraint *c, const char *source, GError **error)
 {
-  /* Build the new state aside, swap only when everything succeeded. */
-  ConformEngine tmp = {0};
-  tmp.dim = e->dim;
-  tmp.norm = e->norm;
-  conform_config_copy(&tmp.cfg, &e->cfg);
-  cf_constraint_clear(&tmp.cfg.constraint);
-  g_free(tmp.cfg.constraint_source);
-  tmp.cfg.constraint_source = g_strdup(source ? source : "editor");
-  cf_constraint_init(&tmp.raw_c);
-  cf_constraint_init(&tmp.model_c);
-  cf_projector_init(&tmp.proj_raw);
-  cf_projector_init(&tmp.proj_model);
-  CfError err;
-  gboolean ok = TRUE;
-  if (c && c->m > 0 && cf_constraint_copy(&tmp.cfg.constraint, c, &err) != CF_OK)
-    ok = core_error(error, CONFORM_ERROR_INPUT, &err);
-  if (ok)
-    ok = setup_constraint(&tmp, error);
-  if (!ok) {
-    conform_config_clear(&tmp.cfg);
-    cf_constraint_clear(&tmp.raw_c);
-    cf_constraint_clear(&tmp.model_c);
-    cf_projector_clear(&tmp.proj_raw);
-    cf_projector_clear(&tmp.proj_model);
-    if (tmp.has_report)
-      cf_constraint_report_clear(&tmp.report);
-    g_free(tmp.warnings);
+  /* Validate and build aside; the engine changes only when all succeeded. */
+  const char *src = source ? source : "editor";
+  if (e->vae && (!c || c->m == 0) && vae_strategy(e->cfg.strategy) >= CF_VAE_CONSTRAINED_LAYER) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "this VAE trains with '%s', which needs a constraint; Reset with strategy none to drop it",
+                e->cfg.strategy);
     return FALSE;
   }
-  if (tmp.raw_c.m == 0 && g_strcmp0(tmp.cfg.strategy, "none") != 0) {
-    g_free(tmp.cfg.strategy);
-    tmp.cfg.strategy = g_strdup("none");
+  CfConstraint reduced;
+  CfConstraintReport report;
+  gboolean has_report;
+  char *warning;
+  if (!validate_constraint(c, e->dim, src, &reduced, &report, &has_report, &warning, error)) {
+    if (has_report)
+      cf_constraint_report_clear(&report);
+    return FALSE;
   }
-  conform_config_clear(&e->cfg);
-  e->cfg = tmp.cfg;
-  cf_constraint_clear(&e->raw_c);
-  cf_constraint_clear(&e->model_c);
-  cf_projector_clear(&e->proj_raw);
-  cf_projector_clear(&e->proj_model);
+  gboolean ok = apply_constraint(e, &reduced, error);
+  cf_constraint_clear(&reduced);
+  if (!ok) {
+    if (has_report)
+      cf_constraint_report_clear(&report);
+    g_free(warning);
+    return FALSE;
+  }
+  cf_constraint_clear(&e->cfg.constraint);
+  if (c && c->m > 0)
+    CF_ASSERT(cf_constraint_copy(&e->cfg.constraint, c, NULL) == CF_OK);
+  g_free(e->cfg.constraint_source);
+  e->cfg.constraint_source = g_strdup(src);
+  if (e->cs.raw.m == 0 && g_strcmp0(e->cfg.strategy, "none") != 0) {
+    g_free(e->cfg.strategy);
+    e->cfg.strategy = g_strdup("none");
+  }
   if (e->has_report)
     cf_constraint_report_clear(&e->report);
+  e->report = report;
+  e->has_report = has_report;
   g_free(e->warnings);
-  e->raw_c = tmp.raw_c;
-  e->model_c = tmp.model_c;
-  e->proj_raw = tmp.proj_raw;
-  e->proj_model = tmp.proj_model;
-  e->report = tmp.report;
-  e->has_report = tmp.has_report;
-  e->warnings = tmp.warnings;
+  e->warnings = warning;
   return TRUE;
 }
 
@@ -1301,7 +1368,7 @@ conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old)
   gboolean project = g_strcmp0(old->strategy, "projection") == 0;
   if (!old->raw || old->dim != e->dim || (!project && g_strcmp0(old->strategy, "none") != 0))
     return NULL;
-  if (project && e->raw_c.m == 0)
+  if (project && e->cs.raw.m == 0)
     return NULL;
   const int n = old->n, dim = old->dim;
   ConformSampleSet *r = sample_set_new(n, dim, old->step, old->strategy, g_strdup(old->sampler));
@@ -1310,8 +1377,8 @@ conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old)
   memcpy(r->raw, old->raw, sizeof(float) * (size_t)n * dim);
   memcpy(r->x, old->raw, sizeof(float) * (size_t)n * dim);
   if (project)
-    project_raw_exact(&e->proj_raw, r->x, n);
-  sample_set_violations(r, &e->raw_c);
-  evaluate_samples(&e->cfg, &e->raw_c, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, &r->summary);
+    project_raw_exact(&e->cs.proj_raw, r->x, n);
+  sample_set_violations(r, &e->cs.raw);
+  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, &r->summary);
   return r;
 }

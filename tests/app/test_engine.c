@@ -306,6 +306,48 @@ test_vae_cgauss(void)
   (void)!system(cmd);
 }
 
+/* A constraint applied to a running VAE reaches its training loss too: an
+ * equivalent system keeps training exact, one the data breaks stops training
+ * with the reason, and cgauss cannot lose its constraint. */
+static void
+test_vae_constraint_live(void)
+{
+  const char *sets[] = {"model.type=vae", "experiment.strategy=cgauss", NULL};
+  g_autoptr(ConformEngine) e = engine_for("simplex-3d", 200, sets);
+  g_assert_true(conform_engine_train(e, 50, NULL, NULL, NULL, NULL));
+  CfConstraint c;
+  cf_constraint_init(&c);
+  double A2[3] = {2, 2, 2}, b2[1] = {2}; /* the same plane, scaled */
+  g_assert_cmpint(cf_constraint_set(&c, 1, 3, A2, b2, NULL), ==, CF_OK);
+  g_autoptr(GError) err = NULL;
+  g_assert_true(conform_engine_set_constraint(e, &c, "test", &err));
+  g_assert_cmpfloat(conform_engine_constraint(e)->A[0], ==, 2.0);
+  g_assert_true(conform_engine_train(e, 50, NULL, NULL, NULL, &err));
+  ConformSampleOptions so = {.n = 100, .eta = -1};
+  float *x = NULL;
+  g_assert_true(conform_engine_sample(e, &so, &x, NULL, NULL, NULL, NULL, NULL));
+  for (int i = 0; i < 100; i++)
+    g_assert_cmpfloat(fabs(2.0 * (x[3 * i] + x[3 * i + 1] + x[3 * i + 2]) - 2.0), <, 1e-5);
+  cf_free_aligned(x);
+  /* x0 = x1 is not satisfied by the data: cgauss training stops and says why */
+  cf_constraint_clear(&c);
+  double A3[6] = {1, 1, 1, 1, -1, 0}, b3[2] = {1, 0};
+  g_assert_cmpint(cf_constraint_set(&c, 2, 3, A3, b3, NULL), ==, CF_OK);
+  g_assert_true(conform_engine_set_constraint(e, &c, "test", &err));
+  long at = conform_engine_step(e);
+  g_assert_false(conform_engine_train(e, 10, NULL, NULL, NULL, &err));
+  g_assert_error(err, CONFORM_ERROR, CONFORM_ERROR_INPUT);
+  g_assert_nonnull(strstr(err->message, "training stopped at step"));
+  g_test_message("%s", err->message);
+  g_assert_cmpint(conform_engine_step(e), ==, at);
+  g_clear_error(&err);
+  /* removing the constraint is refused, the current one stays */
+  g_assert_false(conform_engine_set_constraint(e, NULL, "test", &err));
+  g_assert_nonnull(strstr(err->message, "needs a constraint"));
+  g_assert_cmpint(conform_engine_constraint(e)->m, ==, 2);
+  cf_constraint_clear(&c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -318,5 +360,6 @@ main(int argc, char **argv)
   g_test_add_func("/engine/sampler-trajectory", test_sampler_trajectory);
   g_test_add_func("/engine/set-live", test_set_live);
   g_test_add_func("/engine/vae-cgauss", test_vae_cgauss);
+  g_test_add_func("/engine/vae-constraint-live", test_vae_constraint_live);
   return g_test_run();
 }
