@@ -55,6 +55,7 @@
  * the embedding, concatenation and loss are ignored. */
 #include "ddpm.h"
 
+#include <lapacke.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -198,10 +199,124 @@ clampd(double v, double c)
   return v < -c ? -c : (v > c ? c : v);
 }
 
-CfStatus
-cf_ddpm_sample(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, CfEpsFn eps_fn,
-               void *eps_user, CfStepHook hook, void *hook_user, CfRng *rng, float *out, float *traj,
-               CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, CfError *err)
+/* The constraint of a cgauss chain: the layer, the target k (k_rows x
+ * k_cols, 1 or B rows) and scratch. */
+typedef struct {
+  CfCgauss *cg;
+  const float *k;
+  int k_rows, k_cols;
+  float *kt;    /* k_rows x k_cols: scale * k */
+  float *zero;  /* k_rows x k_cols zeros */
+  float *noise; /* B x dim */
+} ChainConstraint;
+
+/* x <- a sample of N(x, var I) conditioned exactly on A x = scale k, with
+ * the standard normals `noise` (B x dim); var = 0 gives the conditioned
+ * mean, i.e. the Euclidean projection onto the affine set. k_scale = 0 with
+ * `zero` projects onto the null space. */
+static CfStatus
+chain_condition(ChainConstraint *c, float *x, int B, double var, const float *k, double scale, const float *noise,
+                CfError *err)
+{
+  const size_t nk = (size_t)c->k_rows * c->k_cols;
+  for (size_t i = 0; i < nk; i++)
+    c->kt[i] = (float)(scale * k[i]);
+  const float v = var > 0.0 ? (float)var : 1.0f;
+  CfStatus st = cf_cgauss_forward(c->cg, B, x, &v, CF_CGAUSS_VAR_ISO, c->kt, c->k_rows, c->k_cols, err);
+  if (st != CF_OK)
+    return st;
+  const float *src = c->cg->mu_bar;
+  if (var > 0.0) {
+    cf_cgauss_sample(c->cg, noise, NULL);
+    src = c->cg->z;
+  }
+  memcpy(x, src, sizeof(float) * (size_t)B * c->cg->n);
+  return CF_OK;
+}
+
+/* One reverse step from t to t_next on x (B x dim) given the model's eps.
+ * Unconstrained: the formulas of the header comment, elementwise in double.
+ * Constrained (con != NULL): eps is first projected onto the null space and
+ * x0 onto {A x = k}, then the step's Gaussian is conditioned on
+ * A x_next = sqrt(abar_next) k. */
+static CfStatus
+reverse_step(const CfSchedule *s, const CfSamplerConfig *cfg, ChainConstraint *con, float *x, float *eps, int B,
+             int dim, int t, int t_next, CfRng *rng, CfError *err)
+{
+  const size_t N = (size_t)B * (size_t)dim;
+  const bool ddim = cfg->kind == CF_SAMPLER_DDIM;
+  const double clip = cfg->clip;
+  const double at = s->alpha_bar[t], an = s->alpha_bar[t_next];
+  const double sa = sqrt(at), s1 = sqrt(1.0 - at), sn = sqrt(an);
+
+  /* The step's Gaussian: mean = c0 x0 + ct x_t (DDPM) or sn x0 + dirc e
+   * (DDIM), standard deviation sigma. */
+  double sigma = 0.0, c0 = 0.0, ct = 0.0, dirc = 0.0;
+  if (!ddim) {
+    const double beta = s->beta[t], alpha = 1.0 - beta; /* t_next = t - 1 */
+    const double var = t > 1 ? beta * (1.0 - an) / (1.0 - at) : 0.0;
+    sigma = var > 0.0 ? sqrt(var) : 0.0;
+    c0 = sn * beta / (1.0 - at);
+    ct = sqrt(alpha) * (1.0 - an) / (1.0 - at);
+  } else {
+    if (cfg->eta > 0.0f && t_next > 0) {
+      double r = (1.0 - an) / (1.0 - at) * (1.0 - at / an);
+      sigma = r > 0.0 ? cfg->eta * sqrt(r) : 0.0;
+    }
+    double dv = 1.0 - an - sigma * sigma;
+    dirc = dv > 0.0 ? sqrt(dv) : 0.0;
+  }
+
+  if (!con) {
+    if (!ddim && clip <= 0.0) { /* the eps form, identical when nothing is clipped */
+      const double c1 = 1.0 / sqrt(1.0 - s->beta[t]), c2 = s->beta[t] / s1;
+      for (size_t i = 0; i < N; i++) {
+        double v = c1 * (x[i] - c2 * eps[i]);
+        if (sigma > 0.0)
+          v += sigma * cf_rng_normal(rng);
+        x[i] = (float)v;
+      }
+      return CF_OK;
+    }
+    for (size_t i = 0; i < N; i++) {
+      double x0 = (x[i] - s1 * eps[i]) / sa;
+      double e = eps[i];
+      if (clip > 0.0) {
+        x0 = clampd(x0, clip);
+        e = (x[i] - sa * x0) / s1;
+      }
+      double v = ddim ? sn * x0 + dirc * e : c0 * x0 + ct * x[i];
+      if (sigma > 0.0)
+        v += sigma * cf_rng_normal(rng);
+      x[i] = (float)v;
+    }
+    return CF_OK;
+  }
+
+  /* eps_c = P_N eps; x0_bar = Proj(clip(x0_hat)) (kept in eps). */
+  CfStatus st = chain_condition(con, eps, B, 0.0, con->zero, 0.0, NULL, err);
+  if (st != CF_OK)
+    return st;
+  for (size_t i = 0; i < N; i++) {
+    double x0 = (x[i] - s1 * eps[i]) / sa;
+    eps[i] = (float)(clip > 0.0 ? clampd(x0, clip) : x0);
+  }
+  if ((st = chain_condition(con, eps, B, 0.0, con->k, 1.0, NULL, err)) != CF_OK)
+    return st;
+  for (size_t i = 0; i < N; i++) {
+    double x0 = eps[i];
+    double v = ddim ? sn * x0 + dirc * ((x[i] - sa * x0) / s1) : c0 * x0 + ct * x[i];
+    x[i] = (float)v;
+  }
+  if (sigma > 0.0)
+    cf_rng_fill_normal(rng, con->noise, N);
+  return chain_condition(con, x, B, sigma * sigma, con->k, sn, con->noise, err);
+}
+
+static CfStatus
+sample_impl(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, CfEpsFn eps_fn, void *eps_user,
+            ChainConstraint *con, CfStepHook hook, void *hook_user, CfRng *rng, float *out, float *traj,
+            CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, CfError *err)
 {
   CfStatus st = sampler_validate(s, cfg, dim, B, eps_fn, out, err);
   if (st != CF_OK)
@@ -210,10 +325,6 @@ cf_ddpm_sample(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, 
 
   const int n = cf_sampler_n_steps(s, cfg);
   const size_t N = (size_t)B * (size_t)dim;
-  const bool ddim = cfg->kind == CF_SAMPLER_DDIM;
-  const double clip = cfg->clip;
-  const double eta = cfg->eta;
-
   float *eps = cf_alloc_array(N, sizeof(float));
   int *tb = cf_alloc_array((size_t)B, sizeof(int));
   if (!eps || !tb) {
@@ -224,6 +335,8 @@ cf_ddpm_sample(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, 
 
   float *x = out;
   cf_rng_fill_normal(rng, x, N);
+  if (con && (st = chain_condition(con, x, B, 0.0, con->k, sqrt(s->alpha_bar[s->T]), NULL, err)) != CF_OK)
+    goto done;
   if (traj)
     memcpy(traj, x, N * sizeof(float));
 
@@ -237,56 +350,8 @@ cf_ddpm_sample(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, 
     for (int b = 0; b < B; b++)
       tb[b] = t;
     eps_fn(eps_user, x, tb, B, eps);
-
-    const double at = s->alpha_bar[t], an = s->alpha_bar[t_next];
-    const double sa = sqrt(at), s1 = sqrt(1.0 - at);
-    if (!ddim) {
-      /* t_next = t - 1 */
-      const double beta = s->beta[t], alpha = 1.0 - beta;
-      const double var = t > 1 ? beta * (1.0 - an) / (1.0 - at) : 0.0;
-      const double sigma = var > 0.0 ? sqrt(var) : 0.0;
-      if (clip > 0.0) {
-        const double c0 = sqrt(an) * beta / (1.0 - at);
-        const double ct = sqrt(alpha) * (1.0 - an) / (1.0 - at);
-        for (size_t i = 0; i < N; i++) {
-          double x0 = clampd((x[i] - s1 * eps[i]) / sa, clip);
-          double v = c0 * x0 + ct * x[i];
-          if (sigma > 0.0)
-            v += sigma * cf_rng_normal(rng);
-          x[i] = (float)v;
-        }
-      } else {
-        const double c1 = 1.0 / sqrt(alpha), c2 = beta / s1;
-        for (size_t i = 0; i < N; i++) {
-          double v = c1 * (x[i] - c2 * eps[i]);
-          if (sigma > 0.0)
-            v += sigma * cf_rng_normal(rng);
-          x[i] = (float)v;
-        }
-      }
-    } else {
-      double sigma = 0.0;
-      if (eta > 0.0 && t_next > 0) {
-        double r = (1.0 - an) / (1.0 - at) * (1.0 - at / an);
-        sigma = r > 0.0 ? eta * sqrt(r) : 0.0;
-      }
-      double dv = 1.0 - an - sigma * sigma;
-      const double dirc = dv > 0.0 ? sqrt(dv) : 0.0;
-      const double sn = sqrt(an);
-      for (size_t i = 0; i < N; i++) {
-        double x0 = (x[i] - s1 * eps[i]) / sa;
-        double e = eps[i];
-        if (clip > 0.0) {
-          x0 = clampd(x0, clip);
-          e = (x[i] - sa * x0) / s1;
-        }
-        double v = sn * x0 + dirc * e;
-        if (sigma > 0.0)
-          v += sigma * cf_rng_normal(rng);
-        x[i] = (float)v;
-      }
-    }
-
+    if ((st = reverse_step(s, cfg, con, x, eps, B, dim, t, t_next, rng, err)) != CF_OK)
+      goto done;
     if (hook)
       hook(hook_user, x, B, t_next);
     for (size_t i = 0; i < N; i++) {
@@ -310,6 +375,59 @@ done:
   return st;
 }
 
+CfStatus
+cf_ddpm_sample(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, CfEpsFn eps_fn,
+               void *eps_user, CfStepHook hook, void *hook_user, CfRng *rng, float *out, float *traj,
+               CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, CfError *err)
+{
+  return sample_impl(s, cfg, dim, B, eps_fn, eps_user, NULL, hook, hook_user, rng, out, traj, abort_fn,
+                     progress_fn, cb_user, err);
+}
+
+CfStatus
+cf_ddpm_sample_constrained(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, CfEpsFn eps_fn,
+                           void *eps_user, CfCgauss *cg, const float *k, int k_rows, int k_cols,
+                           CfStepHook hook, void *hook_user, CfRng *rng, float *out, float *traj,
+                           CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, CfError *err)
+{
+  CF_ASSERT(cg != NULL);
+  if (cg->n != dim)
+    return cf_error_set(err, CF_ERR_MISMATCH, "constrained sampler: the constraint has %d columns, the data %d",
+                        cg->n, dim);
+  float *own_k = NULL;
+  if (!k) { /* the constraint's own right-hand side */
+    own_k = cf_alloc_array((size_t)cg->m_full, sizeof(float));
+    if (!own_k)
+      return cf_error_set(err, CF_ERR_NOMEM, "constrained sampler: out of memory");
+    for (int i = 0; i < cg->m_full; i++)
+      own_k[i] = (float)cg->b[i];
+    k = own_k;
+    k_rows = 1;
+    k_cols = cg->m_full;
+  }
+  if ((k_rows != 1 && k_rows != B) || k_cols < 1) {
+    free(own_k);
+    return cf_error_set(err, CF_ERR_MISMATCH,
+                        "constrained sampler: k must have 1 or %d rows (got %d x %d)", B, k_rows, k_cols);
+  }
+  const size_t nk = (size_t)k_rows * k_cols;
+  ChainConstraint con = {cg, k, k_rows, k_cols, cf_alloc_array(nk, sizeof(float)),
+                         cf_alloc_array(nk, sizeof(float)), cf_alloc_array((size_t)B * dim, sizeof(float))};
+  CfStatus st;
+  if (!con.kt || !con.zero || !con.noise) {
+    st = cf_error_set(err, CF_ERR_NOMEM, "constrained sampler: cannot allocate scratch for %d samples", B);
+  } else {
+    memset(con.zero, 0, nk * sizeof(float));
+    st = sample_impl(s, cfg, dim, B, eps_fn, eps_user, &con, hook, hook_user, rng, out, traj, abort_fn,
+                     progress_fn, cb_user, err);
+  }
+  free(con.kt);
+  free(con.zero);
+  free(con.noise);
+  free(own_k);
+  return st;
+}
+
 /* ---- the MLP denoiser ------------------------------------------------------ */
 
 static CfStatus
@@ -327,7 +445,9 @@ denoiser_validate(const CfDenoiserConfig *cfg, CfError *err)
   if (cfg->temb_dim < 2 || cfg->temb_dim % 2 != 0)
     return cf_error_set(err, CF_ERR_INVALID,
                         "denoiser: time-embedding size must be even and >= 2 (got %d)", cfg->temb_dim);
-  if (cfg->dim > INT32_MAX / 2 - cfg->temb_dim)
+  if (cfg->cond_dim < 0 || cfg->cond_dim > INT32_MAX / 4)
+    return cf_error_set(err, CF_ERR_INVALID, "denoiser: conditioning size must be >= 0 (got %d)", cfg->cond_dim);
+  if (cfg->dim > INT32_MAX / 4 - cfg->temb_dim)
     return cf_error_set(err, CF_ERR_INVALID, "denoiser: data dimension %d is too large", cfg->dim);
   return CF_OK;
 }
@@ -337,20 +457,20 @@ denoiser_validate(const CfDenoiserConfig *cfg, CfError *err)
 static CfStatus
 denoiser_declare(CfParams *p, CfMlp *mlp, const CfDenoiserConfig *cfg, CfError *err)
 {
-  cf_mlp_declare(mlp, p, CF_DDPM_PARAM_PREFIX, cfg->dim + cfg->temb_dim, cfg->width, cfg->depth,
-                 cfg->dim);
+  cf_mlp_declare(mlp, p, CF_DDPM_PARAM_PREFIX, cfg->dim + cfg->cond_dim + cfg->temb_dim, cfg->width,
+                 cfg->depth, cfg->dim);
   if (cf_params_alloc(p) != CF_OK)
     return cf_error_set(err, CF_ERR_NOMEM, "denoiser: cannot allocate %zu parameters", p->total);
   return CF_OK;
 }
 
-/* x (B,dim), t (B,1) -> eps (B,dim). */
+/* x (B,dim), cond (B,cond_dim) or -1, t (B,1) -> eps (B,dim). */
 static CfNode
 denoiser_build(CfGraph *g, CfParams *p, const CfMlp *mlp, const CfDenoiserConfig *cfg, CfNode x,
-               CfNode t)
+               CfNode cond, CfNode t)
 {
   CfNode emb = cf_time_embed(g, t, cfg->temb_dim, CF_DDPM_TEMB_MAX_PERIOD);
-  CfNode h = cf_concat_cols(g, x, emb);
+  CfNode h = cf_concat_cols(g, cond >= 0 ? cf_concat_cols(g, x, cond) : x, emb);
   return cf_mlp_build(g, p, mlp, h, CF_ACT_SILU);
 }
 
@@ -361,6 +481,7 @@ cf_ddpm_init(CfDdpm *m, const CfDenoiserConfig *cfg, CfScheduleKind sched, int T
   memset(m, 0, sizeof *m);
   cf_params_init(&m->params);
   m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
+  m->in_cond = m->in_proj = -1;
   CfStatus st = denoiser_validate(cfg, err);
   if (st != CF_OK)
     return st;
@@ -382,8 +503,67 @@ cf_ddpm_clear(CfDdpm *m)
     cf_graph_free(m->train);
   cf_params_clear(&m->params);
   cf_schedule_clear(&m->sched);
+  free(m->null_proj);
   memset(m, 0, sizeof *m);
   m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
+  m->in_cond = m->in_proj = -1;
+}
+
+CfStatus
+cf_ddpm_set_nullspace(CfDdpm *m, const float *P, CfError *err)
+{
+  CF_ASSERT(m != NULL);
+  free(m->null_proj);
+  m->null_proj = NULL;
+  if (!P)
+    return CF_OK;
+  const size_t nn = (size_t)m->cfg.dim * m->cfg.dim;
+  m->null_proj = cf_alloc_array(nn + (size_t)m->cfg.dim, sizeof(float));
+  if (!m->null_proj)
+    return cf_error_set(err, CF_ERR_NOMEM, "denoiser: cannot allocate the %d x %d null-space projector",
+                        m->cfg.dim, m->cfg.dim);
+  memcpy(m->null_proj, P, nn * sizeof(float));
+  return CF_OK;
+}
+
+CfStatus
+cf_nullspace_projector(const CfConstraint *c, float *P, CfError *err)
+{
+  CF_ASSERT(c != NULL && P != NULL && c->m >= 1);
+  const int m = c->m, n = c->n;
+  /* P = I - A^T (A A^T)^{-1} A = I - W^T W with W = L^{-1} A, L L^T = A A^T. */
+  double *W = cf_alloc_array((size_t)m * n, sizeof(double));
+  double *G = cf_alloc_array((size_t)m * m, sizeof(double));
+  if (!W || !G) {
+    free(W);
+    free(G);
+    return cf_error_set(err, CF_ERR_NOMEM, "null-space projector: out of memory (%d x %d)", m, n);
+  }
+  memcpy(W, c->A, sizeof(double) * (size_t)m * n);
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j <= i; j++) {
+      double acc = 0.0;
+      for (int q = 0; q < n; q++)
+        acc += c->A[(size_t)i * n + q] * c->A[(size_t)j * n + q];
+      G[(size_t)i * m + j] = G[(size_t)j * m + i] = acc;
+    }
+  CfStatus st = CF_OK;
+  if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', m, G, m) != 0 ||
+      LAPACKE_dtrtrs(LAPACK_ROW_MAJOR, 'L', 'N', 'N', m, n, G, m, W, n) != 0) {
+    st = cf_error_set(err, CF_ERR_RANK, "null-space projector: A A^T is not positive definite (A is not of full "
+                                        "row rank)");
+  } else {
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < n; j++) {
+        double acc = i == j ? 1.0 : 0.0;
+        for (int r = 0; r < m; r++)
+          acc -= W[(size_t)r * n + i] * W[(size_t)r * n + j];
+        P[(size_t)i * n + j] = (float)acc;
+      }
+  }
+  free(W);
+  free(G);
+  return st;
 }
 
 void
@@ -411,29 +591,49 @@ cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err)
   m->in_x = cf_input(g, B, dim, false);
   m->in_t = cf_input(g, B, 1, false);
   m->in_eps = cf_input(g, B, dim, false);
-  m->out_eps = denoiser_build(g, &m->params, &m->mlp, &m->cfg, m->in_x, m->in_t);
-  m->loss = cf_mse(g, m->out_eps, m->in_eps);
+  m->in_cond = m->cfg.cond_dim > 0 ? cf_input(g, B, m->cfg.cond_dim, false) : -1;
+  m->out_eps = denoiser_build(g, &m->params, &m->mlp, &m->cfg, m->in_x, m->in_cond, m->in_t);
+  CfNode pred = m->out_eps;
+  m->in_proj = -1;
+  if (m->null_proj) { /* rows of eps_theta P_N (P_N symmetric) */
+    m->in_proj = cf_input(g, dim, dim, false);
+    pred = cf_matmul(g, m->out_eps, m->in_proj, false, false);
+  }
+  m->loss = cf_mse(g, pred, m->in_eps);
   if (cf_graph_finalize(g) != CF_OK) {
     cf_graph_free(g);
-    m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
+    m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = m->in_cond = m->in_proj = -1;
     return cf_error_set(err, CF_ERR_NOMEM,
                         "denoiser: cannot allocate the training graph for batch size %d", B);
   }
   m->train = g;
   m->train_B = B;
+  if (m->null_proj)
+    memcpy(cf_graph_value(g, m->in_proj), m->null_proj, sizeof(float) * (size_t)dim * dim);
   return CF_OK;
 }
 
 float
 cf_ddpm_train_step(CfDdpm *m, const float *x0, CfRng *rng)
 {
+  return cf_ddpm_train_step_cond(m, x0, NULL, rng);
+}
+
+float
+cf_ddpm_train_step_cond(CfDdpm *m, const float *x0, const float *cond, CfRng *rng)
+{
   CF_ASSERT(m != NULL && m->train != NULL && x0 != NULL && rng != NULL);
+  CF_ASSERT((m->cfg.cond_dim > 0) == (cond != NULL));
   CfGraph *g = m->train;
   const int B = m->train_B, dim = m->cfg.dim, T = m->sched.T;
   float *xt = cf_graph_value(g, m->in_x);
   float *tt = cf_graph_value(g, m->in_t);
   float *ep = cf_graph_value(g, m->in_eps);
-  /* Per row: t ~ U{1..T}, then dim normals. */
+  if (cond)
+    memcpy(cf_graph_value(g, m->in_cond), cond, sizeof(float) * (size_t)B * m->cfg.cond_dim);
+  const float *P = m->null_proj;
+  float *pe = P ? m->null_proj + (size_t)dim * dim : NULL; /* scratch row */
+  /* Per row: t ~ U{1..T}, then dim normals (projected: P_N eps). */
   for (int b = 0; b < B; b++) {
     int t = 1 + (int)cf_rng_below(rng, (uint64_t)T);
     tt[b] = (float)t;
@@ -443,6 +643,15 @@ cf_ddpm_train_step(CfDdpm *m, const float *x0, CfRng *rng)
     float *xr = xt + (size_t)b * dim;
     const float *x0r = x0 + (size_t)b * dim;
     cf_rng_fill_normal(rng, e, (size_t)dim);
+    if (P) {
+      for (int i = 0; i < dim; i++) {
+        double acc = 0.0;
+        for (int j = 0; j < dim; j++)
+          acc += (double)P[(size_t)i * dim + j] * e[j];
+        pe[i] = (float)acc;
+      }
+      memcpy(e, pe, sizeof(float) * dim);
+    }
     for (int j = 0; j < dim; j++)
       xr[j] = (float)(sa * x0r[j] + s1 * e[j]);
   }
@@ -460,7 +669,7 @@ cf_ddpm_eval_init(CfDdpmEval *e, const CfDdpm *m, int chunk, CfError *err)
   CF_ASSERT(e != NULL && m != NULL);
   memset(e, 0, sizeof *e);
   cf_params_init(&e->params);
-  e->in_x = e->in_t = e->out = -1;
+  e->in_x = e->in_t = e->out = e->in_cond = -1;
   CfStatus st = denoiser_validate(&m->cfg, err);
   if (st != CF_OK)
     return st;
@@ -485,7 +694,8 @@ cf_ddpm_eval_init(CfDdpmEval *e, const CfDdpm *m, int chunk, CfError *err)
   }
   e->in_x = cf_input(e->g, chunk, e->cfg.dim, false);
   e->in_t = cf_input(e->g, chunk, 1, false);
-  e->out = denoiser_build(e->g, &e->params, &e->mlp, &e->cfg, e->in_x, e->in_t);
+  e->in_cond = e->cfg.cond_dim > 0 ? cf_input(e->g, chunk, e->cfg.cond_dim, false) : -1;
+  e->out = denoiser_build(e->g, &e->params, &e->mlp, &e->cfg, e->in_x, e->in_cond, e->in_t);
   if (cf_graph_finalize(e->g) != CF_OK) {
     st = cf_error_set(err, CF_ERR_NOMEM, "denoiser evaluator: cannot allocate its graph for %d rows",
                       chunk);
@@ -509,7 +719,7 @@ cf_ddpm_eval_clear(CfDdpmEval *e)
     cf_graph_free(e->g);
   cf_params_clear(&e->params);
   memset(e, 0, sizeof *e);
-  e->in_x = e->in_t = e->out = -1;
+  e->in_x = e->in_t = e->out = e->in_cond = -1;
 }
 
 void
@@ -524,18 +734,24 @@ cf_ddpm_eval_eps(void *user, const float *x_t, const int *t, int B, float *eps_o
 {
   CfDdpmEval *e = user;
   CF_ASSERT(e != NULL && e->g != NULL && B >= 0 && (B == 0 || (x_t && t && eps_out)));
-  const int dim = e->cfg.dim, C = e->chunk;
+  const int dim = e->cfg.dim, C = e->chunk, nc = e->cfg.cond_dim;
+  CF_ASSERT(nc == 0 || e->cond != NULL);
   float *xin = cf_graph_value(e->g, e->in_x);
   float *tin = cf_graph_value(e->g, e->in_t);
+  float *cin = nc > 0 ? cf_graph_value(e->g, e->in_cond) : NULL;
   const float *out = cf_graph_value(e->g, e->out);
   for (int start = 0; start < B; start += C) {
     const int rows = B - start < C ? B - start : C;
     memcpy(xin, x_t + (size_t)start * dim, (size_t)rows * dim * sizeof(float));
+    if (cin)
+      memcpy(cin, e->cond + (size_t)start * nc, (size_t)rows * nc * sizeof(float));
     for (int r = 0; r < rows; r++)
       tin[r] = (float)t[start + r];
     if (rows < C) {
       memset(xin + (size_t)rows * dim, 0, (size_t)(C - rows) * dim * sizeof(float));
       memset(tin + rows, 0, (size_t)(C - rows) * sizeof(float));
+      if (cin)
+        memset(cin + (size_t)rows * nc, 0, (size_t)(C - rows) * nc * sizeof(float));
     }
     cf_graph_forward(e->g);
     memcpy(eps_out + (size_t)start * dim, out, (size_t)rows * dim * sizeof(float));

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "cgauss.h"
 #include "graph.h"
 #include "nn.h"
 #include "rng.h"
@@ -62,6 +63,30 @@ CfStatus cf_ddpm_sample(const CfSchedule *s, const CfSamplerConfig *cfg, int dim
                         CfRng *rng, float *out, float *traj,
                         CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, CfError *err);
 
+/* Constrained-Gaussian sampling (strategy cgauss) for a model trained in the
+ * null space (cf_ddpm_set_nullspace): the data lie on {A x = k} and the
+ * forward process only adds noise inside the null space of A, so
+ *   x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) P_N eps,  A x_t = sqrt(abar_t) k,
+ * P_N = I - A^T (A A^T)^{-1} A. Every reverse step is the model's Gaussian
+ * N(mean, sigma^2 I) conditioned exactly on A x_s = sqrt(abar_s) k with the
+ * constrained-Gaussian layer `cg` (isotropic variance: the mean is projected,
+ * the noise only moves inside the null space), where
+ *   eps_c  = P_N eps_theta(x_t, t)                 (A eps_c = 0)
+ *   x0_bar = Proj_{A x = k}(clip((x_t - sqrt(1 - abar_t) eps_c) / sqrt(abar_t)))
+ * and mean / sigma are the DDPM or DDIM formulas above with x0_bar. x_T is
+ * the projection of the first B x dim normals onto {A x = sqrt(abar_T) k}
+ * (their null-space part equals the unconstrained sampler's x_T: paired
+ * noise). The last step lands on A x_0 = k at round-off. Noise is drawn as
+ * in cf_ddpm_sample (B x dim normals per step with sigma > 0).
+ * cg: set up on the model-space constraint (its A); k: NULL for the
+ * constraint's own b, else (k_rows, k_cols) as cf_cgauss_forward (1 or B
+ * rows; m_full or m columns). The hook sees x after the conditioning. */
+CfStatus cf_ddpm_sample_constrained(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B,
+                                    CfEpsFn eps_fn, void *eps_user, CfCgauss *cg, const float *k, int k_rows,
+                                    int k_cols, CfStepHook hook, void *hook_user, CfRng *rng, float *out,
+                                    float *traj, CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user,
+                                    CfError *err);
+
 /* ---- the MLP denoiser ------------------------------------------------------ */
 
 typedef struct {
@@ -69,6 +94,7 @@ typedef struct {
   int width;     /* hidden width */
   int depth;     /* hidden layers (linear layers = depth + 1) */
   int temb_dim;  /* sinusoidal time-embedding size (even) */
+  int cond_dim;  /* conditioning inputs (0: unconditional); input [x_t | cond | temb] */
 } CfDenoiserConfig;
 
 /* Model: parameters + schedule + the training graph. */
@@ -80,6 +106,9 @@ typedef struct {
   CfGraph *train; /* built for batch train_B by cf_ddpm_prepare_train */
   int train_B;
   CfNode in_x, in_t, in_eps, out_eps, loss;
+  CfNode in_cond;  /* (B, cond_dim) or -1 */
+  float *null_proj; /* dim x dim P_N (cf_ddpm_set_nullspace), then dim floats of scratch; or NULL */
+  CfNode in_proj;   /* its graph input or -1 */
 } CfDdpm;
 
 CfStatus cf_ddpm_init(CfDdpm *m, const CfDenoiserConfig *cfg, CfScheduleKind sched, int T, CfError *err);
@@ -87,6 +116,18 @@ void cf_ddpm_clear(CfDdpm *m);
 /* cf_ddpm_init leaves the parameters zero (it takes no rng); this fills them
  * by their declared CfInit: cf_params_randomize(&m->params, rng). */
 void cf_ddpm_randomize(CfDdpm *m, CfRng *rng);
+/* Null-space training (strategy cgauss): the noise of the forward process
+ * is P_N eps and the loss is the mean squared error of P_N eps_theta
+ * against it, i.e. mean ||P_N (eps_theta - eps)||^2 / dim. For data on
+ * {A x = k} this is, up to the weight abar_t / (1 - abar_t), the squared
+ * error of the constrained x0 prediction Proj_{A x = k}(x0_hat) - x_0: the
+ * model is trained through the constrained x0 prediction (only the
+ * null-space part of its eps matters). P (dim x dim) is copied; NULL turns
+ * it off. Call before cf_ddpm_prepare_train. */
+CfStatus cf_ddpm_set_nullspace(CfDdpm *m, const float *P, CfError *err);
+/* P_N = I - A^T (A A^T)^{-1} A (dim x dim, row-major) of a full-row-rank
+ * constraint, computed in double. */
+CfStatus cf_nullspace_projector(const CfConstraint *c, float *P, CfError *err);
 /* Builds (or rebuilds) the training graph for batch size B. */
 CfStatus cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err);
 /* One loss evaluation + backward on a batch x0 (train_B x dim, model space):
@@ -94,6 +135,9 @@ CfStatus cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err);
  * (parameter gradients are zeroed first). Returns the loss (mean squared
  * epsilon error). No allocation. */
 float cf_ddpm_train_step(CfDdpm *m, const float *x0, CfRng *rng);
+/* The same with conditioning inputs cond (train_B x cond_dim; NULL when
+ * cond_dim is 0). */
+float cf_ddpm_train_step_cond(CfDdpm *m, const float *x0, const float *cond, CfRng *rng);
 
 /* An inference copy of the denoiser: its own parameter arena (loaded by one
  * memcpy from the model, an EMA arena or a snapshot) and its own graph, so it
@@ -105,7 +149,10 @@ typedef struct {
   CfMlp mlp;
   CfGraph *g;
   int chunk;
-  CfNode in_x, in_t, out;
+  CfNode in_x, in_t, in_cond, out;
+  /* Conditioning inputs of the batch being sampled (B x cond_dim, row b for
+   * sample b), set by the caller before sampling when cond_dim > 0. */
+  const float *cond;
 } CfDdpmEval;
 
 /* Declares the same parameter layout as m, builds the graph for `chunk` rows
