@@ -1,0 +1,525 @@
+#define G_LOG_DOMAIN "conform"
+
+/* The sampling side of the engine: samplers that run beside training on
+ * their own copies, sample sets, and the summary metrics. */
+#include "conform-engine-private.h"
+
+#include <math.h>
+#include <string.h>
+
+static void sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality,
+                             ConformSummary *out);
+
+
+void
+conform_sampler_free(ConformSampler *s)
+{
+  if (!s)
+    return;
+  conform_config_clear(&s->cfg);
+  cf_schedule_clear(&s->sched);
+  cf_norm_clear(&s->norm);
+  cset_clear(&s->cs);
+  if (s->vae)
+    cf_vae_clear(&s->vmodel);
+  else
+    cf_ddpm_eval_clear(&s->eval);
+  cf_dataset_clear(&s->ref);
+  g_free(s);
+}
+
+ConformSampler *
+conform_engine_make_sampler(ConformEngine *e, GError **error)
+{
+  g_autoptr(ConformSampler) s = g_new0(ConformSampler, 1);
+  conform_config_copy(&s->cfg, &e->cfg);
+  s->dim = e->dim;
+  cf_norm_init(&s->norm);
+  cset_init(&s->cs);
+  cf_dataset_init(&s->ref);
+  CfError err;
+  s->vae = e->vae;
+  if (cf_norm_set(&s->norm, e->dim, e->norm.mean, e->norm.scale, &err) != CF_OK ||
+      cf_dataset_alloc(&s->ref, e->ref.n, e->ref.dim, FALSE, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  if (s->vae) {
+    if (cf_vae_init(&s->vmodel, &e->vmodel.cfg, &err) != CF_OK ||
+        (e->cs.model.m > 0 && cf_vae_set_constraint(&s->vmodel, &e->cs.model, &err) != CF_OK))
+      return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  } else if (cf_schedule_init(&s->sched, e->model.sched.kind, e->model.sched.T, &err) != CF_OK ||
+             cf_ddpm_eval_init(&s->eval, &e->model, 512, &err) != CF_OK) {
+    return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  }
+  memcpy(s->ref.x, e->ref.x, sizeof(float) * (size_t)e->ref.n * e->ref.dim);
+  if (cset_build(&s->cs, &e->cs.raw, &s->norm, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  conform_sampler_load(s, e->ema ? e->ema : e->params->value, e->step);
+  s->train_seconds = e->train_seconds;
+  return g_steal_pointer(&s);
+}
+
+float *
+conform_engine_snapshot(const ConformEngine *e, gsize *n)
+{
+  *n = e->params->total;
+  return g_memdup2(e->ema ? e->ema : e->params->value, *n * sizeof(float));
+}
+
+void
+conform_sampler_load(ConformSampler *s, const float *arena, long step)
+{
+  if (s->vae)
+    memcpy(s->vmodel.params.value, arena, s->vmodel.params.total * sizeof(float));
+  else
+    cf_ddpm_eval_load(&s->eval, arena);
+  s->step = step;
+}
+
+ConformSampleSet *
+conform_sample_set_ref(ConformSampleSet *s)
+{
+  return g_atomic_rc_box_acquire(s);
+}
+
+static void
+sample_set_free_contents(ConformSampleSet *s)
+{
+  g_free(s->strategy);
+  g_free(s->sampler);
+  cf_free_aligned(s->x);
+  cf_free_aligned(s->raw);
+  g_free(s->viol);
+  g_free(s->viol_raw);
+  g_free(s->traj);
+  g_free(s->traj_t);
+  g_free(s->traj_viol_p50);
+  g_free(s->traj_viol_max);
+}
+
+void
+conform_sample_set_unref(ConformSampleSet *s)
+{
+  if (s)
+    g_atomic_rc_box_release_full(s, (GDestroyNotify)sample_set_free_contents);
+}
+
+/* A sample set with x and raw allocated (n x dim each); NULL when out of
+ * memory. Takes `sampler`. */
+static ConformSampleSet *
+sample_set_new(int n, int dim, long step, const char *strategy, char *sampler)
+{
+  ConformSampleSet *r = g_atomic_rc_box_new0(ConformSampleSet);
+  r->n = n;
+  r->dim = dim;
+  r->step = step;
+  r->strategy = g_strdup(strategy);
+  r->sampler = sampler;
+  r->x = cf_alloc_floats((size_t)n * dim);
+  r->raw = cf_alloc_floats((size_t)n * dim);
+  if (!r->x || !r->raw) {
+    conform_sample_set_unref(r);
+    return NULL;
+  }
+  return r;
+}
+
+/* Per-sample ||A x - b|| of x and of raw (nothing without a constraint). */
+static void
+sample_set_violations(ConformSampleSet *r, const CfConstraint *c)
+{
+  if (c->m == 0)
+    return;
+  r->viol = g_new(double, r->n);
+  r->viol_raw = g_new(double, r->n);
+  cf_constraint_violation(c, r->x, r->n, r->viol, NULL);
+  cf_constraint_violation(c, r->raw, r->n, r->viol_raw, NULL);
+}
+
+/* Orthogonal projection in raw space, twice: the second pass removes the
+ * first's float error (cancellation when |x| >> |b|), leaving only the
+ * round-off of storing x. */
+static void
+project_raw_exact(CfProjector *p, float *x, int n)
+{
+  cf_projector_reserve(p, n);
+  cf_project(p, x, n);
+  cf_project(p, x, n);
+}
+
+typedef struct {
+  ConformSampler *s;
+  gboolean project;   /* projected-sampling */
+  int traj_n;
+  float *traj;        /* model space during sampling, raw at the end */
+  int k;
+} HookData;
+
+static void
+sample_hook(void *user, float *x, int B, int t_next)
+{
+  HookData *h = user;
+  if (h->project)
+    cf_project(&h->s->cs.proj_model, x, B);
+  if (h->traj) {
+    h->k++;
+    memcpy(h->traj + (size_t)h->k * h->traj_n * h->s->dim, x, sizeof(float) * (size_t)h->traj_n * h->s->dim);
+  }
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* ELBO, reconstruction term and importance-weighted log-likelihood of the
+ * held-out data under the VAE, per sample, in model (standardised) space
+ * (the constrained likelihood for cgauss: density on the affine subspace,
+ * core/vae.h states the conventions; values across conventions are not
+ * comparable). */
+#define VAE_EVAL_MAX 500
+#define VAE_IW_K 50
+
+static void
+vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, ConformSummary *out)
+{
+  int n = MIN(ref->n, VAE_EVAL_MAX);
+  float *u = g_new(float, (gsize)n * ref->dim);
+  memcpy(u, ref->x, sizeof(float) * (gsize)n * ref->dim);
+  cf_norm_apply(norm, u, n);
+  double *elbo = g_new(double, n), *recon = g_new(double, n), *ll = g_new(double, n);
+  CfRng rng;
+  cf_rng_seed_stream(&rng, seed, STREAM_METRIC);
+  CfError err;
+  out->has_vae = TRUE;
+  out->elbo = out->recon = out->test_ll = NAN;
+  if (cf_vae_elbo(v, u, n, &rng, elbo, recon, &err) == CF_OK) {
+    double se = 0, sr = 0;
+    for (int i = 0; i < n; i++) {
+      se += elbo[i];
+      sr += recon[i];
+    }
+    out->elbo = se / n;
+    out->recon = sr / n;
+  }
+  if (cf_vae_iw_loglik(v, u, n, VAE_IW_K, &rng, ll, &err) == CF_OK) {
+    double sl = 0;
+    for (int i = 0; i < n; i++)
+      sl += ll[i];
+    out->test_ll = sl / n;
+  }
+  out->iw_k = VAE_IW_K;
+  g_free(u);
+  g_free(elbo);
+  g_free(recon);
+  g_free(ll);
+}
+
+/* VAE sampling: decoder samples under the trained strategy (cgauss: exact
+ * constrained Gaussian; constrained-layer: projected means), or unconstrained
+ * decoder samples for `none`, projected afterwards for `projection`. */
+static ConformSampleSet *
+vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *strategy, GError **error)
+{
+  CfVaeStrategy trained = vae_strategy(s->cfg.strategy), want;
+  if (g_strcmp0(strategy, "none") == 0 || g_strcmp0(strategy, "projection") == 0) {
+    want = CF_VAE_NONE;
+  } else if (g_strcmp0(strategy, "constrained-layer") == 0 || g_strcmp0(strategy, "cgauss") == 0) {
+    want = vae_strategy(strategy);
+    if (want != trained) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                  "strategy '%s' is part of the VAE's training; this one was trained with '%s' (train again with "
+                  "--strategy %s)", strategy, s->cfg.strategy, strategy);
+      return NULL;
+    }
+  } else {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "strategy '%s' is not available for a VAE; valid: none, projection, constrained-layer, cgauss",
+                strategy);
+    return NULL;
+  }
+  gboolean constrained = g_strcmp0(strategy, "none") != 0;
+  if (constrained && s->cs.raw.m == 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy '%s' needs a constraint; this experiment has none",
+                strategy);
+    return NULL;
+  }
+  if (o->n < 1 || o->n > 10000000) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "sample count %d is out of range [1, 10000000]", o->n);
+    return NULL;
+  }
+  const int n = o->n, dim = s->dim;
+  ConformSampleSet *r = sample_set_new(n, dim, s->step, strategy, g_strdup("vae"));
+  if (!r) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for %d samples", n);
+    return NULL;
+  }
+  CfRng rng;
+  if (o->use_seed)
+    cf_rng_seed(&rng, o->seed);
+  else
+    cf_rng_seed_stream(&rng, s->cfg.seed, STREAM_SAMPLE);
+  gint64 t0 = g_get_monotonic_time();
+  s->vmodel.cfg.strategy = want; /* the sampler's own copy */
+  CfError err;
+  CfStatus st = cf_vae_sample(&s->vmodel, n, &rng, r->x, &err);
+  s->vmodel.cfg.strategy = trained;
+  if (st != CF_OK) {
+    conform_sample_set_unref(r);
+    core_error(error, CONFORM_ERROR_INPUT, &err);
+    return NULL;
+  }
+  cf_norm_invert(&s->norm, r->x, n);
+  memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
+  /* projection: the post-hoc step itself; constrained-layer and cgauss are
+   * exact in model space already, this only removes the round-off of mapping
+   * back to raw space. */
+  if (constrained)
+    project_raw_exact(&s->cs.proj_raw, r->x, n);
+  double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
+  sample_set_violations(r, &s->cs.raw);
+  sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
+  if (!o->preview)
+    vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, &r->summary);
+  r->summary.sample_seconds = secs;
+  return r;
+}
+
+ConformSampleSet *
+conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n, CfAbortFn abort_fn,
+                    CfProgressFn progress_fn, void *cb_user, GError **error)
+{
+  const ConformConfig *cfg = &s->cfg;
+  const char *strategy = o->strategy ? o->strategy : cfg->strategy;
+  const char *sampler = o->sampler ? o->sampler : cfg->sampler;
+  if (s->vae)
+    return vae_sampler_run(s, o, strategy, error);
+  gboolean project_after = g_strcmp0(strategy, "projection") == 0;
+  gboolean project_steps = g_strcmp0(strategy, "projected-sampling") == 0;
+  if (!project_after && !project_steps && g_strcmp0(strategy, "none") != 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "unknown strategy '%s'; valid strategies: none, projection, projected-sampling", strategy);
+    return NULL;
+  }
+  if ((project_after || project_steps) && s->cs.raw.m == 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy '%s' needs a constraint; this experiment has none",
+                strategy);
+    return NULL;
+  }
+  if (g_strcmp0(sampler, "ddpm") != 0 && g_strcmp0(sampler, "ddim") != 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "unknown sampler '%s'; valid samplers: ddpm, ddim", sampler);
+    return NULL;
+  }
+  if (o->n < 1 || o->n > 10000000) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "sample count %d is out of range [1, 10000000]", o->n);
+    return NULL;
+  }
+  CfSamplerConfig sc = {
+    .kind = g_strcmp0(sampler, "ddim") == 0 ? CF_SAMPLER_DDIM : CF_SAMPLER_DDPM,
+    .steps = o->sampling_steps > 0 ? o->sampling_steps : cfg->sampling_steps,
+    .eta = (float)(o->eta >= 0 ? o->eta : cfg->eta),
+    .clip = (float)cfg->x0_clip,
+  };
+  int n_steps = cf_sampler_n_steps(&s->sched, &sc);
+  if (n_steps < 1) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "invalid sampler settings (%s, %d steps, T = %d)", sampler,
+                sc.steps, s->sched.T);
+    return NULL;
+  }
+  const int n = o->n, dim = s->dim;
+  traj_n = CLAMP(traj_n, 0, n);
+  ConformSampleSet *r = sample_set_new(n, dim, s->step, strategy,
+                                       g_strdup_printf("%s %d", sc.kind == CF_SAMPLER_DDIM ? "ddim" : "ddpm", n_steps));
+  if (r && traj_n > 0) {
+    r->traj_n = traj_n;
+    r->traj_steps = n_steps;
+    r->traj = g_try_new(float, (gsize)(n_steps + 1) * traj_n * dim);
+    r->traj_t = g_new(int, n_steps + 1);
+  }
+  if (!r || (traj_n > 0 && !r->traj)) {
+    if (r)
+      conform_sample_set_unref(r);
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for %d samples", n);
+    return NULL;
+  }
+  CfRng rng;
+  if (o->use_seed)
+    cf_rng_seed(&rng, o->seed);
+  else
+    cf_rng_seed_stream(&rng, cfg->seed, STREAM_SAMPLE);
+  /* The hook records frames 1..n_steps of the first traj_n samples; x_T is
+   * the sampler's first n x dim normal draws (ddpm.h), reproduced here from
+   * a copy of the generator. */
+  if (r->traj) {
+    CfRng copy = rng;
+    cf_rng_fill_normal(&copy, r->traj, (size_t)traj_n * dim);
+  }
+  HookData hd = {s, project_steps, traj_n, r->traj, 0};
+  if (project_steps)
+    cf_projector_reserve(&s->cs.proj_model, n);
+  CfError err;
+  gint64 t0 = g_get_monotonic_time();
+  CfStatus st = cf_ddpm_sample(&s->sched, &sc, dim, n, cf_ddpm_eval_eps, &s->eval,
+                               (project_steps || r->traj) ? sample_hook : NULL, &hd, &rng, r->x,
+                               NULL, abort_fn, progress_fn, cb_user, &err);
+  if (st != CF_OK) {
+    conform_sample_set_unref(r);
+    core_error(error, st == CF_ERR_ABORTED ? CONFORM_ERROR_CANCELLED : CONFORM_ERROR_INPUT, &err);
+    return NULL;
+  }
+  cf_norm_invert(&s->norm, r->x, n);
+  memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
+  /* For projected-sampling this removes the round-off of mapping back from
+   * model space. */
+  if (project_after || project_steps)
+    project_raw_exact(&s->cs.proj_raw, r->x, n);
+  double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
+  if (r->traj) {
+    for (int k = 0; k <= n_steps; k++)
+      r->traj_t[k] = cf_sampler_time(&s->sched, &sc, n_steps - k);
+    cf_norm_invert(&s->norm, r->traj, (n_steps + 1) * traj_n);
+    if (project_after) /* the last frame shows what the user gets */
+      memcpy(r->traj + (size_t)n_steps * traj_n * dim, r->x, sizeof(float) * (size_t)traj_n * dim);
+  }
+  sample_set_violations(r, &s->cs.raw);
+  if (s->cs.raw.m > 0) {
+    if (r->traj) {
+      r->traj_viol_p50 = g_new(double, n_steps + 1);
+      r->traj_viol_max = g_new(double, n_steps + 1);
+      double *v = g_new(double, traj_n);
+      for (int k = 0; k <= n_steps; k++) {
+        cf_constraint_violation(&s->cs.raw, r->traj + (size_t)k * traj_n * dim, traj_n, v, NULL);
+        qsort(v, (size_t)traj_n, sizeof(double), cmp_double);
+        r->traj_viol_p50[k] = v[traj_n / 2];
+        r->traj_viol_max[k] = v[traj_n - 1];
+      }
+      g_free(v);
+    }
+  }
+  sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
+  r->summary.sample_seconds = secs;
+  return r;
+}
+
+gboolean
+conform_engine_sample(ConformEngine *e, const ConformSampleOptions *o, float **out, float **raw_out,
+                      CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, GError **error)
+{
+  g_autoptr(ConformSampler) s = conform_engine_make_sampler(e, error);
+  if (!s)
+    return FALSE;
+  g_autoptr(ConformSampleSet) r = conform_sampler_run(s, o, 0, abort_fn, progress_fn, cb_user, error);
+  if (!r)
+    return FALSE;
+  *out = g_steal_pointer(&r->x);
+  if (raw_out)
+    *raw_out = g_steal_pointer(&r->raw);
+  return TRUE;
+}
+
+/* Summary metrics of samples x (raw space); viol (may be NULL) holds the
+ * per-sample violations when they are already computed. */
+static void
+evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDataset *ref, double train_seconds,
+                 const float *x, int n, const double *viol, gboolean with_quality, ConformSummary *s)
+{
+  memset(s, 0, sizeof *s);
+  s->n = n;
+  s->train_seconds = train_seconds;
+  if (c->m > 0) {
+    s->has_constraint = TRUE;
+    double *l2 = g_new(double, n), *linf = g_new(double, n);
+    cf_constraint_violation(c, x, n, viol ? NULL : l2, linf);
+    if (viol)
+      memcpy(l2, viol, sizeof(double) * n);
+    cf_violation_stats(&s->viol, l2, n, cf_violation_tolerance(cfg->tol_rel, c->b, c->m));
+    for (int i = 0; i < n; i++)
+      s->viol_linf_max = MAX(s->viol_linf_max, linf[i]);
+    g_free(l2);
+    g_free(linf);
+  }
+  if (!with_quality) {
+    s->energy_distance = s->mmd = NAN;
+    return;
+  }
+  CfRng rng;
+  cf_rng_seed_stream(&rng, cfg->seed, STREAM_METRIC);
+  s->energy_distance = cf_energy_distance(x, n, ref->x, ref->n, ref->dim, cfg->metric_max_n, &rng);
+  cf_rng_seed_stream(&rng, cfg->seed, STREAM_METRIC);
+  s->mmd = cf_mmd_rbf(x, n, ref->x, ref->n, ref->dim, cfg->metric_max_n, &rng);
+}
+
+static void
+sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality,
+                 ConformSummary *out)
+{
+  evaluate_samples(&s->cfg, &s->cs.raw, &s->ref, s->train_seconds, x, n, viol, with_quality, out);
+}
+
+void
+conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *s)
+{
+  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, samples, n, NULL, TRUE, s);
+  if (e->vae) {
+    /* with the weights samples come from (the EMA when kept), like the window */
+    g_autoptr(ConformSampler) sm = conform_engine_make_sampler(e, NULL);
+    if (sm)
+      vae_metrics(&sm->vmodel, &sm->ref, &sm->norm, e->cfg.seed, s);
+  }
+}
+
+GString *
+conform_summary_to_tsv(const ConformSummary *s)
+{
+  GString *o = g_string_new(NULL);
+#define ROW(name, fmt, v) g_string_append_printf(o, "%s\t" fmt "\n", name, v)
+  ROW("n_samples", "%d", s->n);
+  if (s->has_constraint) {
+    ROW("violation_mean", "%.6g", s->viol.mean);
+    ROW("violation_median", "%.6g", s->viol.median);
+    ROW("violation_p99", "%.6g", s->viol.p99);
+    ROW("violation_max", "%.6g", s->viol.max);
+    ROW("violation_linf_max", "%.6g", s->viol_linf_max);
+    ROW("violation_tolerance", "%.6g", s->viol.tol);
+    ROW("frac_satisfied", "%.6g", s->viol.frac_satisfied);
+  }
+  if (!isnan(s->energy_distance)) /* previews skip the quality metrics */
+    ROW("energy_distance", "%.6g", s->energy_distance);
+  if (!isnan(s->mmd))
+    ROW("mmd", "%.6g", s->mmd);
+  if (s->has_vae) { /* model space, per sample; see core/vae.h for conventions */
+    if (!isnan(s->test_ll))
+      ROW("test_ll", "%.6g", s->test_ll);
+    if (!isnan(s->elbo))
+      ROW("elbo", "%.6g", s->elbo);
+    if (!isnan(s->recon))
+      ROW("recon", "%.6g", s->recon);
+    ROW("iw_samples", "%d", s->iw_k);
+  }
+  ROW("train_seconds", "%.3f", s->train_seconds);
+  ROW("sample_seconds", "%.3f", s->sample_seconds);
+#undef ROW
+  return o;
+}
+
+ConformSampleSet *
+conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old)
+{
+  gboolean project = g_strcmp0(old->strategy, "projection") == 0;
+  if (!old->raw || old->dim != e->dim || (!project && g_strcmp0(old->strategy, "none") != 0))
+    return NULL;
+  if (project && e->cs.raw.m == 0)
+    return NULL;
+  const int n = old->n, dim = old->dim;
+  ConformSampleSet *r = sample_set_new(n, dim, old->step, old->strategy, g_strdup(old->sampler));
+  if (!r)
+    return NULL;
+  memcpy(r->raw, old->raw, sizeof(float) * (size_t)n * dim);
+  memcpy(r->x, old->raw, sizeof(float) * (size_t)n * dim);
+  if (project)
+    project_raw_exact(&e->cs.proj_raw, r->x, n);
+  sample_set_violations(r, &e->cs.raw);
+  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, &r->summary);
+  return r;
+}
