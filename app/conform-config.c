@@ -20,8 +20,8 @@ static const ConformKey keys[] = {
   {"experiment.strategy", CONFORM_KEY_CHOICE, OFF(strategy), 0, 0,
    "none|projection|projected-sampling|constrained-layer|cgauss", TRUE,
    "constraint strategy: none, projection (post-hoc), projected-sampling (DDPM: project after every reverse step), "
-   "constrained-layer (VAE: projected decoder mean trained with L1), cgauss (VAE: exactly conditioned Gaussian "
-   "likelihood)"},
+   "constrained-layer (VAE: projected decoder mean trained with L1), cgauss (exactly conditioned Gaussian: the "
+   "VAE's likelihood, every reverse step of a DDPM)"},
   {"experiment.seed", CONFORM_KEY_UINT64, OFF(seed), 0, 0, NULL, FALSE, "random seed (data, initialisation, training, sampling)"},
   {"data.source", CONFORM_KEY_STRING, OFF(data), 0, 0, NULL, FALSE, "built-in generator name or path of a CSV file"},
   {"data.n_train", CONFORM_KEY_INT, OFF(n_train), 16, 10000000, NULL, FALSE, "training samples drawn from a generator"},
@@ -347,10 +347,9 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
                 "strategy 'projected-sampling' needs model.type=ddpm (a VAE has no reverse steps)");
     return FALSE;
   }
-  if (!vae && (g_strcmp0(cfg->strategy, "constrained-layer") == 0 || g_strcmp0(cfg->strategy, "cgauss") == 0)) {
+  if (!vae && g_strcmp0(cfg->strategy, "constrained-layer") == 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
-                "strategy '%s' is available for model.type=vae (the diffusion version is not implemented yet)",
-                cfg->strategy);
+                "strategy 'constrained-layer' needs model.type=vae (for a DDPM use projection or cgauss)");
     return FALSE;
   }
   if (g_strcmp0(cfg->strategy, "none") != 0 && cfg->constraint.m == 0) {

@@ -67,6 +67,7 @@ struct ConformSampler {
   CfNorm norm;
   ConstraintSet cs;
   CfDdpmEval eval;  /* ddpm */
+  CfCgauss cg;      /* ddpm trained with cgauss: the layer on cs.model */
   gboolean vae;
   CfVae vmodel;     /* vae: an own copy (graphs and scratch are per model) */
   CfDataset ref; /* raw held-out reference, for the summary metrics */
@@ -75,5 +76,7 @@ struct ConformSampler {
 };
 
 gboolean core_error(GError **error, int code, const CfError *err);
+/* A DDPM trained with cgauss (null-space training, constrained sampling). */
+gboolean ddpm_cgauss(const ConformConfig *cfg);
 /* The VAE's strategy is part of its training objective. */
 CfVaeStrategy vae_strategy(const char *strategy);

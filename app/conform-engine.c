@@ -150,8 +150,36 @@ validate_constraint(const CfConstraint *c, int dim, const char *source, CfConstr
   return TRUE;
 }
 
-/* Makes e->cs (and a VAE's training copy of the model-space constraint)
- * follow `reduced`. */
+gboolean
+ddpm_cgauss(const ConformConfig *cfg)
+{
+  return g_strcmp0(cfg->model_type, "vae") != 0 && g_strcmp0(cfg->strategy, "cgauss") == 0;
+}
+
+/* A cgauss DDPM trains in the null space of the model-space constraint:
+ * sets its projector P_N and rebuilds the training graph. */
+static CfStatus
+ddpm_training_constraint(ConformEngine *e, ConstraintSet *cs, CfError *err)
+{
+  if (!ddpm_cgauss(&e->cfg) || !e->params)
+    return CF_OK;
+  CF_ASSERT(cs->model.m > 0);
+  float *P = cf_alloc_floats((size_t)e->dim * e->dim);
+  if (!P)
+    return cf_error_set(err, CF_ERR_NOMEM, "out of memory for the null-space projector");
+  CfStatus st = cf_nullspace_projector(&cs->model, P, err);
+  if (st == CF_OK)
+    st = cf_ddpm_set_nullspace(&e->model, P, err);
+  cf_free_aligned(P);
+  if (st == CF_OK)
+    st = cf_ddpm_prepare_train(&e->model, e->cfg.batch, err);
+  if (st == CF_OK)
+    st = cf_projector_reserve(&cs->proj_model, e->cfg.batch);
+  return st;
+}
+
+/* Makes e->cs (and a VAE's or a cgauss DDPM's training copy of the
+ * model-space constraint) follow `reduced`. */
 static gboolean
 apply_constraint(ConformEngine *e, const CfConstraint *reduced, GError **error)
 {
@@ -160,8 +188,8 @@ apply_constraint(ConformEngine *e, const CfConstraint *reduced, GError **error)
   cset_init(&cs);
   if (cset_build(&cs, reduced, &e->norm, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err);
-  if (e->vae && e->params &&
-      cf_vae_set_constraint(&e->vmodel, cs.model.m > 0 ? &cs.model : NULL, &err) != CF_OK) {
+  if ((e->vae && e->params && cf_vae_set_constraint(&e->vmodel, cs.model.m > 0 ? &cs.model : NULL, &err) != CF_OK) ||
+      ddpm_training_constraint(e, &cs, &err) != CF_OK) {
     cset_clear(&cs);
     return core_error(error, CONFORM_ERROR_INPUT, &err);
   }
@@ -278,7 +306,8 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
       return core_error(error, CONFORM_ERROR_USAGE, &err), NULL;
     e->params = &e->model.params;
     cf_ddpm_randomize(&e->model, &rng);
-    if (cf_ddpm_prepare_train(&e->model, cfg->batch, &err) != CF_OK)
+    if (cf_ddpm_prepare_train(&e->model, cfg->batch, &err) != CF_OK ||
+        ddpm_training_constraint(e, &e->cs, &err) != CF_OK)
       return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   }
   CfAdamConfig ac = cf_adam_default_config();
@@ -403,6 +432,10 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
       }
       loss = vst == CF_OK ? (float)l : NAN;
     } else {
+      /* cgauss learns the distribution on the constraint set: data off it
+       * (e.g. a constraint the data do not satisfy) enter projected. */
+      if (e->model.null_proj)
+        cf_project(&e->cs.proj_model, e->batch, B);
       loss = cf_ddpm_train_step(&e->model, e->batch, &e->rng_train);
     }
     /* Global norm once (NaN check and clipping); the clip scale is applied
@@ -711,6 +744,15 @@ conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GE
                 "the VAE's strategy is part of its training: '%s' applies after Reset", value);
     return FALSE;
   }
+  /* A DDPM's cgauss is its training (null-space noise): to or from it
+   * needs a new model. */
+  if (!e->vae && g_strcmp0(key, "experiment.strategy") == 0 &&
+      (g_strcmp0(value, "cgauss") == 0) != ddpm_cgauss(&e->cfg)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "cgauss trains the diffusion model in the constraint's null space: switching %s it applies after "
+                "Reset", ddpm_cgauss(&e->cfg) ? "away from" : "to");
+    return FALSE;
+  }
   if (k && !k->live) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "%s cannot change during a run: it applies after Reset", key);
     return FALSE;
@@ -736,10 +778,11 @@ conform_engine_set_constraint(ConformEngine *e, const CfConstraint *c, const cha
 {
   /* Validate and build aside; the engine changes only when all succeeded. */
   const char *src = source ? source : "editor";
-  if (e->vae && (!c || c->m == 0) && vae_strategy(e->cfg.strategy) >= CF_VAE_CONSTRAINED_LAYER) {
+  if ((!c || c->m == 0) &&
+      ((e->vae && vae_strategy(e->cfg.strategy) >= CF_VAE_CONSTRAINED_LAYER) || ddpm_cgauss(&e->cfg))) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
-                "this VAE trains with '%s', which needs a constraint; Reset with strategy none to drop it",
-                e->cfg.strategy);
+                "this %s trains with '%s', which needs a constraint; Reset with strategy none to drop it",
+                e->vae ? "VAE" : "diffusion model", e->cfg.strategy);
     return FALSE;
   }
   CfConstraint reduced;

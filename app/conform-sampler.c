@@ -20,10 +20,12 @@ conform_sampler_free(ConformSampler *s)
   cf_schedule_clear(&s->sched);
   cf_norm_clear(&s->norm);
   cset_clear(&s->cs);
-  if (s->vae)
+  if (s->vae) {
     cf_vae_clear(&s->vmodel);
-  else
+  } else {
     cf_ddpm_eval_clear(&s->eval);
+    cf_cgauss_clear(&s->cg);
+  }
   cf_dataset_clear(&s->ref);
   g_free(s);
 }
@@ -37,6 +39,7 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
   cf_norm_init(&s->norm);
   cset_init(&s->cs);
   cf_dataset_init(&s->ref);
+  cf_cgauss_init(&s->cg);
   CfError err;
   s->vae = e->vae;
   if (cf_norm_set(&s->norm, e->dim, e->norm.mean, e->norm.scale, &err) != CF_OK ||
@@ -51,7 +54,8 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   }
   memcpy(s->ref.x, e->ref.x, sizeof(float) * (size_t)e->ref.n * e->ref.dim);
-  if (cset_build(&s->cs, &e->cs.raw, &s->norm, &err) != CF_OK)
+  if (cset_build(&s->cs, &e->cs.raw, &s->norm, &err) != CF_OK ||
+      (!s->vae && s->cs.model.m > 0 && cf_cgauss_setup(&s->cg, &s->cs.model, &err) != CF_OK))
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   conform_sampler_load(s, e->ema ? e->ema : e->params->value, e->step);
   s->train_seconds = e->train_seconds;
@@ -164,6 +168,20 @@ sample_hook(void *user, float *x, int B, int t_next)
     h->k++;
     memcpy(h->traj + (size_t)h->k * h->traj_n * h->s->dim, x, sizeof(float) * (size_t)h->traj_n * h->s->dim);
   }
+}
+
+/* x (n x cg->n) <- its projection onto {A x = scale b} (the cgauss chain's
+ * x_T, reproduced for the trajectory). */
+static void
+project_scaled(CfCgauss *cg, float *x, int n, double scale)
+{
+  float *k = g_new(float, cg->m_full);
+  for (int i = 0; i < cg->m_full; i++)
+    k[i] = (float)(scale * cg->b[i]);
+  const float one = 1.0f;
+  if (cf_cgauss_forward(cg, n, x, &one, CF_CGAUSS_VAR_ISO, k, 1, cg->m_full, NULL) == CF_OK)
+    memcpy(x, cg->mu_bar, sizeof(float) * (size_t)n * cg->n);
+  g_free(k);
 }
 
 static int
@@ -297,12 +315,23 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     return vae_sampler_run(s, o, strategy, error);
   gboolean project_after = g_strcmp0(strategy, "projection") == 0;
   gboolean project_steps = g_strcmp0(strategy, "projected-sampling") == 0;
-  if (!project_after && !project_steps && g_strcmp0(strategy, "none") != 0) {
+  gboolean cgauss = g_strcmp0(strategy, "cgauss") == 0;
+  if (!project_after && !project_steps && !cgauss && g_strcmp0(strategy, "none") != 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
-                "unknown strategy '%s'; valid strategies: none, projection, projected-sampling", strategy);
+                "unknown strategy '%s'; valid strategies for a diffusion model: none, projection, projected-sampling, "
+                "cgauss", strategy);
     return NULL;
   }
-  if ((project_after || project_steps) && s->cs.raw.m == 0) {
+  if (cgauss != ddpm_cgauss(cfg)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                cgauss ? "strategy 'cgauss' is part of the diffusion model's training; this one was trained with '%s' "
+                         "(train again with --strategy cgauss)"
+                       : "this diffusion model was trained with cgauss (in the constraint's null space): it samples "
+                         "with cgauss only, not '%s'",
+                cgauss ? cfg->strategy : strategy);
+    return NULL;
+  }
+  if ((project_after || project_steps || cgauss) && s->cs.raw.m == 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy '%s' needs a constraint; this experiment has none",
                 strategy);
     return NULL;
@@ -360,9 +389,12 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     cf_projector_reserve(&s->cs.proj_model, n);
   CfError err;
   gint64 t0 = g_get_monotonic_time();
-  CfStatus st = cf_ddpm_sample(&s->sched, &sc, dim, n, cf_ddpm_eval_eps, &s->eval,
-                               (project_steps || r->traj) ? sample_hook : NULL, &hd, &rng, r->x,
-                               NULL, abort_fn, progress_fn, cb_user, &err);
+  CfStepHook hook = (project_steps || r->traj) ? sample_hook : NULL;
+  CfStatus st = cgauss ? cf_ddpm_sample_constrained(&s->sched, &sc, dim, n, cf_ddpm_eval_eps, &s->eval, &s->cg, NULL,
+                                                    0, 0, hook, &hd, &rng, r->x, NULL, abort_fn, progress_fn, cb_user,
+                                                    &err)
+                       : cf_ddpm_sample(&s->sched, &sc, dim, n, cf_ddpm_eval_eps, &s->eval, hook, &hd, &rng, r->x,
+                                        NULL, abort_fn, progress_fn, cb_user, &err);
   if (st != CF_OK) {
     conform_sample_set_unref(r);
     core_error(error, st == CF_ERR_ABORTED ? CONFORM_ERROR_CANCELLED : CONFORM_ERROR_INPUT, &err);
@@ -370,14 +402,16 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   }
   cf_norm_invert(&s->norm, r->x, n);
   memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
-  /* For projected-sampling this removes the round-off of mapping back from
-   * model space. */
-  if (project_after || project_steps)
+  /* For projected-sampling and cgauss this removes the round-off of mapping
+   * back from model space. */
+  if (project_after || project_steps || cgauss)
     project_raw_exact(&s->cs.proj_raw, r->x, n);
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
   if (r->traj) {
     for (int k = 0; k <= n_steps; k++)
       r->traj_t[k] = cf_sampler_time(&s->sched, &sc, n_steps - k);
+    if (cgauss) /* the chain starts from the draws projected onto A x = sqrt(abar_T) k */
+      project_scaled(&s->cg, r->traj, traj_n, sqrt(s->sched.alpha_bar[s->sched.T]));
     cf_norm_invert(&s->norm, r->traj, (n_steps + 1) * traj_n);
     if (project_after) /* the last frame shows what the user gets */
       memcpy(r->traj + (size_t)n_steps * traj_n * dim, r->x, sizeof(float) * (size_t)traj_n * dim);

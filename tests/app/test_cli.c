@@ -299,7 +299,8 @@ test_usage_errors(void)
     {{"sample"}, "exactly one experiment directory"},
     {{"bench", "nothing"}, "valid workloads"},
     {{"data", "--preset", "moons"}, "--out are required"},
-    {{"train", "--strategy", "cgauss"}, "available for model.type=vae"},
+    {{"train", "--strategy", "constrained-layer"}, "needs model.type=vae"},
+    {{"train", "--preset", "moons", "--strategy", "cgauss"}, "needs a constraint"},
     {{"train", "--set", "model.type=vae", "--strategy", "projected-sampling"}, "needs model.type=ddpm"},
     {{"train", "--set", "model.type=gan"}, "valid values: ddpm, vae"},
   };
