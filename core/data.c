@@ -6,6 +6,7 @@
  * initialised with the matching _init, or hold an earlier result that is then
  * freed). */
 #include "data.h"
+#include "data_private.h"
 
 #include <errno.h>
 #include <float.h>
@@ -457,16 +458,19 @@ static const CfGeneratorInfo generator_info[] = {
   { "charge-neutral", CHARGE_N, "12 correlated, heteroscedastic partial charges summing to 0", true },
   { "flow-network", FLOW_EDGES, "edge flows on a 10-node, 16-edge DAG, supply 10, conserved at every node", true },
   { "portfolio", PORTFOLIO_N, "10 portfolio weights from a 3-component Dirichlet mixture, summing to 1", true },
+  { "cstr", 6, "stirred-tank reactor: 3 inputs (temperature, feeds), 3 outputs; 2 mass balances", true, 3 },
+  { "plant", 9, "plant with 3 feeds and a recycle (4 inputs), 5 outputs; overall mass balance", true, 4 },
   { NULL, 0, NULL, false },
 };
 
 static const GenFn generator_fn[] = {
   gen_gaussians, gen_moons, gen_checkerboard, gen_spiral,
   gen_simplex3d, gen_charge_neutral, gen_flow_network, gen_portfolio,
+  cf_gen_cstr, cf_gen_plant,
 };
 
 static const bool generator_labelled[] = {
-  true, true, false, true, true, true, true, true,
+  true, true, false, true, true, true, true, true, false, false,
 };
 
 #define N_GENERATORS ((int)(sizeof generator_fn / sizeof generator_fn[0]))
@@ -559,6 +563,16 @@ cf_data_builtin_constraint(CfConstraint *c, const char *name, CfError *err)
     }
     for (int v = 0; v < m; v++)
       b[v] = v == 0 ? FLOW_SUPPLY : 0.0;
+  } else if (strcmp(name, "cstr") == 0) { /* [A_x | B], b = 0 (data_process.c) */
+    static const double cstr[12] = {0, 1, -1, 0, -1, 1, 0, 1, 0, -1, -1, 0};
+    m = 2;
+    memcpy(A, cstr, sizeof cstr);
+    b[0] = b[1] = 0.0;
+  } else if (strcmp(name, "plant") == 0) {
+    static const double plant[9] = {1, 1, 1, -1, -1, 0, -1, 0, -1};
+    m = 1;
+    memcpy(A, plant, sizeof plant);
+    b[0] = 0.0;
   } else {
     /* simplex-3d, charge-neutral, portfolio: one sum constraint. */
     m = 1;

@@ -29,10 +29,12 @@ typedef struct {
   int dim;
   const char *description;
   bool constrained; /* true: cf_data_builtin_constraint gives the A x = b every sample satisfies */
+  int inputs;       /* leading columns that are inputs x of a process (the rest are outputs y) */
 } CfGeneratorInfo;
 
 /* Table of generators, terminated by {NULL}. Names: gaussians, moons,
- * checkerboard, spiral, simplex-3d, charge-neutral, flow-network, portfolio. */
+ * checkerboard, spiral, simplex-3d, charge-neutral, flow-network, portfolio,
+ * cstr, plant (process units: rows [x | y] with A_x x + B y = 0). */
 const CfGeneratorInfo *cf_data_generators(void);
 const CfGeneratorInfo *cf_data_generator_find(const char *name);
 /* n samples from generator `name`, deterministic in rng. Samples of

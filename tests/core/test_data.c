@@ -130,6 +130,7 @@ label_counts(const CfDataset *d, int *counts)
 
 static const char *const all_names[] = {
   "gaussians", "moons", "checkerboard", "spiral", "simplex-3d", "charge-neutral", "flow-network", "portfolio",
+  "cstr", "plant",
 };
 
 static void
@@ -143,6 +144,7 @@ test_generator_table(void)
     g_assert_nonnull(g[count].description);
     g_assert_true(cf_data_generator_find(g[count].name) == &g[count]);
     g_assert_true(g[count].constrained == (count >= 4));
+    g_assert_cmpint(g[count].inputs, ==, count == 8 ? 3 : count == 9 ? 4 : 0);
   }
   g_assert_cmpint(count, ==, (int)G_N_ELEMENTS(all_names));
   g_assert_cmpint(cf_data_generator_find("gaussians")->dim, ==, 2);
@@ -426,6 +428,53 @@ test_constraints_hold(void)
   check_constraint_holds("charge-neutral", 1);
   check_constraint_holds("flow-network", 9);
   check_constraint_holds("portfolio", 1);
+  check_constraint_holds("cstr", 2);
+  check_constraint_holds("plant", 1);
+}
+
+/* Process units: the outputs' constraint B y = -A_x x has full row rank in
+ * B (so every input admits outputs), flows are non-negative, and the
+ * outputs depend on the inputs (conversion rises with temperature). */
+static void
+test_process_units(void)
+{
+  const char *names[] = {"cstr", "plant"};
+  for (int u = 0; u < 2; u++) {
+    CfDataset d;
+    CfConstraint c;
+    cf_dataset_init(&d);
+    cf_constraint_init(&c);
+    generate(&d, names[u], 4000, 5);
+    g_assert_cmpint(cf_data_builtin_constraint(&c, names[u], NULL), ==, CF_OK);
+    int nx = cf_data_generator_find(names[u])->inputs, ny = d.dim - nx;
+    /* B = A[:, nx:] has rank m: its Gram matrix is non-singular */
+    double G[4] = {0};
+    for (int i = 0; i < c.m; i++)
+      for (int j = 0; j < c.m; j++)
+        for (int q = nx; q < d.dim; q++)
+          G[i * c.m + j] += c.A[i * d.dim + q] * c.A[j * d.dim + q];
+    double det = c.m == 1 ? G[0] : G[0] * G[3] - G[1] * G[2];
+    g_assert_cmpfloat(det, >, 0.5);
+    g_assert_cmpint(ny, >, c.m);
+    for (int i = 0; i < d.n; i++)
+      for (int j = 0; j < d.dim; j++) {
+        gboolean flow = u == 0 ? TRUE : (j < 4 || j == 4 || j == 6 || j == 8);
+        if (flow)
+          g_assert_cmpfloat(d.x[(size_t)i * d.dim + j], >=, 0.0f);
+      }
+    if (u == 0) { /* conversion y1 / x1 correlates with temperature x0 */
+      double sx = 0, sy = 0, sxy = 0, sxx = 0, syy = 0;
+      for (int i = 0; i < d.n; i++) {
+        double x = d.x[i * 6], y = d.x[i * 6 + 4] / d.x[i * 6 + 1];
+        sx += x, sy += y, sxy += x * y, sxx += x * x, syy += y * y;
+      }
+      double n = d.n, r = (sxy - sx * sy / n) / sqrt((sxx - sx * sx / n) * (syy - sy * sy / n));
+      g_test_message("cstr: corr(temperature, conversion) = %.3f", r);
+      g_assert_cmpfloat(r, >, 0.8);
+    }
+    cf_constraint_clear(&c);
+    cf_dataset_clear(&d);
+  }
 }
 
 static void
@@ -1044,6 +1093,7 @@ main(int argc, char **argv)
   g_test_add_func("/data/generators/checkerboard", test_checkerboard_stats);
   g_test_add_func("/data/generators/spiral", test_spiral_stats);
   g_test_add_func("/data/generators/constraints-hold", test_constraints_hold);
+  g_test_add_func("/data/generators/process-units", test_process_units);
   g_test_add_func("/data/generators/simplex-3d", test_simplex3d);
   g_test_add_func("/data/generators/charge-neutral", test_charge_neutral);
   g_test_add_func("/data/generators/flow-network", test_flow_network);
