@@ -377,6 +377,7 @@ typedef struct {
   int n_palette;
   const guint8 *trns;
   int n_trns;
+  int interlace; /* 0: none, 1: Adam7 */
 } TestPng;
 
 static void
@@ -402,8 +403,8 @@ make_png(const TestPng *t)
   if (setjmp(png_jmpbuf(png)))
     g_error("libpng failed writing a test image");
   png_set_write_fn(png, out, test_png_write_cb, test_png_flush_cb);
-  png_set_IHDR(png, info, (png_uint_32)t->w, (png_uint_32)t->h, t->depth, t->ctype, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, (png_uint_32)t->w, (png_uint_32)t->h, t->depth, t->ctype,
+               t->interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   if (t->palette)
     png_set_PLTE(png, info, t->palette, t->n_palette);
   if (t->trns)
@@ -413,9 +414,11 @@ make_png(const TestPng *t)
            : t->ctype == PNG_COLOR_TYPE_GRAY_ALPHA                                ? 2
            : t->ctype == PNG_COLOR_TYPE_RGB                                       ? 3
                                                                                   : 4;
-  size_t stride = (size_t)t->w * ch * (size_t)(t->depth == 16 ? 2 : 1);
-  for (int y = 0; y < t->h; y++)
-    png_write_row(png, (png_const_bytep)(t->data + (size_t)y * stride));
+  size_t stride = ((size_t)t->w * (size_t)ch * (size_t)t->depth + 7) / 8;
+  int passes = t->interlace ? png_set_interlace_handling(png) : 1;
+  for (int pass = 0; pass < passes; pass++)
+    for (int y = 0; y < t->h; y++)
+      png_write_row(png, (png_const_bytep)(t->data + (size_t)y * stride));
   png_write_end(png, NULL);
   png_destroy_write_struct(&png, &info);
   return out;
@@ -468,6 +471,14 @@ test_png_folder(void)
   /* g: 2x2 gray (grows to 4x4, bilinear) */
   guint8 small[4] = {0, 255, 255, 0};
   save_png(dir, "g_small2x2.png", &(TestPng){PNG_COLOR_TYPE_GRAY, 8, 2, 2, small});
+  /* g_tiny1bit: 8 x 4 1-bit gray (width shrinks by 2, height stays) */
+  guint8 bits[4] = {0xAA, 0xFF, 0x00, 0xF0};
+  save_png(dir, "g_tiny1bit.png", &(TestPng){PNG_COLOR_TYPE_GRAY, 1, 8, 4, bits});
+  /* g_u_interlaced: 4 x 4 gray, Adam7 */
+  guint8 il[16];
+  for (int i = 0; i < 16; i++)
+    il[i] = (guint8)(10 * i + 5);
+  save_png(dir, "g_u_interlaced.png", &(TestPng){PNG_COLOR_TYPE_GRAY, 8, 4, 4, il, .interlace = 1});
   /* bad ones: truncated PNG, a text file named x.png */
   g_autoptr(GByteArray) whole = make_png(&(TestPng){PNG_COLOR_TYPE_GRAY, 8, 8, 8, big});
   g_autofree char *trunc = g_build_filename(dir, "h_truncated.png", NULL);
@@ -485,7 +496,7 @@ test_png_folder(void)
   g_autoptr(GPtrArray) skipped = NULL;
   g_assert_true(conform_png_folder_import(dir, 4, &s, &skipped, &e));
   g_assert_no_error(e);
-  g_assert_cmpint(s.n, ==, 9);
+  g_assert_cmpint(s.n, ==, 11);
   g_assert_cmpint(s.C, ==, 1);
   g_assert_cmpint(s.H, ==, 4);
   g_assert_cmpint(s.W, ==, 4);
@@ -548,6 +559,15 @@ test_png_folder(void)
   NEAR(im[2], 0.75);
   NEAR(im[3], 1.0);
   NEAR(im[5], 0.75 * 0.75 * 0 + 0.75 * 0.25 * 1 + 0.25 * 0.75 * 1 + 0.25 * 0.25 * 0);
+  /* g_tiny1bit */
+  im += 16;
+  const float want1[16] = {0.5, 0.5, 0.5, 0.5, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0};
+  for (int i = 0; i < 16; i++)
+    NEAR(im[i], want1[i]);
+  /* g_u_interlaced */
+  im += 16;
+  for (int i = 0; i < 16; i++)
+    NEAR(im[i], (10 * i + 5) / 255.0);
   cf_image_set_clear(&s);
 
   /* single file API */
@@ -668,7 +688,14 @@ test_grid(void)
     g_clear_error(&e);
     g_chmod(ro, 0755);
   } else {
-    g_test_message("running as root: the read-only directory case is not exercised");
+    g_test_message("running as root: permissions do not stop writes; using /proc as the unwritable directory");
+  }
+  if (g_file_test("/proc/self", G_FILE_TEST_IS_DIR)) {
+    const char *procp = "/proc/conform-grid-test.png";
+    g_assert_false(conform_image_grid_write_png(procp, imgs, 5, 3, 4, 3, -1.0f, 1.0f, NULL, 2, &e));
+    assert_contains(e->message, procp);
+    g_clear_error(&e);
+    g_assert_false(g_file_test(procp, G_FILE_TEST_EXISTS));
   }
   g_assert_cmpint(count_entries(ro), ==, 0);
   g_assert_cmpint(count_entries(dir), ==, 2); /* grid.png and ro */
