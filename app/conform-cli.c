@@ -275,7 +275,7 @@ cmd_train(int argc, char **argv)
   gint64 seed = -1;
   GOptionEntry entries[] = {
     {"preset", 'p', 0, G_OPTION_ARG_STRING, &preset, "Preset (see conform presets; default " CONFORM_DEFAULT_PRESET ")", "P"},
-    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection or projected-sampling", "S"},
+    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection, projected-sampling, constrained-layer (VAE) or cgauss", "S"},
     {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "Training steps (default: the preset's)", "N"},
     {"seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Random seed", "S"},
     {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Experiment directory to write (default runs/PRESET-SEED)", "DIR"},
@@ -339,7 +339,7 @@ cmd_sample(int argc, char **argv)
   double eta = -1;
   GOptionEntry entries[] = {
     {"n", 'n', 0, G_OPTION_ARG_INT, &n, "Number of samples (default: the experiment's)", "N"},
-    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection or projected-sampling", "S"},
+    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection, projected-sampling or cgauss (cgauss models only)", "S"},
     {"sampler", 0, 0, G_OPTION_ARG_STRING, &sampler, "ddpm or ddim", "KIND"},
     {"sampling-steps", 0, 0, G_OPTION_ARG_INT, &steps, "DDIM steps", "K"},
     {"eta", 0, 0, G_OPTION_ARG_DOUBLE, &eta, "DDIM eta (>= 0)", "ETA"},
@@ -391,7 +391,7 @@ cmd_evaluate(int argc, char **argv)
   g_autofree char *strategy = NULL;
   GOptionEntry entries[] = {
     {"n", 'n', 0, G_OPTION_ARG_INT, &n, "Number of samples (default: the experiment's)", "N"},
-    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection or projected-sampling", "S"},
+    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection, projected-sampling or cgauss (cgauss models only)", "S"},
     {NULL},
   };
   int code = 0;

@@ -26,6 +26,9 @@ static const ConformKey keys[] = {
   {"data.source", CONFORM_KEY_STRING, OFF(data), 0, 0, NULL, FALSE, "built-in generator name or path of a CSV file"},
   {"data.n_train", CONFORM_KEY_INT, OFF(n_train), 16, 10000000, NULL, FALSE, "training samples drawn from a generator"},
   {"data.n_ref", CONFORM_KEY_INT, OFF(n_ref), 16, 1000000, NULL, FALSE, "held-out reference samples for the quality metrics"},
+  {"data.inputs", CONFORM_KEY_INT, OFF(inputs), 0, 65535, NULL, FALSE,
+   "leading data columns that are given inputs x: the model generates the other columns y conditioned on x, and a "
+   "constraint A_x x + B y = b acts on y with the per-sample right-hand side k = b - A_x x (0: unconditional)"},
   {"model.type", CONFORM_KEY_CHOICE, OFF(model_type), 0, 0, "ddpm|vae", FALSE,
    "generative model: ddpm (diffusion) or vae (variational autoencoder, heteroscedastic Gaussian decoder)"},
   {"model.latent", CONFORM_KEY_INT, OFF(latent), 1, 512, NULL, FALSE, "VAE latent size"},

@@ -23,12 +23,13 @@ typedef enum {
 typedef struct {
   /* [experiment] */
   char *preset;
-  char *strategy;      /* none | projection | projected-sampling (ddpm) | constrained-layer | cgauss (vae) */
+  char *strategy;      /* none | projection | projected-sampling (ddpm) | constrained-layer (vae) | cgauss */
   guint64 seed;
   /* [data] */
   char *data;          /* built-in generator name, or a CSV path */
   int n_train;
   int n_ref;           /* held-out reference samples for the metrics */
+  int inputs;          /* leading columns given as inputs (conditioning); the model generates the rest */
   /* [model] */
   char *model_type;    /* ddpm | vae */
   int latent;          /* VAE latent size */

@@ -18,17 +18,33 @@ enum { STREAM_DATA = 1, STREAM_REF, STREAM_INIT, STREAM_TRAIN, STREAM_SAMPLE, ST
 /* A validated, reduced constraint in raw space, the same in model space
  * (x = s .* u + m: (A diag(s)) u = b - A m), and a projector for each. m == 0
  * means no constraint. The engine owns one; each sampler builds its own
- * (projectors keep scratch, so they are not shared between threads). */
+ * (projectors and layers keep scratch, so they are not shared between
+ * threads).
+ * With nx > 0 leading input columns, rows are [x | y] and the generated
+ * outputs y obey B y = k with the per-sample k = b - A_x x: out_raw and
+ * out_model are constrained-Gaussian layers on [B | b] (kept rows) in each
+ * space, ax_raw / ax_model the input blocks (m x nx). With nx = 0 the layers
+ * hold the whole constraint (k = b for every sample). */
 typedef struct {
   CfConstraint raw, model;
   CfProjector proj_raw, proj_model;
+  int nx;
+  CfCgauss out_raw, out_model;
+  double *ax_raw, *ax_model;
 } ConstraintSet;
 
 void cset_init(ConstraintSet *cs);
 void cset_clear(ConstraintSet *cs);
 /* Builds cs (cleared first) from a full-row-rank raw constraint (NULL or
- * m == 0: none) and the normalisation; on failure cs is left empty. */
-CfStatus cset_build(ConstraintSet *cs, const CfConstraint *raw, const CfNorm *norm, CfError *err);
+ * m == 0: none), the normalisation and the number of input columns; on
+ * failure cs is left empty. */
+CfStatus cset_build(ConstraintSet *cs, const CfConstraint *raw, const CfNorm *norm, int nx, CfError *err);
+/* k (n x m) = b - A_x x for rows whose leading nx columns are the inputs
+ * (row stride `stride`), in model or raw space. */
+void cset_out_k(const ConstraintSet *cs, gboolean model, const float *rows, int stride, int n, float *k);
+/* y (n x ny) <- its Euclidean projection onto B y = k_i (k: n x m, or NULL
+ * for b), in model or raw space. */
+CfStatus cset_out_project(ConstraintSet *cs, gboolean model, float *y, int n, const float *k, CfError *err);
 
 
 struct ConformEngine {
@@ -53,7 +69,10 @@ struct ConformEngine {
   long good_step, good_adam_t;
   CfLrSchedule sched;
   CfRng rng_train;
-  float *batch;
+  int nx, ny;       /* input columns (data.inputs) and generated columns */
+  float *batch;     /* B x ny: generated columns of the minibatch */
+  float *cond;      /* B x nx: its inputs (NULL without inputs) */
+  float *kbuf;      /* B x m: per-sample right-hand sides (cgauss with inputs) */
   GArray *records;
   long step;
   double train_seconds;
@@ -67,7 +86,7 @@ struct ConformSampler {
   CfNorm norm;
   ConstraintSet cs;
   CfDdpmEval eval;  /* ddpm */
-  CfCgauss cg;      /* ddpm trained with cgauss: the layer on cs.model */
+  int nx;           /* input columns */
   gboolean vae;
   CfVae vmodel;     /* vae: an own copy (graphs and scratch are per model) */
   CfDataset ref; /* raw held-out reference, for the summary metrics */

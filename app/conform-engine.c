@@ -21,6 +21,10 @@ cset_init(ConstraintSet *cs)
   cf_constraint_init(&cs->model);
   cf_projector_init(&cs->proj_raw);
   cf_projector_init(&cs->proj_model);
+  cs->nx = 0;
+  cf_cgauss_init(&cs->out_raw);
+  cf_cgauss_init(&cs->out_model);
+  cs->ax_raw = cs->ax_model = NULL;
 }
 
 void
@@ -30,13 +34,43 @@ cset_clear(ConstraintSet *cs)
   cf_constraint_clear(&cs->model);
   cf_projector_clear(&cs->proj_raw);
   cf_projector_clear(&cs->proj_model);
+  cf_cgauss_clear(&cs->out_raw);
+  cf_cgauss_clear(&cs->out_model);
+  g_free(cs->ax_raw);
+  g_free(cs->ax_model);
+  cs->ax_raw = cs->ax_model = NULL;
+}
+
+/* Splits c = [A_x | B] at column nx: the layer on [B | b] and A_x. */
+static CfStatus
+out_setup(CfCgauss *g, double **ax, const CfConstraint *c, int nx, CfError *err)
+{
+  const int m = c->m, ny = c->n - nx;
+  double *B = g_new(double, (gsize)m * ny);
+  *ax = g_new(double, (gsize)m * MAX(nx, 1));
+  for (int i = 0; i < m; i++) {
+    memcpy(B + (gsize)i * ny, c->A + (gsize)i * c->n + nx, sizeof(double) * ny);
+    memcpy(*ax + (gsize)i * nx, c->A + (gsize)i * c->n, sizeof(double) * nx);
+  }
+  CfConstraint out;
+  cf_constraint_init(&out);
+  CfStatus st = cf_constraint_set(&out, m, ny, B, c->b, err);
+  g_free(B);
+  if (st == CF_OK)
+    st = cf_cgauss_setup(g, &out, err);
+  if (st != CF_OK && nx > 0)
+    cf_error_prefix(err, "the outputs' block of the constraint (columns %d-%d, after %d input%s)", nx + 1, c->n, nx,
+                    nx == 1 ? "" : "s");
+  cf_constraint_clear(&out);
+  return st;
 }
 
 CfStatus
-cset_build(ConstraintSet *cs, const CfConstraint *raw, const CfNorm *norm, CfError *err)
+cset_build(ConstraintSet *cs, const CfConstraint *raw, const CfNorm *norm, int nx, CfError *err)
 {
   cset_clear(cs);
   cset_init(cs);
+  cs->nx = nx;
   if (!raw || raw->m == 0)
     return CF_OK;
   CfStatus st = cf_constraint_copy(&cs->raw, raw, err);
@@ -46,10 +80,39 @@ cset_build(ConstraintSet *cs, const CfConstraint *raw, const CfNorm *norm, CfErr
     st = cf_projector_setup(&cs->proj_raw, &cs->raw, err);
   if (st == CF_OK)
     st = cf_projector_setup(&cs->proj_model, &cs->model, err);
+  if (st == CF_OK)
+    st = out_setup(&cs->out_raw, &cs->ax_raw, &cs->raw, nx, err);
+  if (st == CF_OK)
+    st = out_setup(&cs->out_model, &cs->ax_model, &cs->model, nx, err);
   if (st != CF_OK) {
     cset_clear(cs);
     cset_init(cs);
   }
+  return st;
+}
+
+void
+cset_out_k(const ConstraintSet *cs, gboolean model, const float *rows, int stride, int n, float *k)
+{
+  const CfConstraint *c = model ? &cs->model : &cs->raw;
+  const double *ax = model ? cs->ax_model : cs->ax_raw;
+  for (int i = 0; i < n; i++)
+    for (int r = 0; r < c->m; r++) {
+      double v = c->b[r];
+      for (int j = 0; j < cs->nx; j++)
+        v -= ax[(gsize)r * cs->nx + j] * rows[(gsize)i * stride + j];
+      k[(gsize)i * c->m + r] = (float)v;
+    }
+}
+
+CfStatus
+cset_out_project(ConstraintSet *cs, gboolean model, float *y, int n, const float *k, CfError *err)
+{
+  CfCgauss *g = model ? &cs->out_model : &cs->out_raw;
+  const float one = 1.0f;
+  CfStatus st = cf_cgauss_forward(g, n, y, &one, CF_CGAUSS_VAR_ISO, k, k ? n : 0, k ? g->m_full : 0, err);
+  if (st == CF_OK)
+    memcpy(y, g->mu_bar, sizeof(float) * (gsize)n * g->n);
   return st;
 }
 
@@ -164,10 +227,19 @@ ddpm_training_constraint(ConformEngine *e, ConstraintSet *cs, CfError *err)
   if (!ddpm_cgauss(&e->cfg) || !e->params)
     return CF_OK;
   CF_ASSERT(cs->model.m > 0);
-  float *P = cf_alloc_floats((size_t)e->dim * e->dim);
+  /* the null space of B (kept rows) in model space; B = A without inputs */
+  const CfCgauss *g = &cs->out_model;
+  float *P = cf_alloc_floats((size_t)e->ny * e->ny);
   if (!P)
     return cf_error_set(err, CF_ERR_NOMEM, "out of memory for the null-space projector");
-  CfStatus st = cf_nullspace_projector(&cs->model, P, err);
+  CfConstraint kept;
+  cf_constraint_init(&kept);
+  double *zero = g_new0(double, g->m);
+  CfStatus st = cf_constraint_set(&kept, g->m, g->n, g->A, zero, err);
+  g_free(zero);
+  if (st == CF_OK)
+    st = cf_nullspace_projector(&kept, P, err);
+  cf_constraint_clear(&kept);
   if (st == CF_OK)
     st = cf_ddpm_set_nullspace(&e->model, P, err);
   cf_free_aligned(P);
@@ -175,6 +247,10 @@ ddpm_training_constraint(ConformEngine *e, ConstraintSet *cs, CfError *err)
     st = cf_ddpm_prepare_train(&e->model, e->cfg.batch, err);
   if (st == CF_OK)
     st = cf_projector_reserve(&cs->proj_model, e->cfg.batch);
+  if (st == CF_OK) {
+    g_free(e->kbuf);
+    e->kbuf = g_new(float, (gsize)e->cfg.batch * cs->model.m);
+  }
   return st;
 }
 
@@ -186,7 +262,7 @@ apply_constraint(ConformEngine *e, const CfConstraint *reduced, GError **error)
   CfError err;
   ConstraintSet cs;
   cset_init(&cs);
-  if (cset_build(&cs, reduced, &e->norm, &err) != CF_OK)
+  if (cset_build(&cs, reduced, &e->norm, e->nx, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err);
   if ((e->vae && e->params && cf_vae_set_constraint(&e->vmodel, cs.model.m > 0 ? &cs.model : NULL, &err) != CF_OK) ||
       ddpm_training_constraint(e, &cs, &err) != CF_OK) {
@@ -281,6 +357,19 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   if (!load_data(e, error))
     return NULL;
   e->dim = e->train.dim;
+  e->nx = cfg->inputs;
+  e->ny = e->dim - e->nx;
+  if (e->nx >= e->dim) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "data.inputs (%d) must be smaller than the data dimension (%d): something must be generated", e->nx,
+                e->dim);
+    return NULL;
+  }
+  if (e->nx > 0 && g_strcmp0(cfg->model_type, "vae") == 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "data.inputs needs model.type=ddpm: the VAE does not take conditioning inputs yet");
+    return NULL;
+  }
   if (cf_norm_fit(&e->norm, &e->train, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   cf_norm_apply(&e->norm, e->train.x, e->train.n);
@@ -300,7 +389,8 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
         cf_vae_prepare_train(&e->vmodel, cfg->batch, &err) != CF_OK)
       return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   } else {
-    CfDenoiserConfig dc = {.dim = e->dim, .width = cfg->width, .depth = cfg->depth, .temb_dim = cfg->temb_dim};
+    CfDenoiserConfig dc = {
+      .dim = e->ny, .width = cfg->width, .depth = cfg->depth, .temb_dim = cfg->temb_dim, .cond_dim = e->nx};
     CfScheduleKind sk = g_strcmp0(cfg->schedule, "cosine") == 0 ? CF_SCHEDULE_COSINE : CF_SCHEDULE_LINEAR;
     if (cf_ddpm_init(&e->model, &dc, sk, cfg->T, &err) != CF_OK)
       return core_error(error, CONFORM_ERROR_USAGE, &err), NULL;
@@ -319,6 +409,8 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   e->good_m = cf_alloc_floats(np);
   e->good_v = cf_alloc_floats(np);
   e->batch = cf_alloc_floats((size_t)cfg->batch * (size_t)e->dim);
+  if (e->nx > 0)
+    e->cond = g_new(float, (gsize)cfg->batch * e->nx);
   if (cfg->ema > 0) {
     e->ema = cf_alloc_floats(np);
     e->good_ema = cf_alloc_floats(np);
@@ -357,6 +449,8 @@ conform_engine_free(ConformEngine *e)
   cf_free_aligned(e->good_m);
   cf_free_aligned(e->good_v);
   cf_free_aligned(e->batch);
+  g_free(e->cond);
+  g_free(e->kbuf);
   if (e->records)
     g_array_unref(e->records);
   g_free(e);
@@ -410,10 +504,14 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
       ok = FALSE;
       break;
     }
-    /* Minibatch drawn with replacement. */
+    /* Minibatch drawn with replacement: inputs to cond, the rest to batch. */
+    const int nx = e->nx, ny = e->ny;
     for (int i = 0; i < B; i++) {
       uint64_t r = cf_rng_below(&e->rng_train, (uint64_t)e->train.n);
-      memcpy(e->batch + (size_t)i * dim, e->train.x + (size_t)r * dim, sizeof(float) * dim);
+      const float *row = e->train.x + (size_t)r * dim;
+      memcpy(e->batch + (size_t)i * ny, row + nx, sizeof(float) * ny);
+      if (nx > 0)
+        memcpy(e->cond + (size_t)i * nx, row, sizeof(float) * nx);
     }
     if (e->inject_nan_step == e->step + 1)
       params[0] = NAN;
@@ -434,9 +532,19 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
     } else {
       /* cgauss learns the distribution on the constraint set: data off it
        * (e.g. a constraint the data do not satisfy) enter projected. */
-      if (e->model.null_proj)
+      CfError perr;
+      if (e->model.null_proj && nx == 0) {
         cf_project(&e->cs.proj_model, e->batch, B);
-      loss = cf_ddpm_train_step(&e->model, e->batch, &e->rng_train);
+      } else if (e->model.null_proj) { /* onto B y = b - A_x x per sample */
+        cset_out_k(&e->cs, TRUE, e->cond, nx, B, e->kbuf);
+        if (cset_out_project(&e->cs, TRUE, e->batch, B, e->kbuf, &perr) != CF_OK) {
+          g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "training stopped at step %ld: %s", e->step + 1,
+                      perr.msg);
+          ok = FALSE;
+          break;
+        }
+      }
+      loss = cf_ddpm_train_step_cond(&e->model, e->batch, e->cond, &e->rng_train);
     }
     /* Global norm once (NaN check and clipping); the clip scale is applied
      * inside the Adam pass. */

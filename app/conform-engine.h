@@ -33,6 +33,9 @@ typedef struct {
   double elbo, recon;      /* ELBO and its reconstruction term */
   int iw_k;
   double mmd;              /* unbiased RBF-MMD^2, median heuristic */
+  double cond_rmse;        /* with data.inputs: RMS error of the outputs against the held-out
+                            * rows whose inputs they were generated for, in units of each
+                            * output's standard deviation (NaN without inputs) */
   double train_seconds;
   double sample_seconds;
 } ConformSummary;

@@ -14,6 +14,13 @@ static const char *const highdim[] = {
   "train.steps=6000", "train.batch=256", "train.lr=0.001", "model.width=256", "model.depth=3", NULL,
 };
 
+static const char *const cstr[] = {
+  "data.inputs=3", "train.steps=6000", "train.batch=256", "train.lr=0.002", "model.width=128", "model.depth=3", NULL,
+};
+static const char *const plant[] = {
+  "data.inputs=4", "train.steps=6000", "train.batch=256", "train.lr=0.002", "model.width=128", "model.depth=3", NULL,
+};
+
 static const ConformPreset presets[] = {
   {"gaussians", "gaussians", NULL, "8 Gaussian modes on a ring of radius 2 (no constraint; add one with --constraint)", toy2d},
   {"moons", "moons", NULL, "two interleaving half circles (no constraint)", toy2d},
@@ -24,6 +31,10 @@ static const ConformPreset presets[] = {
   {"charge-neutral", "charge-neutral", NULL, "12 correlated partial charges summing to 0", highdim},
   {"flow-network", "flow-network", NULL, "edge flows conserving flow at every node of a directed graph", highdim},
   {"portfolio", "portfolio", NULL, "10 portfolio weights from a Dirichlet mixture, summing to 1", highdim},
+  {"cstr", "cstr", NULL,
+   "stirred-tank reactor: outputs generated for given inputs under 2 mass balances, k = -A_x x per sample", cstr},
+  {"plant", "plant", NULL,
+   "plant with feeds and recycle: 5 outputs for 4 given inputs, overall mass balance with k = -A_x x", plant},
 };
 
 const ConformPreset *

@@ -24,7 +24,6 @@ conform_sampler_free(ConformSampler *s)
     cf_vae_clear(&s->vmodel);
   } else {
     cf_ddpm_eval_clear(&s->eval);
-    cf_cgauss_clear(&s->cg);
   }
   cf_dataset_clear(&s->ref);
   g_free(s);
@@ -39,9 +38,9 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
   cf_norm_init(&s->norm);
   cset_init(&s->cs);
   cf_dataset_init(&s->ref);
-  cf_cgauss_init(&s->cg);
   CfError err;
   s->vae = e->vae;
+  s->nx = e->nx;
   if (cf_norm_set(&s->norm, e->dim, e->norm.mean, e->norm.scale, &err) != CF_OK ||
       cf_dataset_alloc(&s->ref, e->ref.n, e->ref.dim, FALSE, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
@@ -54,8 +53,7 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   }
   memcpy(s->ref.x, e->ref.x, sizeof(float) * (size_t)e->ref.n * e->ref.dim);
-  if (cset_build(&s->cs, &e->cs.raw, &s->norm, &err) != CF_OK ||
-      (!s->vae && s->cs.model.m > 0 && cf_cgauss_setup(&s->cg, &s->cs.model, &err) != CF_OK))
+  if (cset_build(&s->cs, &e->cs.raw, &s->norm, e->nx, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   conform_sampler_load(s, e->ema ? e->ema : e->params->value, e->step);
   s->train_seconds = e->train_seconds;
@@ -153,34 +151,71 @@ project_raw_exact(CfProjector *p, float *x, int n)
 typedef struct {
   ConformSampler *s;
   gboolean project;   /* projected-sampling */
-  int traj_n;
-  float *traj;        /* model space during sampling, raw at the end */
-  int k;
+  const float *k;     /* per-sample k (model space) with inputs, else NULL */
+  int traj_n, ny;
+  float *traj;        /* generated columns, model space */
+  int k_frame;
 } HookData;
 
 static void
 sample_hook(void *user, float *x, int B, int t_next)
 {
   HookData *h = user;
-  if (h->project)
-    cf_project(&h->s->cs.proj_model, x, B);
+  if (h->project) {
+    if (h->s->nx == 0)
+      cf_project(&h->s->cs.proj_model, x, B);
+    else
+      (void)cset_out_project(&h->s->cs, TRUE, x, B, h->k, NULL); /* k was validated by the first call */
+  }
   if (h->traj) {
-    h->k++;
-    memcpy(h->traj + (size_t)h->k * h->traj_n * h->s->dim, x, sizeof(float) * (size_t)h->traj_n * h->s->dim);
+    h->k_frame++;
+    memcpy(h->traj + (size_t)h->k_frame * h->traj_n * h->ny, x, sizeof(float) * (size_t)h->traj_n * h->ny);
   }
 }
 
-/* x (n x cg->n) <- its projection onto {A x = scale b} (the cgauss chain's
- * x_T, reproduced for the trajectory). */
+/* x (n x cg->n) <- its projection onto {B x = scale k_i} (k: n x m_full, or
+ * NULL for b): the cgauss chain's x_T, reproduced for the trajectory. */
 static void
-project_scaled(CfCgauss *cg, float *x, int n, double scale)
+project_scaled(CfCgauss *cg, float *x, int n, double scale, const float *k)
 {
-  float *k = g_new(float, cg->m_full);
-  for (int i = 0; i < cg->m_full; i++)
-    k[i] = (float)(scale * cg->b[i]);
+  const int rows = k ? n : 1;
+  float *ks = g_new(float, (gsize)rows * cg->m_full);
+  for (int i = 0; i < rows * cg->m_full; i++)
+    ks[i] = (float)(scale * (k ? k[i] : cg->b[i]));
   const float one = 1.0f;
-  if (cf_cgauss_forward(cg, n, x, &one, CF_CGAUSS_VAR_ISO, k, 1, cg->m_full, NULL) == CF_OK)
+  if (cf_cgauss_forward(cg, n, x, &one, CF_CGAUSS_VAR_ISO, ks, rows, cg->m_full, NULL) == CF_OK)
     memcpy(x, cg->mu_bar, sizeof(float) * (size_t)n * cg->n);
+  g_free(ks);
+}
+
+/* Rows [x_i | y_i] of n x (nx + ny) from x (n x nx) and y (n x ny). */
+static void
+join_rows(float *out, const float *x, int nx, const float *y, int ny, int n)
+{
+  for (int i = 0; i < n; i++) {
+    memcpy(out + (size_t)i * (nx + ny), x + (size_t)i * nx, sizeof(float) * nx);
+    memcpy(out + (size_t)i * (nx + ny) + nx, y + (size_t)i * ny, sizeof(float) * ny);
+  }
+}
+
+/* Post-hoc projection of raw rows: the whole row without inputs, else the
+ * outputs onto B y = b - A_x x per sample (inputs unchanged). */
+static void
+project_rows_raw(ConstraintSet *cs, float *rows, int n, int dim)
+{
+  if (cs->nx == 0) {
+    project_raw_exact(&cs->proj_raw, rows, n);
+    return;
+  }
+  const int nx = cs->nx, ny = dim - nx, m = cs->raw.m;
+  float *y = g_new(float, (gsize)n * ny), *k = g_new(float, (gsize)n * m);
+  for (int i = 0; i < n; i++)
+    memcpy(y + (gsize)i * ny, rows + (gsize)i * dim + nx, sizeof(float) * ny);
+  cset_out_k(cs, FALSE, rows, dim, n, k);
+  if (cset_out_project(cs, FALSE, y, n, k, NULL) == CF_OK)
+    for (int i = 0; i < n; i++)
+      memcpy(rows + (gsize)i * dim + nx, y + (gsize)i * ny, sizeof(float) * ny);
+  g_free(y);
   g_free(k);
 }
 
@@ -356,7 +391,7 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
                 sc.steps, s->sched.T);
     return NULL;
   }
-  const int n = o->n, dim = s->dim;
+  const int n = o->n, dim = s->dim, nx = s->nx, ny = dim - nx, m = s->cs.model.m;
   traj_n = CLAMP(traj_n, 0, n);
   ConformSampleSet *r = sample_set_new(n, dim, s->step, strategy,
                                        g_strdup_printf("%s %d", sc.kind == CF_SAMPLER_DDIM ? "ddim" : "ddpm", n_steps));
@@ -377,24 +412,68 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     cf_rng_seed(&rng, o->seed);
   else
     cf_rng_seed_stream(&rng, cfg->seed, STREAM_SAMPLE);
-  /* The hook records frames 1..n_steps of the first traj_n samples; x_T is
-   * the sampler's first n x dim normal draws (ddpm.h), reproduced here from
-   * a copy of the generator. */
-  if (r->traj) {
-    CfRng copy = rng;
-    cf_rng_fill_normal(&copy, r->traj, (size_t)traj_n * dim);
+  /* With inputs, sample i is generated for the inputs of held-out row
+   * i mod n_ref (model space), with k_i = b - A_x x_i. */
+  float *xin = NULL, *kin = NULL, *y = r->x, *ytraj = r->traj;
+  if (nx > 0) {
+    xin = g_new(float, (gsize)n * nx);
+    float *row = g_new(float, dim);
+    for (int i = 0; i < n; i++) {
+      memcpy(row, s->ref.x + (gsize)(i % s->ref.n) * dim, sizeof(float) * dim);
+      cf_norm_apply(&s->norm, row, 1);
+      memcpy(xin + (gsize)i * nx, row, sizeof(float) * nx);
+    }
+    g_free(row);
+    if (m > 0) {
+      kin = g_new(float, (gsize)n * m);
+      cset_out_k(&s->cs, TRUE, xin, nx, n, kin);
+    }
+    s->eval.cond = xin;
+    y = g_new0(float, (gsize)n * ny);
+    if (r->traj)
+      ytraj = g_new(float, (gsize)(n_steps + 1) * traj_n * ny);
   }
-  HookData hd = {s, project_steps, traj_n, r->traj, 0};
+  /* The hook records frames 1..n_steps of the first traj_n samples; x_T is
+   * the sampler's first n x ny normal draws (ddpm.h), reproduced here from
+   * a copy of the generator. */
+  if (ytraj) {
+    CfRng copy = rng;
+    cf_rng_fill_normal(&copy, ytraj, (size_t)traj_n * ny);
+  }
+  HookData hd = {s, project_steps, kin, traj_n, ny, ytraj, 0};
   if (project_steps)
     cf_projector_reserve(&s->cs.proj_model, n);
   CfError err;
   gint64 t0 = g_get_monotonic_time();
-  CfStepHook hook = (project_steps || r->traj) ? sample_hook : NULL;
-  CfStatus st = cgauss ? cf_ddpm_sample_constrained(&s->sched, &sc, dim, n, cf_ddpm_eval_eps, &s->eval, &s->cg, NULL,
-                                                    0, 0, hook, &hd, &rng, r->x, NULL, abort_fn, progress_fn, cb_user,
-                                                    &err)
-                       : cf_ddpm_sample(&s->sched, &sc, dim, n, cf_ddpm_eval_eps, &s->eval, hook, &hd, &rng, r->x,
-                                        NULL, abort_fn, progress_fn, cb_user, &err);
+  CfStepHook hook = (project_steps || ytraj) ? sample_hook : NULL;
+  CfStatus st = CF_OK;
+  if (project_steps && kin) /* validates k once, so the hook cannot fail */
+    st = cf_cgauss_forward(&s->cs.out_model, n, y, &(float){1.0f}, CF_CGAUSS_VAR_ISO, kin, n, m, &err);
+  if (st == CF_OK)
+    st = cgauss ? cf_ddpm_sample_constrained(&s->sched, &sc, ny, n, cf_ddpm_eval_eps, &s->eval, &s->cs.out_model,
+                                             kin, kin ? n : 0, kin ? m : 0, hook, &hd, &rng, y, NULL, abort_fn,
+                                             progress_fn, cb_user, &err)
+                : cf_ddpm_sample(&s->sched, &sc, ny, n, cf_ddpm_eval_eps, &s->eval, hook, &hd, &rng, y, NULL, abort_fn,
+                                 progress_fn, cb_user, &err);
+  s->eval.cond = NULL;
+  if (st == CF_OK && nx > 0) {
+    join_rows(r->x, xin, nx, y, ny, n);
+    if (ytraj) {
+      if (cgauss)
+        project_scaled(&s->cs.out_model, ytraj, traj_n, sqrt(s->sched.alpha_bar[s->sched.T]), kin);
+      for (int k = 0; k <= n_steps; k++)
+        join_rows(r->traj + (size_t)k * traj_n * dim, xin, nx, ytraj + (size_t)k * traj_n * ny, ny, traj_n);
+    }
+  } else if (st == CF_OK && ytraj && cgauss) { /* the chain starts from the draws projected onto B x = sqrt(abar_T) b */
+    project_scaled(&s->cs.out_model, r->traj, traj_n, sqrt(s->sched.alpha_bar[s->sched.T]), NULL);
+  }
+  if (nx > 0) {
+    g_free(y);
+    if (ytraj)
+      g_free(ytraj);
+  }
+  g_free(xin);
+  g_free(kin);
   if (st != CF_OK) {
     conform_sample_set_unref(r);
     core_error(error, st == CF_ERR_ABORTED ? CONFORM_ERROR_CANCELLED : CONFORM_ERROR_INPUT, &err);
@@ -405,13 +484,11 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   /* For projected-sampling and cgauss this removes the round-off of mapping
    * back from model space. */
   if (project_after || project_steps || cgauss)
-    project_raw_exact(&s->cs.proj_raw, r->x, n);
+    project_rows_raw(&s->cs, r->x, n, dim);
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
   if (r->traj) {
     for (int k = 0; k <= n_steps; k++)
       r->traj_t[k] = cf_sampler_time(&s->sched, &sc, n_steps - k);
-    if (cgauss) /* the chain starts from the draws projected onto A x = sqrt(abar_T) k */
-      project_scaled(&s->cg, r->traj, traj_n, sqrt(s->sched.alpha_bar[s->sched.T]));
     cf_norm_invert(&s->norm, r->traj, (n_steps + 1) * traj_n);
     if (project_after) /* the last frame shows what the user gets */
       memcpy(r->traj + (size_t)n_steps * traj_n * dim, r->x, sizeof(float) * (size_t)traj_n * dim);
@@ -461,6 +538,26 @@ evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDatase
   memset(s, 0, sizeof *s);
   s->n = n;
   s->train_seconds = train_seconds;
+  s->cond_rmse = NAN;
+  const int nx = cfg->inputs, dim = ref->dim;
+  if (nx > 0 && ref->n > 1) {
+    /* sample i answers the inputs of held-out row i mod n_ref: RMS error of
+     * its outputs against that row's, in units of each output's spread */
+    double se = 0;
+    for (int j = nx; j < dim; j++) {
+      double mu = 0, var = 0;
+      for (int i = 0; i < ref->n; i++)
+        mu += ref->x[(gsize)i * dim + j] / ref->n;
+      for (int i = 0; i < ref->n; i++)
+        var += (ref->x[(gsize)i * dim + j] - mu) * (ref->x[(gsize)i * dim + j] - mu) / (ref->n - 1);
+      double sd = var > 0 ? sqrt(var) : 1.0;
+      for (int i = 0; i < n; i++) {
+        double d = (x[(gsize)i * dim + j] - ref->x[(gsize)(i % ref->n) * dim + j]) / sd;
+        se += d * d;
+      }
+    }
+    s->cond_rmse = sqrt(se / ((double)n * (dim - nx)));
+  }
   if (c->m > 0) {
     s->has_constraint = TRUE;
     double *l2 = g_new(double, n), *linf = g_new(double, n);
@@ -522,6 +619,8 @@ conform_summary_to_tsv(const ConformSummary *s)
     ROW("energy_distance", "%.6g", s->energy_distance);
   if (!isnan(s->mmd))
     ROW("mmd", "%.6g", s->mmd);
+  if (!isnan(s->cond_rmse))
+    ROW("cond_rmse", "%.6g", s->cond_rmse);
   if (s->has_vae) { /* model space, per sample; see core/vae.h for conventions */
     if (!isnan(s->test_ll))
       ROW("test_ll", "%.6g", s->test_ll);
@@ -552,7 +651,7 @@ conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old)
   memcpy(r->raw, old->raw, sizeof(float) * (size_t)n * dim);
   memcpy(r->x, old->raw, sizeof(float) * (size_t)n * dim);
   if (project)
-    project_raw_exact(&e->cs.proj_raw, r->x, n);
+    project_rows_raw(&e->cs, r->x, n, dim);
   sample_set_violations(r, &e->cs.raw);
   evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, &r->summary);
   return r;

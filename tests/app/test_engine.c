@@ -429,6 +429,84 @@ test_ddpm_cgauss(void)
   g_assert_cmpint(system(cmd), ==, 0);
 }
 
+/* Inputs (data.inputs): on cstr the outputs are generated for the
+ * held-out inputs with the per-sample k = -A_x x; cgauss and projection are
+ * exact per sample, none is not; the outputs track the inputs (cond_rmse
+ * well below the ~1.4 of unrelated rows). Bad settings are refused. */
+static void
+test_process_inputs(void)
+{
+  const char *sets[] = {"experiment.strategy=cgauss", NULL};
+  g_autoptr(ConformEngine) e = engine_for("cstr", 1500, sets);
+  g_autoptr(GError) err = NULL;
+  g_assert_true(conform_engine_train(e, 1500, NULL, NULL, NULL, &err));
+  g_assert_no_error(err);
+  ConformSampleOptions so = {.n = 500, .eta = -1, .sampler = "ddim", .sampling_steps = 50};
+  float *x = NULL;
+  g_assert_true(conform_engine_sample(e, &so, &x, NULL, NULL, NULL, NULL, &err));
+  int n_ref;
+  const float *ref = conform_engine_reference(e, &n_ref);
+  double worst = 0;
+  for (int i = 0; i < 500; i++) {
+    const float *r = x + 6 * i;
+    for (int j = 0; j < 3; j++) /* the inputs are the held-out row's */
+      g_assert_cmpfloat(fabs(r[j] - ref[(i % n_ref) * 6 + j]), <=, 1e-5 * (1 + fabs(r[j])));
+    double r1 = (double)r[1] - r[2] - r[4] + r[5], r2 = (double)r[1] - r[3] - r[4];
+    worst = fmax(worst, fmax(fabs(r1), fabs(r2)) / (1 + fabs(r[1]) + fabs(r[2])));
+  }
+  ConformSummary sum;
+  conform_engine_evaluate(e, x, 500, &sum);
+  g_test_message("cstr cgauss: max relative residual %.2e, cond_rmse %.3f", worst, sum.cond_rmse);
+  g_assert_cmpfloat(worst, <, 1e-6);
+  g_assert_cmpfloat(sum.cond_rmse, <, 0.8);
+  cf_free_aligned(x);
+  g_autoptr(GString) tsv = conform_summary_to_tsv(&sum);
+  g_assert_nonnull(strstr(tsv->str, "cond_rmse\t"));
+
+  /* none vs projection on a none model */
+  g_autoptr(ConformEngine) p = engine_for("cstr", 600, NULL);
+  g_assert_true(conform_engine_train(p, 600, NULL, NULL, NULL, &err));
+  float *raw = NULL;
+  so.strategy = "projection";
+  g_assert_true(conform_engine_sample(p, &so, &x, &raw, NULL, NULL, NULL, &err));
+  double w_proj = 0, w_raw = 0;
+  for (int i = 0; i < 500; i++) {
+    const float *r = x + 6 * i, *q = raw + 6 * i;
+    w_proj = fmax(w_proj, fabs((double)r[1] - r[3] - r[4]));
+    w_raw = fmax(w_raw, fabs((double)q[1] - q[3] - q[4]));
+    for (int j = 0; j < 3; j++) /* projection leaves the inputs alone */
+      g_assert_cmpfloat(r[j], ==, q[j]);
+  }
+  g_test_message("cstr none: max |x1 - y0 - y1| %.2e, projected %.2e", w_raw, w_proj);
+  g_assert_cmpfloat(w_raw, >, 1e-3);
+  g_assert_cmpfloat(w_proj, <, 1e-5);
+  cf_free_aligned(x);
+  cf_free_aligned(raw);
+
+  /* bad settings */
+  ConformConfig c;
+  conform_config_init(&c);
+  g_assert_true(conform_config_apply_preset(&c, "cstr", NULL));
+  g_assert_true(conform_config_set(&c, "data.inputs", "6", NULL));
+  g_assert_null(conform_engine_new(&c, &err));
+  g_assert_nonnull(strstr(err->message, "must be smaller than the data dimension"));
+  g_clear_error(&err);
+  g_assert_true(conform_config_set(&c, "data.inputs", "3", NULL));
+  g_assert_true(conform_config_set(&c, "model.type", "vae", NULL));
+  g_assert_null(conform_engine_new(&c, &err));
+  g_assert_nonnull(strstr(err->message, "model.type=ddpm"));
+  g_clear_error(&err);
+  g_assert_true(conform_config_set(&c, "model.type", "ddpm", NULL));
+  /* a row on the inputs only: the outputs' block is rank deficient */
+  double A[12] = {1, 0, 0, 0, 0, 0, 0, 1, 0, -1, -1, 0}, b[2] = {1, 0};
+  cf_constraint_clear(&c.constraint);
+  g_assert_cmpint(cf_constraint_set(&c.constraint, 2, 6, A, b, NULL), ==, CF_OK);
+  g_assert_null(conform_engine_new(&c, &err));
+  g_test_message("%s", err->message);
+  g_assert_nonnull(strstr(err->message, "outputs' block of the constraint (columns 4-6"));
+  conform_config_clear(&c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -443,5 +521,6 @@ main(int argc, char **argv)
   g_test_add_func("/engine/vae-cgauss", test_vae_cgauss);
   g_test_add_func("/engine/vae-constraint-live", test_vae_constraint_live);
   g_test_add_func("/engine/ddpm-cgauss", test_ddpm_cgauss);
+  g_test_add_func("/engine/process-inputs", test_process_inputs);
   return g_test_run();
 }
