@@ -30,6 +30,8 @@ typedef struct {
   double energy_distance;  /* vs held-out reference data, raw space */
   gboolean has_vae;        /* VAE metrics below are set (model space, per sample) */
   double test_ll;          /* importance-weighted log-likelihood, iw_k samples */
+  double test_ll_sub;      /* the same on the constraint's subspace (cgauss convention; for none and
+                            * projection the decoder Gaussian conditioned post hoc), NaN otherwise */
   double elbo, recon;      /* ELBO and its reconstruction term */
   int iw_k;
   double mmd;              /* unbiased RBF-MMD^2, median heuristic */

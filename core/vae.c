@@ -160,8 +160,21 @@ cf_vae_set_constraint(CfVae *v, const CfConstraint *c, CfError *err)
     st = cf_projector_reserve(&v->proj, VAE_CHUNK) == CF_OK
              ? CF_OK
              : cf_error_set(err, CF_ERR_NOMEM, "vae: cannot allocate the projector");
-  if (st == CF_OK && v->cfg.strategy == CF_VAE_CGAUSS)
-    st = cf_cgauss_setup(&v->cg, &v->c, err);
+  /* The layer is also set up for the other strategies when it can be, so
+   * their decoder can be evaluated on the subspace (cf_vae_iw_loglik with
+   * the strategy switched to CGAUSS: a post-hoc conditioned likelihood). */
+  if (st == CF_OK) {
+    CfError cerr;
+    CfStatus cst = cf_cgauss_setup(&v->cg, &v->c, &cerr);
+    if (v->cfg.strategy == CF_VAE_CGAUSS) {
+      st = cst;
+      if (st != CF_OK && err)
+        *err = cerr;
+    } else if (cst != CF_OK) {
+      cf_cgauss_clear(&v->cg);
+      cf_cgauss_init(&v->cg);
+    }
+  }
   if (st != CF_OK) {
     cf_error_prefix(err, "vae");
     cf_constraint_clear(&v->c);
@@ -560,7 +573,7 @@ cf_vae_iw_loglik(CfVae *v, const float *x, int B, int K, CfRng *rng, double *out
 }
 
 CfStatus
-cf_vae_sample(CfVae *v, int n_samples, CfRng *rng, float *out, CfError *err)
+cf_vae_sample(CfVae *v, int n_samples, CfRng *rng, float *out, float *mean_out, CfError *err)
 {
   CF_ASSERT(v != NULL && rng != NULL && out != NULL);
   if (n_samples < 1)
@@ -579,6 +592,8 @@ cf_vae_sample(CfVae *v, int n_samples, CfRng *rng, float *out, CfError *err)
     const float *mux, *sx;
     decode_chunk(v, R, &mux, &sx);
     size_t nn = (size_t)R * n;
+    if (mean_out)
+      memcpy(mean_out + (size_t)b0 * n, mux, nn * sizeof(float));
     switch (v->cfg.strategy) {
     case CF_VAE_NONE:
     case CF_VAE_PROJECTION:

@@ -139,8 +139,11 @@ CfStatus cf_vae_elbo(CfVae *v, const float *x, int B, CfRng *rng, double *out_el
  * ambient Gaussian otherwise. */
 CfStatus cf_vae_iw_loglik(CfVae *v, const float *x, int B, int K, CfRng *rng, double *out, CfError *err);
 
-/* n_samples rows into out (n_samples x n) from the prior, per strategy. */
-CfStatus cf_vae_sample(CfVae *v, int n_samples, CfRng *rng, float *out, CfError *err);
+/* n_samples rows into out (n_samples x n) from the prior, per strategy.
+ * mean_out (n_samples x n, may be NULL) receives each row's unconstrained
+ * decoder mean mu_x: the point the constrained sample (CGAUSS) or the
+ * projected mean (CONSTRAINED_LAYER) corrects. */
+CfStatus cf_vae_sample(CfVae *v, int n_samples, CfRng *rng, float *out, float *mean_out, CfError *err);
 
 /* KL(N(mu, diag exp(logvar)) || N(0, I)) for one row of d values, in double. */
 double cf_vae_kl_std_normal(const float *mu, const float *logvar, int d);

@@ -199,7 +199,7 @@ train_and_sample(CfVae *v, int steps, TrainResult *res)
   }
   const int S = 500;
   float *smp = g_new(float, S * 3);
-  g_assert_cmpint(cf_vae_sample(v, S, &rng, smp, &err), ==, CF_OK);
+  g_assert_cmpint(cf_vae_sample(v, S, &rng, smp, NULL, &err), ==, CF_OK);
   g_assert_true(cf_all_finite(smp, S * 3));
   res->first = first;
   res->last = last;
@@ -329,7 +329,7 @@ test_cgauss_dense(void)
     worst = fmax(worst, fabs(fd - grad[idx]) / (fabs(fd) + fabs(grad[idx]) + 1e-2));
   }
   float smp[64 * 4];
-  g_assert_cmpint(cf_vae_sample(&v, 64, &rng, smp, &err), ==, CF_OK);
+  g_assert_cmpint(cf_vae_sample(&v, 64, &rng, smp, NULL, &err), ==, CF_OK);
   double res = 0.0;
   g_assert_cmpint(cf_vae_elbo(&v, x, B, &rng, NULL, NULL, &err), ==, CF_OK);
   double linf[64];
@@ -392,7 +392,7 @@ test_bad_input(void)
   cf_vae_clear(&w);
   assert_error(cf_vae_iw_loglik(&v, x, 2, 0, &rng, out, &err), &err, CF_ERR_INVALID, "K");
   float smp[3];
-  assert_error(cf_vae_sample(&v, 0, &rng, smp, &err), &err, CF_ERR_INVALID, "samples");
+  assert_error(cf_vae_sample(&v, 0, &rng, smp, NULL, &err), &err, CF_ERR_INVALID, "samples");
   cf_constraint_clear(&c);
   cf_vae_clear(&v);
 }
