@@ -154,6 +154,7 @@ cf_graph_free(CfGraph *g)
   free(g->nodes);
   cf_free_aligned(g->value_arena);
   cf_free_aligned(g->grad_arena);
+  cf_free_aligned(g->work);
   free(g);
 }
 
@@ -229,9 +230,11 @@ cf_graph_finalize(CfGraph *g)
   CF_ASSERT(g && !g->finalized);
   if (g->failed)
     return CF_ERR_NOMEM;
-  size_t nv = 0, ng = 0, ng_rest = 0;
+  size_t nv = 0, ng = 0, ng_rest = 0, nw = 0;
   for (int i = 0; i < g->count; i++) {
     const CfNodeRec *n = &g->nodes[i];
+    if (n->work_floats > nw)
+      nw = n->work_floats;
     if (n->op == CF_OP_PARAM)
       continue;
     size_t sz = round_up16((size_t)n->rows * (size_t)n->cols);
@@ -243,9 +246,11 @@ cf_graph_finalize(CfGraph *g)
   }
   float *va = cf_alloc_floats(nv);
   float *ga = cf_alloc_floats(ng + ng_rest);
-  if (!va || !ga) {
+  float *wa = nw ? cf_alloc_floats(nw) : NULL;
+  if (!va || !ga || (nw && !wa)) {
     cf_free_aligned(va);
     cf_free_aligned(ga);
+    cf_free_aligned(wa);
     return CF_ERR_NOMEM;
   }
   size_t ov = 0, og = 0, og_rest = ng;
@@ -277,6 +282,8 @@ cf_graph_finalize(CfGraph *g)
   g->value_floats = nv;
   g->grad_floats = ng + ng_rest;
   g->grad_zero_floats = ng;
+  g->work = wa;
+  g->work_floats = nw;
   g->finalized = true;
   for (int i = 0; i < g->count; i++)
     cf_op_prepare(g, &g->nodes[i]);
@@ -360,5 +367,5 @@ cf_graph_node_count(const CfGraph *g)
 size_t
 cf_graph_arena_floats(const CfGraph *g)
 {
-  return g->value_floats + g->grad_floats;
+  return g->value_floats + g->grad_floats + g->work_floats;
 }

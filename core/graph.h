@@ -90,7 +90,8 @@ float *cf_graph_grad(CfGraph *g, CfNode n);
 int cf_graph_rows(const CfGraph *g, CfNode n);
 int cf_graph_cols(const CfGraph *g, CfNode n);
 int cf_graph_node_count(const CfGraph *g);
-/* Floats held by the graph's own arenas (values + grads). */
+/* Floats held by the graph's own arenas (values + grads + the shared
+ * transient workspace of the image ops). */
 size_t cf_graph_arena_floats(const CfGraph *g);
 
 /* ---- ops (shape comments: a is (r, c)) ------------------------------------- */
@@ -120,7 +121,9 @@ CfNode cf_mul(CfGraph *g, CfNode a, CfNode b);       /* same shape, elementwise 
 CfNode cf_scale(CfGraph *g, CfNode a, float s);      /* s * a */
 CfNode cf_add_scalar(CfGraph *g, CfNode a, float s); /* a + s */
 CfNode cf_bias_add(CfGraph *g, CfNode a, CfNode bias); /* a (B,n) + bias (1,n) */
-CfNode cf_concat_cols(CfGraph *g, CfNode a, CfNode b); /* (B,n) | (B,m) -> (B,n+m) */
+/* (B,n) | (B,m) -> (B,n+m). On images in CHW order, (B, C1*H*W) | (B, C2*H*W)
+ * is the channel concatenation (B, (C1+C2)*H*W): a's channels come first. */
+CfNode cf_concat_cols(CfGraph *g, CfNode a, CfNode b);
 CfNode cf_slice_cols(CfGraph *g, CfNode a, int start, int len); /* (B,n) -> (B,len) */
 CfNode cf_silu(CfGraph *g, CfNode a);
 CfNode cf_softplus(CfGraph *g, CfNode a);
@@ -150,6 +153,49 @@ CfNode cf_l1(CfGraph *g, CfNode a, CfNode b);
 /* Sinusoidal embedding of t (B,1) -> (B,dim), dim even:
  * e[j] = sin(t * f_j), e[dim/2 + j] = cos(t * f_j), f_j = max_period^(-j/(dim/2)). */
 CfNode cf_time_embed(CfGraph *g, CfNode t, int dim, float max_period);
+
+/* ---- image ops ---------------------------------------------------------------
+ * A batch of images is a (B, C*H*W) tensor, each row one image in CHW order
+ * (channel-major: element (c, i, j) at column (c*H + i)*W + j). The geometry is
+ * given when the op is built and checked against the tensor shapes. */
+
+/* 2-D cross-correlation (as in other frameworks' "conv2d"):
+ * x (B, C_in*H*W), w (C_out, C_in*k*k) with row o holding kernel (c, ki, kj) at
+ * column (c*k + ki)*k + kj, bias (1, C_out) or -1 -> (B, C_out*H_out*W_out),
+ * H_out = (H + 2 pad - k)/stride + 1 (likewise W_out), zero padding:
+ * y[b,o,i,j] = bias[o] + sum_{c,ki,kj} w[o,c,ki,kj] x[b,c,i*stride-pad+ki, j*stride-pad+kj].
+ * k odd. Computed as im2col + one sgemm per chunk of samples (the workspace
+ * is shared by the graph); backward with sgemm + col2im. */
+CfNode cf_conv2d(CfGraph *g, CfNode x, CfNode w, CfNode bias, int C_in, int H, int W, int C_out,
+                 int k, int stride, int pad);
+/* Output size of cf_conv2d along one axis: (n + 2 pad - k)/stride + 1. */
+int cf_conv2d_out_size(int n, int k, int stride, int pad);
+/* Nearest-neighbour upsampling by an integer factor:
+ * x (B, C*H*W) -> (B, C*(fH)*(fW)), y[c, i, j] = x[c, i/f, j/f]. */
+CfNode cf_upsample_nearest(CfGraph *g, CfNode x, int C, int H, int W, int factor);
+/* Bilinear 2x upsampling, align_corners = false convention: output pixel i
+ * samples the input at (i + 0.5)/2 - 0.5, clamped to [0, H-1] at the borders.
+ * Along one axis: y[2i] = 0.75 x[i] + 0.25 x[max(i-1, 0)],
+ * y[2i+1] = 0.75 x[i] + 0.25 x[min(i+1, H-1)]; separable in the two axes.
+ * x (B, C*H*W) -> (B, C*2H*2W). */
+CfNode cf_upsample_bilinear2x(CfGraph *g, CfNode x, int C, int H, int W);
+/* Average pooling over k x k windows with stride k (H, W divisible by k):
+ * x (B, C*H*W) -> (B, C*(H/k)*(W/k)). */
+CfNode cf_avgpool(CfGraph *g, CfNode x, int C, int H, int W, int k);
+/* Group normalisation: the C channels form `groups` groups of C/groups
+ * consecutive channels; each sample's group (its (C/groups)*H*W values) is
+ * normalised to zero mean and unit variance (biased variance, + eps), then
+ * y[c, p] = gamma[c] xhat[c, p] + beta[c]. x (B, C*H*W), gamma, beta (1, C). */
+CfNode cf_group_norm(CfGraph *g, CfNode x, CfNode gamma, CfNode beta, int C, int H, int W, int groups,
+                     float eps);
+/* Per-channel broadcast add: x (B, C*HW) + v (B, C), y[b, c, p] = x[b, c, p] + v[b, c]
+ * (e.g. a projected time embedding added to every position of each channel). */
+CfNode cf_add_channel(CfGraph *g, CfNode x, CfNode v, int C, int HW);
+
+/* Naive direct convolution (loops, double accumulation) with cf_conv2d's
+ * layout and semantics; bias may be NULL. For tests and benchmarks. */
+void cf_ref_conv2d(float *y, const float *x, const float *w, const float *bias, int B, int C_in, int H,
+                   int W, int C_out, int k, int stride, int pad);
 
 /* ---- reference kernels (tests and benchmarks) ------------------------------ */
 

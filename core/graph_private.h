@@ -40,17 +40,27 @@ typedef enum {
   CF_OP_MSE,
   CF_OP_L1,
   CF_OP_TIME_EMBED,  /* farg[0] = max_period; scratch: dim/2 frequencies */
+  /* Image ops (ops_image.c); rows are images in CHW order. */
+  CF_OP_CONV2D,      /* iarg: C_in, H, W, C_out, k, stride, pad, samples per GEMM chunk; work */
+  CF_OP_UPSAMPLE_NEAREST, /* iarg: C, H, W, factor */
+  CF_OP_UPSAMPLE_BILINEAR2X, /* iarg: C, H, W */
+  CF_OP_AVGPOOL,     /* iarg: C, H, W, k */
+  CF_OP_GROUP_NORM,  /* iarg: C, HW, groups; farg[0] = eps; scratch: mean, rstd per (sample, group) */
+  CF_OP_ADD_CHANNEL, /* iarg: C, HW */
 } CfOpKind;
 
 typedef struct {
   CfOpKind op;
   int rows, cols;
   CfNode in[3]; /* -1 when unused */
-  int iarg[2];
+  int iarg[8];
   float farg[2];
   bool needs_grad; /* some requires_grad input or parameter is upstream */
   bool live;       /* upstream of the loss of the current backward pass */
   size_t scratch_floats;
+  /* Transient workspace: shared by all nodes of the graph (one buffer of the
+   * largest request), valid only inside one forward or backward kernel. */
+  size_t work_floats;
   /* Set by cf_graph_finalize (params: views into CfParams arenas). */
   float *value, *grad, *scratch;
   CfParams *params;
@@ -65,6 +75,8 @@ struct CfGraph {
   float *value_arena, *grad_arena;
   size_t value_floats, grad_floats;
   size_t grad_zero_floats; /* prefix of grad_arena that backward clears */
+  float *work; /* shared transient workspace (max of the nodes' work_floats) */
+  size_t work_floats;
 };
 
 /* Appends a node whose needs_grad is the OR of its inputs'; returns -1 (and
@@ -76,5 +88,10 @@ CfNodeRec *cf_graph_node(CfGraph *g, CfNode n);
 void cf_op_prepare(CfGraph *g, CfNodeRec *n);
 void cf_op_forward(CfGraph *g, CfNodeRec *n);
 void cf_op_backward(CfGraph *g, CfNodeRec *n);
+
+/* Image kernels (ops_image.c), called from cf_op_forward/backward for the
+ * CF_OP_CONV2D .. CF_OP_ADD_CHANNEL kinds. */
+void cf_image_forward(CfGraph *g, CfNodeRec *n);
+void cf_image_backward(CfGraph *g, CfNodeRec *n);
 
 #endif

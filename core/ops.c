@@ -669,6 +669,14 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
     }
     break;
   }
+  case CF_OP_CONV2D: /* image ops: ops_image.c */
+  case CF_OP_UPSAMPLE_NEAREST:
+  case CF_OP_UPSAMPLE_BILINEAR2X:
+  case CF_OP_AVGPOOL:
+  case CF_OP_GROUP_NORM:
+  case CF_OP_ADD_CHANNEL:
+    cf_image_forward(g, n);
+    break;
   }
 }
 
@@ -889,5 +897,13 @@ cf_op_backward(CfGraph *g, CfNodeRec *n)
     }
     break;
   }
+  case CF_OP_CONV2D: /* image ops: ops_image.c */
+  case CF_OP_UPSAMPLE_NEAREST:
+  case CF_OP_UPSAMPLE_BILINEAR2X:
+  case CF_OP_AVGPOOL:
+  case CF_OP_GROUP_NORM:
+  case CF_OP_ADD_CHANNEL:
+    cf_image_backward(g, n);
+    break;
   }
 }
