@@ -81,6 +81,8 @@ cf_cgauss_clear(CfCgauss *g)
   cf_free_aligned(g->Af);
   free(g->b);
   free(g->block_of);
+  free(g->blk_ptr);
+  free(g->blk_col);
   free(g->block_coef);
   free(g->block_size);
   free(g->L0);
@@ -129,6 +131,23 @@ detect_blocks(CfCgauss *g)
       of[i] = r;
       size[r] += 1.0;
     }
+  }
+  /* each row's columns, for sums without a loop-carried scatter */
+  g->blk_ptr = cf_alloc_array((size_t)m + 1, sizeof(int));
+  g->blk_col = cf_alloc_array((size_t)n, sizeof(int));
+  if (!g->blk_ptr || !g->blk_col) {
+    free(g->blk_ptr);
+    free(g->blk_col);
+    g->blk_ptr = g->blk_col = NULL;
+    goto no;
+  }
+  g->blk_ptr[0] = 0;
+  for (int r = 0; r < m; r++) {
+    int k = g->blk_ptr[r];
+    for (int i = 0; i < n; i++)
+      if (of[i] == r)
+        g->blk_col[k++] = i;
+    g->blk_ptr[r + 1] = k;
   }
   g->block_of = of;
   g->block_coef = coef;
@@ -302,6 +321,39 @@ ensure_batch(CfCgauss *g, int B, CfError *err)
 /* ------------------------------------------------------------------------ */
 /* primitives                                                                */
 
+/* out[r] = sum over row r's columns i of x[i] (w1[i] w2[i] when given), for
+ * one sample; four accumulators break the add latency chain. */
+static void
+block_sums(const CfCgauss *g, const double *x, const double *w1, const double *w2, double *out)
+{
+  for (int r = 0; r < g->m; r++) {
+    const int *col = g->blk_col + g->blk_ptr[r];
+    const int len = g->blk_ptr[r + 1] - g->blk_ptr[r];
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    int k = 0;
+    if (!w1) {
+      for (; k + 4 <= len; k += 4) {
+        a0 += x[col[k]];
+        a1 += x[col[k + 1]];
+        a2 += x[col[k + 2]];
+        a3 += x[col[k + 3]];
+      }
+      for (; k < len; k++)
+        a0 += x[col[k]];
+    } else {
+      for (; k + 4 <= len; k += 4) {
+        a0 += x[col[k]] * w1[col[k]] * w2[col[k]];
+        a1 += x[col[k + 1]] * w1[col[k + 1]] * w2[col[k + 1]];
+        a2 += x[col[k + 2]] * w1[col[k + 2]] * w2[col[k + 2]];
+        a3 += x[col[k + 3]] * w1[col[k + 3]] * w2[col[k + 3]];
+      }
+      for (; k < len; k++)
+        a0 += x[col[k]] * w1[col[k]] * w2[col[k]];
+    }
+    out[r] = (a0 + a1) + (a2 + a3);
+  }
+}
+
 /* out (B, m) = in (B, n) A^T */
 static void
 apply_a(const CfCgauss *g, double *out, const double *in)
@@ -311,16 +363,11 @@ apply_a(const CfCgauss *g, double *out, const double *in)
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, m, n, 1.0, in, n, g->A, n, 0.0, out, m);
     return;
   }
-  memset(out, 0, (size_t)B * m * sizeof *out);
-  for (int b = 0; b < B; b++)
-    for (int i = 0; i < n; i++) {
-      int r = g->block_of[i];
-      if (r >= 0)
-        out[(size_t)b * m + r] += in[(size_t)b * n + i];
-    }
-  for (int b = 0; b < B; b++)
+  for (int b = 0; b < B; b++) {
+    block_sums(g, in + (size_t)b * n, NULL, NULL, out + (size_t)b * m);
     for (int r = 0; r < m; r++)
       out[(size_t)b * m + r] *= g->block_coef[r];
+  }
 }
 
 /* out (B, n) = in (B, m) A */
@@ -442,11 +489,7 @@ factor(CfCgauss *g, CfError *err)
   if (g->path == CF_CGAUSS_BLOCKS) {
     for (int b = 0; b < B; b++) {
       double *sd = g->sdiag + (size_t)b * m;
-      memset(sd, 0, (size_t)m * sizeof *sd);
-      const double *s = g->s + (size_t)b * n;
-      for (int i = 0; i < n; i++)
-        if (g->block_of[i] >= 0)
-          sd[g->block_of[i]] += s[i];
+      block_sums(g, g->s + (size_t)b * n, NULL, NULL, sd);
       double ld = 0.0;
       for (int r = 0; r < m; r++) {
         sd[r] *= g->block_coef[r] * g->block_coef[r];
@@ -589,11 +632,8 @@ colquad(CfCgauss *g, const double *h, double *t)
   if (g->path == CF_CGAUSS_BLOCKS) {
     for (int b = 0; b < B; b++) {
       double *acc = g->xm1 + (size_t)b * m;
-      memset(acc, 0, (size_t)m * sizeof *acc);
       const double *s = g->s + (size_t)b * n, *hb = h + (size_t)b * n;
-      for (int i = 0; i < n; i++)
-        if (g->block_of[i] >= 0)
-          acc[g->block_of[i]] += hb[i] * s[i] * s[i];
+      block_sums(g, hb, s, s, acc);
       for (int i = 0; i < n; i++) {
         int r = g->block_of[i];
         double u = r >= 0 ? g->block_coef[r] * g->block_coef[r] / g->sdiag[(size_t)b * m + r] : 0.0;

@@ -104,6 +104,7 @@ typedef struct {
   int *block_of;       /* n: row of the column's non-zero or -1 (blocks path) */
   double *block_coef;  /* m: the common coefficient of each row */
   double *block_size;  /* m: number of columns in each row */
+  int *blk_ptr, *blk_col; /* rows' columns, CSR (m + 1 offsets; blocks path) */
   double logdet_aat;   /* log det(A A^T) */
   double *L0;          /* m x m Cholesky of A A^T (dense path) */
   float *W0;           /* m x n, L0^{-1} A (lazily, isotropic dense path) */
