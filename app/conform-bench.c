@@ -179,7 +179,7 @@ bench_ddim_sample(Bench *b, const char *name, int dim, int width, int depth, int
   g_autofree char *note = g_strdup_printf("DDIM 50 steps, %d samples of dim %d, MLP width %d x %d", n, dim, width, depth);
   emit(name, n / dt, "samples/s", note);
   /* Forward FLOPs only: 50 passes of the MLP. */
-  emit_matrix(b, name, 50.0 * cf_mlp_flops(&m.mlp, n) / dt / 1e9);
+  emit_matrix(b, name, 50.0 * cf_mlp_flops(&m.net.mlp, n) / dt / 1e9);
   emit_rss(name);
   cf_free_aligned(out);
   cf_ddpm_eval_clear(&ev);

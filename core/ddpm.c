@@ -437,14 +437,34 @@ denoiser_validate(const CfDenoiserConfig *cfg, CfError *err)
     return cf_error_set(err, CF_ERR_INVALID, "denoiser: no configuration given");
   if (cfg->dim < 1)
     return cf_error_set(err, CF_ERR_INVALID, "denoiser: data dimension must be >= 1 (got %d)", cfg->dim);
-  if (cfg->width < 1)
+  if (cfg->arch == CF_ARCH_MLP && cfg->width < 1)
     return cf_error_set(err, CF_ERR_INVALID, "denoiser: hidden width must be >= 1 (got %d)", cfg->width);
-  if (cfg->depth < 1)
+  if (cfg->arch == CF_ARCH_MLP && cfg->depth < 1)
     return cf_error_set(err, CF_ERR_INVALID, "denoiser: depth (hidden layers) must be >= 1 (got %d)",
                         cfg->depth);
   if (cfg->temb_dim < 2 || cfg->temb_dim % 2 != 0)
     return cf_error_set(err, CF_ERR_INVALID,
                         "denoiser: time-embedding size must be even and >= 2 (got %d)", cfg->temb_dim);
+  if (cfg->arch == CF_ARCH_UNET) {
+    const int L = cfg->unet_levels, f = 1 << (L > 0 ? L - 1 : 0);
+    if (cfg->img_c < 1 || cfg->img_h < 1 || cfg->img_w < 1 ||
+        (long)cfg->img_c * cfg->img_h * cfg->img_w != cfg->dim)
+      return cf_error_set(err, CF_ERR_INVALID, "denoiser: U-Net image %d x %d x %d does not match dimension %d",
+                          cfg->img_c, cfg->img_h, cfg->img_w, cfg->dim);
+    if (L < 1 || L > 3)
+      return cf_error_set(err, CF_ERR_INVALID, "denoiser: U-Net levels must be in [1, 3] (got %d)", L);
+    if (cfg->img_h % f != 0 || cfg->img_w % f != 0)
+      return cf_error_set(err, CF_ERR_INVALID,
+                          "denoiser: a %d-level U-Net needs image sizes divisible by %d (got %d x %d)", L, f,
+                          cfg->img_h, cfg->img_w);
+    if (cfg->unet_base < 1 || cfg->unet_base > 512)
+      return cf_error_set(err, CF_ERR_INVALID, "denoiser: U-Net base channels must be in [1, 512] (got %d)",
+                          cfg->unet_base);
+    if (cfg->cond_dim != 0)
+      return cf_error_set(err, CF_ERR_INVALID, "denoiser: the U-Net takes no conditioning inputs");
+  } else if (cfg->arch != CF_ARCH_MLP) {
+    return cf_error_set(err, CF_ERR_INVALID, "denoiser: unknown architecture %d", (int)cfg->arch);
+  }
   if (cfg->cond_dim < 0 || cfg->cond_dim > INT32_MAX / 4)
     return cf_error_set(err, CF_ERR_INVALID, "denoiser: conditioning size must be >= 0 (got %d)", cfg->cond_dim);
   if (cfg->dim > INT32_MAX / 4 - cfg->temb_dim)
@@ -454,11 +474,33 @@ denoiser_validate(const CfDenoiserConfig *cfg, CfError *err)
 
 /* Declares the denoiser's parameters into an initialised, empty CfParams
  * (identical calls for the model and every evaluator, so layouts match). */
-static CfStatus
-denoiser_declare(CfParams *p, CfMlp *mlp, const CfDenoiserConfig *cfg, CfError *err)
+static CfUnetConfig
+unet_config(const CfDenoiserConfig *cfg)
 {
-  cf_mlp_declare(mlp, p, CF_DDPM_PARAM_PREFIX, cfg->dim + cfg->cond_dim + cfg->temb_dim, cfg->width,
-                 cfg->depth, cfg->dim);
+  CfUnetConfig uc = cf_unet_default_config(cfg->img_c, cfg->img_h, cfg->img_w);
+  uc.base = cfg->unet_base;
+  uc.levels = cfg->unet_levels;
+  for (int l = 0; l < CF_UNET_MAX_LEVELS; l++)
+    uc.mult[l] = l == 0 ? 1 : 2;
+  uc.temb_dim = cfg->temb_dim;
+  uc.groups = 8; /* the largest power of two <= 8 dividing the base (then every width) */
+  while (cfg->unet_base % uc.groups != 0)
+    uc.groups /= 2;
+  return uc;
+}
+
+static CfStatus
+denoiser_declare(CfParams *p, CfDenoiserNet *net, const CfDenoiserConfig *cfg, CfError *err)
+{
+  if (cfg->arch == CF_ARCH_UNET) {
+    CfUnetConfig uc = unet_config(cfg);
+    cf_unet_declare(&net->unet, p, CF_DDPM_PARAM_PREFIX, &uc);
+    if (!net->unet.ok)
+      return cf_error_set(err, CF_ERR_NOMEM, "denoiser: cannot declare the U-Net's parameters");
+  } else {
+    cf_mlp_declare(&net->mlp, p, CF_DDPM_PARAM_PREFIX, cfg->dim + cfg->cond_dim + cfg->temb_dim, cfg->width,
+                   cfg->depth, cfg->dim);
+  }
   if (cf_params_alloc(p) != CF_OK)
     return cf_error_set(err, CF_ERR_NOMEM, "denoiser: cannot allocate %zu parameters", p->total);
   return CF_OK;
@@ -466,12 +508,14 @@ denoiser_declare(CfParams *p, CfMlp *mlp, const CfDenoiserConfig *cfg, CfError *
 
 /* x (B,dim), cond (B,cond_dim) or -1, t (B,1) -> eps (B,dim). */
 static CfNode
-denoiser_build(CfGraph *g, CfParams *p, const CfMlp *mlp, const CfDenoiserConfig *cfg, CfNode x,
+denoiser_build(CfGraph *g, CfParams *p, const CfDenoiserNet *net, const CfDenoiserConfig *cfg, CfNode x,
                CfNode cond, CfNode t)
 {
   CfNode emb = cf_time_embed(g, t, cfg->temb_dim, CF_DDPM_TEMB_MAX_PERIOD);
+  if (cfg->arch == CF_ARCH_UNET)
+    return cf_unet_build(g, p, &net->unet, x, emb);
   CfNode h = cf_concat_cols(g, cond >= 0 ? cf_concat_cols(g, x, cond) : x, emb);
-  return cf_mlp_build(g, p, mlp, h, CF_ACT_SILU);
+  return cf_mlp_build(g, p, &net->mlp, h, CF_ACT_SILU);
 }
 
 CfStatus
@@ -488,7 +532,7 @@ cf_ddpm_init(CfDdpm *m, const CfDenoiserConfig *cfg, CfScheduleKind sched, int T
   m->cfg = *cfg;
   st = cf_schedule_init(&m->sched, sched, T, err);
   if (st == CF_OK)
-    st = denoiser_declare(&m->params, &m->mlp, cfg, err);
+    st = denoiser_declare(&m->params, &m->net, cfg, err);
   if (st != CF_OK)
     cf_ddpm_clear(m);
   return st;
@@ -592,7 +636,7 @@ cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err)
   m->in_t = cf_input(g, B, 1, false);
   m->in_eps = cf_input(g, B, dim, false);
   m->in_cond = m->cfg.cond_dim > 0 ? cf_input(g, B, m->cfg.cond_dim, false) : -1;
-  m->out_eps = denoiser_build(g, &m->params, &m->mlp, &m->cfg, m->in_x, m->in_cond, m->in_t);
+  m->out_eps = denoiser_build(g, &m->params, &m->net, &m->cfg, m->in_x, m->in_cond, m->in_t);
   CfNode pred = m->out_eps;
   m->in_proj = -1;
   if (m->null_proj) { /* rows of eps_theta P_N (P_N symmetric) */
@@ -678,7 +722,7 @@ cf_ddpm_eval_init(CfDdpmEval *e, const CfDdpm *m, int chunk, CfError *err)
                         chunk);
   e->cfg = m->cfg;
   e->chunk = chunk;
-  st = denoiser_declare(&e->params, &e->mlp, &e->cfg, err);
+  st = denoiser_declare(&e->params, &e->net, &e->cfg, err);
   if (st != CF_OK)
     goto fail;
   if (e->params.total != m->params.total) {
@@ -695,7 +739,7 @@ cf_ddpm_eval_init(CfDdpmEval *e, const CfDdpm *m, int chunk, CfError *err)
   e->in_x = cf_input(e->g, chunk, e->cfg.dim, false);
   e->in_t = cf_input(e->g, chunk, 1, false);
   e->in_cond = e->cfg.cond_dim > 0 ? cf_input(e->g, chunk, e->cfg.cond_dim, false) : -1;
-  e->out = denoiser_build(e->g, &e->params, &e->mlp, &e->cfg, e->in_x, e->in_cond, e->in_t);
+  e->out = denoiser_build(e->g, &e->params, &e->net, &e->cfg, e->in_x, e->in_cond, e->in_t);
   if (cf_graph_finalize(e->g) != CF_OK) {
     st = cf_error_set(err, CF_ERR_NOMEM, "denoiser evaluator: cannot allocate its graph for %d rows",
                       chunk);
@@ -762,5 +806,5 @@ double
 cf_ddpm_train_flops(const CfDdpm *m, int B)
 {
   CF_ASSERT(m != NULL);
-  return 3.0 * cf_mlp_flops(&m->mlp, B);
+  return 3.0 * (m->cfg.arch == CF_ARCH_UNET ? cf_unet_flops(&m->net.unet, B) : cf_mlp_flops(&m->net.mlp, B));
 }

@@ -14,6 +14,7 @@
 #include "nn.h"
 #include "rng.h"
 #include "status.h"
+#include "unet.h"
 
 typedef enum { CF_SCHEDULE_LINEAR, CF_SCHEDULE_COSINE } CfScheduleKind;
 
@@ -89,20 +90,35 @@ CfStatus cf_ddpm_sample_constrained(const CfSchedule *s, const CfSamplerConfig *
 
 /* ---- the MLP denoiser ------------------------------------------------------ */
 
+typedef enum { CF_ARCH_MLP = 0, CF_ARCH_UNET = 1 } CfDenoiserArch;
+
 typedef struct {
   int dim;       /* data dimension */
-  int width;     /* hidden width */
-  int depth;     /* hidden layers (linear layers = depth + 1) */
+  int width;     /* hidden width (MLP) */
+  int depth;     /* hidden layers (linear layers = depth + 1) (MLP) */
   int temb_dim;  /* sinusoidal time-embedding size (even) */
-  int cond_dim;  /* conditioning inputs (0: unconditional); input [x_t | cond | temb] */
+  int cond_dim;  /* conditioning inputs (0: unconditional); MLP input [x_t | cond | temb] */
+  CfDenoiserArch arch;
+  /* U-Net (arch CF_ARCH_UNET): images of img_c x img_h x img_w = dim
+   * (CHW rows), unet_base channels at the finest of unet_levels levels
+   * (multipliers 1, 2, 2, 2), group norm with 8 groups (or fewer when the
+   * base is smaller). The time embedding enters every block. */
+  int img_c, img_h, img_w;
+  int unet_base, unet_levels;
 } CfDenoiserConfig;
+
+/* The network behind a denoiser: one of the two, per cfg.arch. */
+typedef struct {
+  CfMlp mlp;
+  CfUnet unet;
+} CfDenoiserNet;
 
 /* Model: parameters + schedule + the training graph. */
 typedef struct {
   CfDenoiserConfig cfg;
   CfSchedule sched;
   CfParams params;
-  CfMlp mlp;
+  CfDenoiserNet net;
   CfGraph *train; /* built for batch train_B by cf_ddpm_prepare_train */
   int train_B;
   CfNode in_x, in_t, in_eps, out_eps, loss;
@@ -146,7 +162,7 @@ float cf_ddpm_train_step_cond(CfDdpm *m, const float *x0, const float *cond, CfR
 typedef struct {
   CfDenoiserConfig cfg;
   CfParams params;
-  CfMlp mlp;
+  CfDenoiserNet net;
   CfGraph *g;
   int chunk;
   CfNode in_x, in_t, in_cond, out;

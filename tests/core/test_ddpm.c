@@ -824,16 +824,16 @@ test_denoiser_invalid(void)
   for (int i = 0; i < m.params.count; i++)
     declared += (size_t)m.params.info[i].rows * m.params.info[i].cols;
   g_assert_cmpuint(declared, ==, (2 + 8) * 16 + 16 + 16 * 16 + 16 + 16 * 2 + 2);
-  g_assert_cmpint(cf_params_find(&m.params, "denoiser.0.w"), ==, m.mlp.first_param);
-  g_assert_cmpint(m.mlp.in, ==, 10);
-  g_assert_cmpint(m.mlp.out, ==, 2);
+  g_assert_cmpint(cf_params_find(&m.params, "denoiser.0.w"), ==, m.net.mlp.first_param);
+  g_assert_cmpint(m.net.mlp.in, ==, 10);
+  g_assert_cmpint(m.net.mlp.out, ==, 2);
   for (size_t i = 0; i < m.params.total; i++)
     g_assert_cmpfloat(m.params.value[i], ==, 0.0f);
   assert_error(cf_ddpm_prepare_train(&m, 0, &err), &err, CF_ERR_INVALID, "batch");
   CfDdpmEval e;
   assert_error(cf_ddpm_eval_init(&e, &m, 0, &err), &err, CF_ERR_INVALID, "chunk");
   cf_ddpm_eval_clear(&e);
-  g_assert_cmpfloat(cf_ddpm_train_flops(&m, 10), ==, 3.0 * cf_mlp_flops(&m.mlp, 10));
+  g_assert_cmpfloat(cf_ddpm_train_flops(&m, 10), ==, 3.0 * cf_mlp_flops(&m.net.mlp, 10));
   cf_ddpm_clear(&m);
   cf_ddpm_clear(&m); /* idempotent */
 }
