@@ -1,6 +1,7 @@
 #define G_LOG_DOMAIN "conform"
 
 #include "conform-config.h"
+#include "conform-image-data.h"
 
 #include <errno.h>
 #include <math.h>
@@ -26,12 +27,19 @@ static const ConformKey keys[] = {
   {"data.source", CONFORM_KEY_STRING, OFF(data), 0, 0, NULL, FALSE, "built-in generator name or path of a CSV file"},
   {"data.n_train", CONFORM_KEY_INT, OFF(n_train), 16, 10000000, NULL, FALSE, "training samples drawn from a generator"},
   {"data.n_ref", CONFORM_KEY_INT, OFF(n_ref), 16, 1000000, NULL, FALSE, "held-out reference samples for the quality metrics"},
+  {"data.image_size", CONFORM_KEY_INT, OFF(image_size), 14, 28, NULL, FALSE,
+   "image sources: 28 (full Fashion-MNIST) or 14 (2 x 2 box average, about 4x faster)"},
   {"data.inputs", CONFORM_KEY_INT, OFF(inputs), 0, 65535, NULL, FALSE,
    "leading data columns that are given inputs x: the model generates the other columns y conditioned on x, and a "
    "constraint A_x x + B y = b acts on y with the per-sample right-hand side k = b - A_x x (0: unconditional)"},
   {"model.type", CONFORM_KEY_CHOICE, OFF(model_type), 0, 0, "ddpm|vae", FALSE,
    "generative model: ddpm (diffusion) or vae (variational autoencoder, heteroscedastic Gaussian decoder)"},
   {"model.latent", CONFORM_KEY_INT, OFF(latent), 1, 512, NULL, FALSE, "VAE latent size"},
+  {"model.arch", CONFORM_KEY_CHOICE, OFF(arch), 0, 0, "mlp|unet", FALSE,
+   "diffusion denoiser: mlp (vector data) or unet (image data: convolutional U-Net)"},
+  {"model.unet_base", CONFORM_KEY_INT, OFF(unet_base), 4, 256, NULL, FALSE,
+   "U-Net channels at full resolution (x1, x2, x2 at the coarser levels)"},
+  {"model.unet_levels", CONFORM_KEY_INT, OFF(unet_levels), 1, 3, NULL, FALSE, "U-Net resolution levels"},
   {"model.width", CONFORM_KEY_INT, OFF(width), 4, 8192, NULL, FALSE, "hidden width of the denoiser MLP"},
   {"model.depth", CONFORM_KEY_INT, OFF(depth), 1, 16, NULL, FALSE, "hidden layers of the denoiser MLP"},
   {"model.temb_dim", CONFORM_KEY_INT, OFF(temb_dim), 2, 1024, NULL, FALSE, "size of the sinusoidal time embedding (even)"},
@@ -50,6 +58,8 @@ static const ConformKey keys[] = {
   {"sample.sampler", CONFORM_KEY_CHOICE, OFF(sampler), 0, 0, "ddpm|ddim", TRUE, "reverse sampler: ddpm (ancestral, T steps) or ddim"},
   {"sample.steps", CONFORM_KEY_INT, OFF(sampling_steps), 1, 100000, NULL, TRUE, "DDIM sampling steps (<= T)"},
   {"sample.eta", CONFORM_KEY_DOUBLE, OFF(eta), 0, 10, NULL, TRUE, "DDIM eta (0 = deterministic)"},
+  {"sample.annotate", CONFORM_KEY_INT, OFF(annotate), 0, 1, NULL, TRUE,
+   "image sample grids (samples.png): 1 frames each image green (constraint satisfied) or red (violated)"},
   {"sample.x0_clip", CONFORM_KEY_DOUBLE, OFF(x0_clip), 0, 1e6, NULL, TRUE, "clip the x0 prediction to [-c, c] in model space (0 = off)"},
   {"eval.tolerance", CONFORM_KEY_DOUBLE, OFF(tol_rel), 1e-12, 1e6, NULL, TRUE, "violation tolerance, relative to 1 + ||b||"},
   {"eval.max_n", CONFORM_KEY_INT, OFF(metric_max_n), 16, 100000, NULL, TRUE, "subsample size for energy distance and MMD"},
@@ -86,6 +96,10 @@ conform_config_init(ConformConfig *cfg)
   cfg->n_ref = 2000;
   cfg->model_type = g_strdup("ddpm");
   cfg->latent = 8;
+  cfg->arch = g_strdup("mlp");
+  cfg->unet_base = 32;
+  cfg->unet_levels = 2;
+  cfg->image_size = 14;
   cfg->width = 128;
   cfg->depth = 3;
   cfg->temb_dim = 32;
@@ -306,6 +320,15 @@ conform_config_apply_preset(ConformConfig *cfg, const char *preset, GError **err
   gboolean ok = TRUE;
   if (p->constraint_text) {
     ok = set_constraint_from_text(&fresh, p->constraint_text, p->name, error);
+  } else if (conform_image_source_is(p->data)) {
+    g_autoptr(GError) e = NULL;
+    if (conform_image_source_constraint(p->data, fresh.image_size, &fresh.constraint, &e)) {
+      g_free(fresh.constraint_source);
+      fresh.constraint_source = g_strdup(p->name);
+    } else if (e) {
+      g_propagate_error(error, g_steal_pointer(&e));
+      ok = FALSE;
+    }
   } else {
     const CfGeneratorInfo *gi = cf_data_generator_find(p->data);
     if (gi && gi->constrained) {
@@ -333,6 +356,20 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
 {
   if (cfg->temb_dim % 2 != 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "model.temb_dim must be even, got %d", cfg->temb_dim);
+    return FALSE;
+  }
+  if (cfg->image_size != 14 && cfg->image_size != 28) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "data.image_size must be 28 or 14, got %d", cfg->image_size);
+    return FALSE;
+  }
+  gboolean images = conform_image_source_is(cfg->data);
+  if (g_strcmp0(cfg->arch, "unet") == 0 && !images) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "model.arch=unet needs image data (data.source fashion-mnist, fashion-brightness or fashion-symmetric)");
+    return FALSE;
+  }
+  if (g_strcmp0(cfg->arch, "unet") == 0 && cfg->inputs > 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "model.arch=unet takes no data.inputs");
     return FALSE;
   }
   if (g_strcmp0(cfg->sampler, "ddim") == 0 && cfg->sampling_steps > cfg->T) {

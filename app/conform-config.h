@@ -30,8 +30,11 @@ typedef struct {
   int n_train;
   int n_ref;           /* held-out reference samples for the metrics */
   int inputs;          /* leading columns given as inputs (conditioning); the model generates the rest */
+  int image_size;      /* image sources: 28 or 14 (2 x 2 box average) */
   /* [model] */
   char *model_type;    /* ddpm | vae */
+  char *arch;          /* ddpm denoiser: mlp | unet (images) */
+  int unet_base, unet_levels;
   int latent;          /* VAE latent size */
   int width, depth, temb_dim, T;
   char *schedule;      /* linear | cosine */
@@ -44,6 +47,7 @@ typedef struct {
   int sampling_steps;
   double eta;
   double x0_clip;      /* model space; 0 = off */
+  int annotate;        /* image grids: frame each sample by its violation */
   /* [eval] */
   double tol_rel;      /* violation tolerance relative to 1 + ||b|| */
   int metric_max_n;    /* subsample size for energy distance / MMD */

@@ -8,7 +8,10 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "conform-image-data.h"
+#include "conform-images.h"
 #include "conform-io.h"
+#include "idx.h"
 
 #define RECORD_EVERY 10
 #define GOOD_EVERY 50
@@ -129,6 +132,8 @@ load_data(ConformEngine *e, GError **error)
   const ConformConfig *cfg = &e->cfg;
   CfError err;
   CfRng rng;
+  if (conform_image_source_is(cfg->data))
+    return conform_image_source_load(cfg, &e->train, &e->ref, error);
   if (cf_data_generator_find(cfg->data)) {
     cf_rng_seed_stream(&rng, cfg->seed, STREAM_DATA);
     if (cf_data_generate(&e->train, cfg->data, cfg->n_train, &rng, &err) != CF_OK)
@@ -370,8 +375,18 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
                 "data.inputs needs model.type=ddpm: the VAE does not take conditioning inputs yet");
     return NULL;
   }
-  if (cf_norm_fit(&e->norm, &e->train, &err) != CF_OK)
+  /* Images: the fixed map 2 x - 1 (a per-pixel fit would divide by the
+   * zero spread of always-black border pixels). */
+  gboolean images = conform_image_source_is(cfg->data);
+  if ((images ? cf_image_norm(&e->norm, e->dim, &err) : cf_norm_fit(&e->norm, &e->train, &err)) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  /* A preset's own image constraint follows data.image_size. */
+  if (images && e->cfg.constraint.m > 0 && e->cfg.constraint.n != e->dim &&
+      g_strcmp0(e->cfg.constraint_source, e->cfg.preset) == 0) {
+    cf_constraint_clear(&e->cfg.constraint);
+    if (!conform_image_source_constraint(e->cfg.data, e->cfg.image_size, &e->cfg.constraint, error))
+      return NULL;
+  }
   cf_norm_apply(&e->norm, e->train.x, e->train.n);
   if (!setup_constraint(e, error))
     return NULL;
@@ -391,6 +406,13 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   } else {
     CfDenoiserConfig dc = {
       .dim = e->ny, .width = cfg->width, .depth = cfg->depth, .temb_dim = cfg->temb_dim, .cond_dim = e->nx};
+    if (g_strcmp0(cfg->arch, "unet") == 0) {
+      dc.arch = CF_ARCH_UNET;
+      dc.img_c = 1;
+      dc.img_h = dc.img_w = cfg->image_size;
+      dc.unet_base = cfg->unet_base;
+      dc.unet_levels = cfg->unet_levels;
+    }
     CfScheduleKind sk = g_strcmp0(cfg->schedule, "cosine") == 0 ? CF_SCHEDULE_COSINE : CF_SCHEDULE_LINEAR;
     if (cf_ddpm_init(&e->model, &dc, sk, cfg->T, &err) != CF_OK)
       return core_error(error, CONFORM_ERROR_USAGE, &err), NULL;
@@ -589,6 +611,27 @@ checkpoint_header(const ConformEngine *e)
                          e->adam.t, e->train_seconds, e->params->total);
 }
 
+/* samples.png: the image samples in a grid, 8 per row, 2x; with
+ * sample.annotate a green (satisfied) or red (violated, relative to the
+ * eval tolerance) frame per image. */
+static gboolean
+write_sample_grid(ConformEngine *e, const char *dir, const float *samples, int n, GError **error)
+{
+  const int size = e->cfg.image_size;
+  g_autofree guint32 *border = NULL;
+  if (e->cfg.annotate && e->cs.raw.m > 0) {
+    border = g_new(guint32, n);
+    double *v = g_new(double, n);
+    cf_constraint_violation(&e->cs.raw, samples, n, v, NULL);
+    double tol = cf_violation_tolerance(e->cfg.tol_rel, e->cs.raw.b, e->cs.raw.m);
+    for (int i = 0; i < n; i++)
+      border[i] = v[i] <= tol ? 0x009E73 : 0xD55E00; /* Okabe-Ito green / vermillion */
+    g_free(v);
+  }
+  g_autofree char *path = g_build_filename(dir, "samples.png", NULL);
+  return conform_image_grid_write_png(path, samples, n, size, size, MIN(n, 8), 0.0f, 1.0f, border, 2, error);
+}
+
 static GString *
 records_csv(const ConformEngine *e)
 {
@@ -644,6 +687,8 @@ conform_engine_save(ConformEngine *e, const char *dir, const float *samples, int
     g_autoptr(GString) sc = conform_csv_floats(samples, n_samples, e->dim, "x");
     g_autofree char *spath = g_build_filename(dir, "samples.csv", NULL);
     if (!conform_write_atomic(spath, sc->str, sc->len, error))
+      return FALSE;
+    if (conform_image_source_is(e->cfg.data) && !write_sample_grid(e, dir, samples, n_samples, error))
       return FALSE;
   }
   if (summary) {

@@ -21,6 +21,13 @@ static const char *const plant[] = {
   "data.inputs=4", "train.steps=6000", "train.batch=256", "train.lr=0.002", "model.width=128", "model.depth=3", NULL,
 };
 
+static const char *const images[] = {
+  "model.arch=unet", "data.image_size=14", "data.n_train=60000", "data.n_ref=1000", "model.unet_base=32",
+  "model.unet_levels=2", "model.temb_dim=64", "train.steps=3000", "train.batch=64", "train.lr=0.001",
+  "train.warmup=100", "sample.n=64", "sample.sampler=ddim", "sample.steps=50", "sample.x0_clip=1", "eval.max_n=1000",
+  NULL,
+};
+
 static const ConformPreset presets[] = {
   {"gaussians", "gaussians", NULL, "8 Gaussian modes on a ring of radius 2 (no constraint; add one with --constraint)", toy2d},
   {"moons", "moons", NULL, "two interleaving half circles (no constraint)", toy2d},
@@ -35,6 +42,11 @@ static const ConformPreset presets[] = {
    "stirred-tank reactor: outputs generated for given inputs under 2 mass balances, k = -A_x x per sample", cstr},
   {"plant", "plant", NULL,
    "plant with feeds and recycle: 5 outputs for 4 given inputs, overall mass balance with k = -A_x x", plant},
+  {"fashion", "fashion-mnist", NULL, "Fashion-MNIST images (14 x 14 by default), U-Net denoiser, no constraint", images},
+  {"fashion-brightness", "fashion-brightness", NULL,
+   "Fashion-MNIST rescaled to one total intensity: the sum of the pixels is 0.25 H W", images},
+  {"fashion-symmetric", "fashion-symmetric", NULL,
+   "Fashion-MNIST made left-right symmetric: x[i][j] = x[i][W-1-j] (H W / 2 rows)", images},
 };
 
 const ConformPreset *

@@ -49,7 +49,7 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
         (e->cs.model.m > 0 && cf_vae_set_constraint(&s->vmodel, &e->cs.model, &err) != CF_OK))
       return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   } else if (cf_schedule_init(&s->sched, e->model.sched.kind, e->model.sched.T, &err) != CF_OK ||
-             cf_ddpm_eval_init(&s->eval, &e->model, 512, &err) != CF_OK) {
+             cf_ddpm_eval_init(&s->eval, &e->model, e->model.cfg.arch == CF_ARCH_UNET ? 32 : 512, &err) != CF_OK) {
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   }
   memcpy(s->ref.x, e->ref.x, sizeof(float) * (size_t)e->ref.n * e->ref.dim);
