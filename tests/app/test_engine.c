@@ -507,6 +507,75 @@ test_process_inputs(void)
   conform_config_clear(&c);
 }
 
+/* Image sources: fashion-symmetric and fashion-brightness with the U-Net
+ * (a few steps, tiny data): cgauss samples are exactly symmetric / have
+ * exactly the total intensity, the preset constraint follows
+ * data.image_size, samples.png is written; bad settings are refused. */
+static void
+test_images(void)
+{
+  if (!g_file_test("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", G_FILE_TEST_EXISTS)) {
+    g_test_skip("dataset-fashion-mnist is not installed");
+    return;
+  }
+  const char *sym[] = {"experiment.strategy=cgauss", "data.n_train=300", "data.n_ref=100", "model.unet_base=8",
+                       "sample.annotate=1", NULL};
+  g_autoptr(ConformEngine) e = engine_for("fashion-symmetric", 5, sym);
+  g_assert_cmpint(conform_engine_dim(e), ==, 196);
+  g_assert_cmpint(conform_engine_constraint(e)->m, ==, 98);
+  g_autoptr(GError) err = NULL;
+  g_assert_true(conform_engine_train(e, 5, NULL, NULL, NULL, &err));
+  ConformSampleOptions so = {.n = 8, .eta = -1};
+  float *x = NULL;
+  g_assert_true(conform_engine_sample(e, &so, &x, NULL, NULL, NULL, NULL, &err));
+  double worst = 0;
+  for (int i = 0; i < 8; i++)
+    for (int y = 0; y < 14; y++)
+      for (int j = 0; j < 7; j++)
+        worst = fmax(worst, fabs(x[i * 196 + y * 14 + j] - x[i * 196 + y * 14 + 13 - j]));
+  g_test_message("fashion-symmetric cgauss: max |x[i][j] - x[i][W-1-j]| = %.2e", worst);
+  g_assert_cmpfloat(worst, <, 1e-5);
+  g_autofree char *dir = g_dir_make_tmp("conform-img-XXXXXX", NULL);
+  ConformSummary sum;
+  conform_engine_evaluate(e, x, 8, &sum);
+  g_assert_true(conform_engine_save(e, dir, x, 8, &sum, &err));
+  g_autofree char *png = g_build_filename(dir, "samples.png", NULL);
+  g_assert_true(g_file_test(png, G_FILE_TEST_IS_REGULAR));
+  cf_free_aligned(x);
+  g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+  g_assert_cmpint(system(cmd), ==, 0);
+
+  const char *bright[] = {"experiment.strategy=cgauss", "data.n_train=300", "data.n_ref=100", "model.unet_base=8",
+                          "model.unet_levels=3", "data.image_size=28", NULL};
+  g_autoptr(ConformEngine) b = engine_for("fashion-brightness", 3, bright);
+  g_assert_cmpint(conform_engine_dim(b), ==, 784);
+  g_assert_cmpint(conform_engine_constraint(b)->n, ==, 784); /* rebuilt for 28 x 28 */
+  g_assert_true(conform_engine_train(b, 3, NULL, NULL, NULL, &err));
+  so.n = 4;
+  g_assert_true(conform_engine_sample(b, &so, &x, NULL, NULL, NULL, NULL, &err));
+  for (int i = 0; i < 4; i++) {
+    double s = 0, sa = 0;
+    for (int j = 0; j < 784; j++) {
+      s += x[i * 784 + j];
+      sa += fabs(x[i * 784 + j]);
+    }
+    /* relative to the float round-off scale of the sum */
+    g_assert_cmpfloat(fabs(s - 0.25 * 784) / (sa + 0.25 * 784), <, 1e-6);
+  }
+  cf_free_aligned(x);
+
+  ConformConfig c;
+  conform_config_init(&c);
+  g_assert_true(conform_config_apply_preset(&c, "simplex-3d", NULL));
+  g_assert_true(conform_config_set(&c, "model.arch", "unet", NULL));
+  g_assert_null(conform_engine_new(&c, &err));
+  g_assert_nonnull(strstr(err->message, "needs image data"));
+  g_clear_error(&err);
+  g_assert_false(conform_config_set(&c, "data.image_size", "20", &err) && conform_config_validate(&c, &err));
+  g_assert_nonnull(strstr(err->message, "28 or 14"));
+  conform_config_clear(&c);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -522,5 +591,6 @@ main(int argc, char **argv)
   g_test_add_func("/engine/vae-constraint-live", test_vae_constraint_live);
   g_test_add_func("/engine/ddpm-cgauss", test_ddpm_cgauss);
   g_test_add_func("/engine/process-inputs", test_process_inputs);
+  g_test_add_func("/engine/images", test_images);
   return g_test_run();
 }
