@@ -6,6 +6,7 @@
 
 #include "conform-curves.h"
 #include "conform-histogram.h"
+#include "conform-image-grid.h"
 #include "conform-io.h"
 #include "conform-scatter.h"
 #include "conform-window-private.h"
@@ -120,7 +121,10 @@ static gboolean
 export_to(ConformWindow *self, guint what, const char *path, int w, int h, GError **error)
 {
   switch (what) {
-  case 0: return conform_scatter_export_png(CONFORM_SCATTER(self->scatter), path, w, h, error);
+  case 0:
+    if (self->image_size > 0) /* image data: the grid the Samples pane shows */
+      return conform_image_grid_export_png(CONFORM_IMAGE_GRID(self->image_grid), path, w, h, error);
+    return conform_scatter_export_png(CONFORM_SCATTER(self->scatter), path, w, h, error);
   case 1: return conform_histogram_export_png(CONFORM_HISTOGRAM(self->histogram), path, w, h, error);
   case 2: return conform_curves_export_png(CONFORM_CURVES(self->loss), path, w, h, error);
   case 3: return conform_curves_export_png(CONFORM_CURVES(self->violation), path, w, h, error);

@@ -29,6 +29,8 @@ struct _ConformWindow {
   /* views */
   GtkWidget *notebook;
   GtkWidget *scatter, *histogram, *loss, *violation, *lr;
+  GtkWidget *image_grid, *samples_stack; /* image data: a grid instead of the scatter */
+  int image_size;                        /* 0 unless the experiment's data are images */
   GtkWidget *bg_check, *arrows_check, *logy_check, *smoothing;
   GtkWidget *traj_scatter, *traj_scale, *traj_play, *traj_label;
   guint traj_timer;

@@ -9,6 +9,8 @@
 #include "conform-application.h"
 #include "conform-constraint-editor.h"
 #include "conform-curves.h"
+#include "conform-image-data.h"
+#include "conform-image-grid.h"
 #include "conform-histogram.h"
 #include "conform-io.h"
 #include "conform-presets.h"
@@ -300,7 +302,18 @@ run_samples_cb(ConformRun *run, gpointer data, ConformWindow *self)
   ConformScatter *sc = CONFORM_SCATTER(self->scatter);
   conform_scatter_set_points(sc, s->x, s->n, s->dim);
   gboolean projected = g_strcmp0(s->strategy, "projection") == 0;
-  conform_scatter_set_raw_points(sc, projected ? s->raw : NULL, s->n, s->dim);
+  /* arrows: raw sample -> projection, or (VAE cgauss / constrained-layer)
+   * unconstrained decoder mean -> sample */
+  gboolean from_mean = g_strcmp0(s->sampler, "vae") == 0 &&
+                       (g_strcmp0(s->strategy, "cgauss") == 0 || g_strcmp0(s->strategy, "constrained-layer") == 0);
+  conform_scatter_set_raw_points(sc, projected || from_mean ? s->raw : NULL, s->n, s->dim);
+  if (self->image_size > 0 && s->dim == self->image_size * self->image_size) {
+    g_autofree char *icap = g_strdup_printf("step %ld · %s · first %d of %d samples%s", s->step, s->strategy,
+                                            MIN(s->n, 64), s->n, s->viol ? " · frame: violation within tolerance" : "");
+    conform_image_grid_set_images(CONFORM_IMAGE_GRID(self->image_grid), s->x, MIN(s->n, 64), self->image_size,
+                                  self->image_size, s->viol, s->summary.viol.tol);
+    conform_image_grid_set_caption(CONFORM_IMAGE_GRID(self->image_grid), icap);
+  }
   g_autofree char *cap = g_strdup_printf("step %ld · %d samples · %s · %s sampler · raw data space", s->step, s->n,
                                          s->strategy, s->sampler);
   conform_scatter_set_caption(sc, cap);
@@ -378,6 +391,12 @@ attach_run(ConformWindow *self, ConformRun *run)
   int dim = conform_run_get_dim(run);
   int n;
   const float *bg = conform_run_get_train_data(run, &n);
+  const ConformConfig *rc = conform_run_get_config(run);
+  self->image_size = conform_image_source_is(rc->data) ? rc->image_size : 0;
+  conform_image_grid_set_images(CONFORM_IMAGE_GRID(self->image_grid), NULL, 0, 1, 1, NULL, NAN);
+  gtk_stack_set_visible_child_name(GTK_STACK(self->samples_stack), self->image_size ? "images" : "scatter");
+  gtk_widget_set_visible(self->bg_check, !self->image_size); /* scatter-only toggles */
+  gtk_widget_set_visible(self->arrows_check, !self->image_size);
   g_auto(GStrv) names = coordinate_names(dim);
   for (int k = 0; k < 2; k++) {
     ConformScatter *sc = CONFORM_SCATTER(k ? self->traj_scatter : self->scatter);
@@ -815,9 +834,12 @@ build_views(ConformWindow *self)
   gtk_check_button_set_active(GTK_CHECK_BUTTON(self->bg_check), TRUE);
   gtk_widget_set_tooltip_text(self->bg_check, "Show the training data faintly under the samples");
   g_signal_connect(self->bg_check, "toggled", G_CALLBACK(bg_toggled_cb), self);
-  self->arrows_check = gtk_check_button_new_with_label("Projection arrows");
+  self->arrows_check = gtk_check_button_new_with_label("Correction arrows");
   gtk_check_button_set_active(GTK_CHECK_BUTTON(self->arrows_check), TRUE);
-  gtk_widget_set_tooltip_text(self->arrows_check, "Arrows from each raw sample to its projection (strategy projection)");
+  gtk_widget_set_tooltip_text(self->arrows_check,
+                              "Arrows from each unconstrained point to the sample: the raw sample to its projection "
+                              "(projection), or the VAE's unconstrained decoder mean to its constrained sample "
+                              "(cgauss: variance-weighted; constrained-layer: orthogonal)");
   g_signal_connect(self->arrows_check, "toggled", G_CALLBACK(arrows_toggled_cb), self);
   GtkWidget *sample_btn = gtk_button_new_with_label("Sample now");
   gtk_actionable_set_action_name(GTK_ACTIONABLE(sample_btn), "win.sample");
@@ -825,7 +847,11 @@ build_views(ConformWindow *self)
   gtk_box_append(GTK_BOX(toggles), self->bg_check);
   gtk_box_append(GTK_BOX(toggles), self->arrows_check);
   gtk_box_append(GTK_BOX(toggles), sample_btn);
-  GtkWidget *samples_pane = labelled_pane("Samples", self->scatter, toggles);
+  self->image_grid = conform_image_grid_new();
+  self->samples_stack = gtk_stack_new();
+  gtk_stack_add_named(GTK_STACK(self->samples_stack), self->scatter, "scatter");
+  gtk_stack_add_named(GTK_STACK(self->samples_stack), self->image_grid, "images");
+  GtkWidget *samples_pane = labelled_pane("Samples", self->samples_stack, toggles);
 
   GtkWidget *curve_tools = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
   self->logy_check = gtk_check_button_new_with_label("Log y");
@@ -1166,7 +1192,8 @@ conform_window_get_run(ConformWindow *self)
 GtkWidget *
 conform_window_get_view(ConformWindow *self, const char *name)
 {
-  if (g_str_equal(name, "samples")) return self->scatter;
+  if (g_str_equal(name, "samples")) return self->image_size ? self->image_grid : self->scatter;
+  if (g_str_equal(name, "images")) return self->image_grid;
   if (g_str_equal(name, "histogram")) return self->histogram;
   if (g_str_equal(name, "loss")) return self->loss;
   if (g_str_equal(name, "violation")) return self->violation;
