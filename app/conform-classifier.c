@@ -43,7 +43,7 @@ conform_data_dir(void)
   const char *env = g_getenv("CONFORM_DATA_DIR");
   if (env && *env)
     return env;
-  if (g_file_test(CONFORM_INSTALLED_DATADIR, G_FILE_TEST_IS_DIR))
+  if (g_file_test(CONFORM_INSTALLED_DATADIR "/models", G_FILE_TEST_IS_DIR))
     return CONFORM_INSTALLED_DATADIR;
   return CONFORM_SOURCE_DATADIR;
 }

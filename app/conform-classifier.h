@@ -23,8 +23,8 @@ G_BEGIN_DECLS
 typedef struct _ConformClassifier ConformClassifier;
 
 /* The directory of bundled data: $CONFORM_DATA_DIR if set, else the
- * installed <datadir>/conform if it exists, else the source tree's data/
- * (uninstalled runs). */
+ * installed <datadir>/conform if it has a models/ folder, else the source
+ * tree's data/ (uninstalled runs). */
 const char *conform_data_dir(void);
 /* <data dir>/models/classifier-fashion<side>.ckpt (newly allocated). */
 char *conform_classifier_bundled_path(int side);
