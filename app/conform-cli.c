@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conform-classifier.h"
 #include "conform-config.h"
 #include "conform-engine.h"
 #include "conform-io.h"
@@ -495,7 +496,8 @@ conform_cli_run_headless(const char *preset, const char *out_dir)
 }
 
 static const char *const command_names[] = {"presets", "data", "train", "sample", "evaluate", "check-constraint",
-                                            "bench", "help", "--help", "-h", "--version", NULL};
+                                            "bench", "train-classifier", "evaluate-classifier", "help", "--help",
+                                            "-h", "--version", NULL};
 
 gboolean
 conform_cli_is_command(const char *arg)
@@ -523,6 +525,8 @@ print_usage(FILE *f)
         "  evaluate DIR       print an experiment's summary metrics\n"
         "  check-constraint FILE --dim N   validate a constraint file\n"
         "  bench              measure speed (conform bench --help)\n"
+        "  train-classifier --out FILE.ckpt   train the Fashion-MNIST image classifier\n"
+        "  evaluate-classifier [CKPT]         its test accuracy (default: the bundled one)\n"
         "\n"
         "Without a command, conform opens the window on the default preset (" CONFORM_DEFAULT_PRESET ");\n"
         "without a display it runs that preset headless.\n"
@@ -544,6 +548,7 @@ conform_cli_main(int argc, char **argv)
   } commands[] = {
     {"presets", cmd_presets}, {"data", cmd_data}, {"train", cmd_train}, {"sample", cmd_sample},
     {"evaluate", cmd_evaluate}, {"check-constraint", cmd_check_constraint}, {"bench", conform_bench_main},
+    {"train-classifier", conform_train_classifier_main}, {"evaluate-classifier", conform_evaluate_classifier_main},
   };
   for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
     if (strcmp(cmd, commands[i].name) == 0)

@@ -76,3 +76,23 @@ CfStatus cf_pca(const float *X, int n, int d, int k, double *mean, double *basis
 
 #endif
 
+
+/* ---- Frechet distance (metrics_fd.c) ----------------------------------------
+ * Frechet distance between Gaussian fits of two feature sets X (nx x d) and
+ * Y (ny x d) (the FID-style "Frechet distance" when the features are a
+ * classifier's penultimate activations):
+ *   FD = ||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1^{1/2} S2 S1^{1/2})^{1/2}),
+ * with sample means and unbiased sample covariances (divisor n - 1), all in
+ * double. tr((S1 S2)^{1/2}) is taken in its symmetric form: S1^{1/2} from the
+ * eigen-decomposition of S1 (LAPACKE_dsyevd), then the eigenvalues of the
+ * symmetric M = S1^{1/2} S2 S1^{1/2}; eigenvalues of S1 and M that are
+ * negative from round-off are clamped to 0 before their square roots, and
+ * a total below 0 (round-off, e.g. FD(X, X)) is returned as 0.
+ * Needs nx, ny >= 2 and finite values (CF_ERR_INVALID otherwise). */
+CfStatus cf_frechet_distance(const float *X, int nx, const float *Y, int ny, int d, double *fd, CfError *err);
+/* The same for given means (d) and covariances (d x d, symmetric PSD,
+ * row-major), e.g. the closed form between two Gaussians. */
+CfStatus cf_frechet_gaussian(const double *mu1, const double *S1, const double *mu2, const double *S2, int d,
+                             double *fd, CfError *err);
+/* Sample mean (d) and unbiased covariance (d x d) of X (n >= 2 rows), in double. */
+CfStatus cf_mean_cov(const float *X, int n, int d, double *mu, double *S, CfError *err);
