@@ -87,6 +87,12 @@ struct ConformSampler {
   ConstraintSet cs;
   CfDdpmEval eval;  /* ddpm */
   int nx;           /* input columns */
+  /* image data: training images (raw) for the floor and class shares, and
+   * the bundled classifier (loaded on first use; NULL if unavailable) */
+  float *train_img;
+  int n_train_img;
+  struct _ConformClassifier *clf;
+  gboolean clf_tried;
   gboolean vae;
   CfVae vmodel;     /* vae: an own copy (graphs and scratch are per model) */
   CfDataset ref; /* raw held-out reference, for the summary metrics */

@@ -35,6 +35,14 @@ typedef struct {
   double elbo, recon;      /* ELBO and its reconstruction term */
   int iw_k;
   double mmd;              /* unbiased RBF-MMD^2, median heuristic */
+  /* Image data (bundled Fashion-MNIST classifier; NaN / has_classes FALSE
+   * otherwise): Frechet distance of its penultimate features between the
+   * samples and the held-out images, the same between training images
+   * and the held-out images (the floor, same count as the samples), and
+   * the predicted class shares of the samples and of those training images. */
+  gboolean has_classes;
+  double fd_classifier, fd_floor;
+  double class_share[10], train_share[10];
   double cond_rmse;        /* with data.inputs: RMS error of the outputs against the held-out
                             * rows whose inputs they were generated for, in units of each
                             * output's standard deviation (NaN without inputs) */

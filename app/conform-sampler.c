@@ -3,6 +3,8 @@
 /* The sampling side of the engine: samplers that run beside training on
  * their own copies, sample sets, and the summary metrics. */
 #include "conform-engine-private.h"
+#include "conform-classifier.h"
+#include "conform-image-data.h"
 
 #include <math.h>
 #include <string.h>
@@ -26,6 +28,9 @@ conform_sampler_free(ConformSampler *s)
     cf_ddpm_eval_clear(&s->eval);
   }
   cf_dataset_clear(&s->ref);
+  g_free(s->train_img);
+  if (s->clf)
+    conform_classifier_free(s->clf);
   g_free(s);
 }
 
@@ -53,6 +58,11 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   }
   memcpy(s->ref.x, e->ref.x, sizeof(float) * (size_t)e->ref.n * e->ref.dim);
+  if (conform_image_source_is(e->cfg.data)) { /* up to 1000 training images, raw */
+    s->n_train_img = MIN(e->train.n, 1000);
+    s->train_img = g_memdup2(e->train.x, sizeof(float) * (gsize)s->n_train_img * e->dim);
+    cf_norm_invert(&e->norm, s->train_img, s->n_train_img);
+  }
   if (cset_build(&s->cs, &e->cs.raw, &s->norm, e->nx, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   conform_sampler_load(s, e->ema ? e->ema : e->params->value, e->step);
@@ -606,11 +616,34 @@ evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDatase
   s->mmd = cf_mmd_rbf(x, n, ref->x, ref->n, ref->dim, cfg->metric_max_n, &rng);
 }
 
+/* Classifier metrics of image samples (see ConformSummary). */
+static void
+image_metrics(ConformSampler *s, const float *x, int n, ConformSummary *out)
+{
+  if (!s->clf_tried) {
+    s->clf_tried = TRUE;
+    g_autoptr(GError) err = NULL;
+    s->clf = conform_classifier_load_bundled(s->cfg.image_size, &err);
+    if (!s->clf)
+      g_warning("image metrics unavailable: %s", err->message);
+  }
+  if (!s->clf || n < 2)
+    return;
+  out->fd_classifier = conform_fd_classifier(s->clf, x, n, s->ref.x, s->ref.n, NULL);
+  int nf = MIN(n, s->n_train_img);
+  out->fd_floor = conform_fd_classifier(s->clf, s->train_img, nf, s->ref.x, s->ref.n, NULL);
+  out->has_classes = conform_class_shares(s->clf, x, n, out->class_share, NULL) &&
+                     conform_class_shares(s->clf, s->train_img, s->n_train_img, out->train_share, NULL);
+}
+
 static void
 sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality,
                  ConformSummary *out)
 {
   evaluate_samples(&s->cfg, &s->cs.raw, &s->ref, s->train_seconds, x, n, viol, with_quality, out);
+  out->fd_classifier = out->fd_floor = NAN;
+  if (with_quality && s->train_img)
+    image_metrics(s, x, n, out);
 }
 
 void
@@ -646,6 +679,15 @@ conform_summary_to_tsv(const ConformSummary *s)
     ROW("mmd", "%.6g", s->mmd);
   if (!isnan(s->cond_rmse))
     ROW("cond_rmse", "%.6g", s->cond_rmse);
+  if (!isnan(s->fd_classifier) && s->fd_classifier != 0) {
+    ROW("fd_classifier", "%.6g", s->fd_classifier);
+    ROW("fd_floor", "%.6g", s->fd_floor);
+  }
+  if (s->has_classes) /* predicted shares of the samples and of training images */
+    for (int c = 0; c < 10; c++) {
+      g_string_append_printf(o, "class_share_%d\t%.4f\n", c, s->class_share[c]);
+      g_string_append_printf(o, "train_share_%d\t%.4f\n", c, s->train_share[c]);
+    }
   if (s->has_vae) { /* model space, per sample; see core/vae.h for conventions */
     if (!isnan(s->test_ll))
       ROW("test_ll", "%.6g", s->test_ll);
