@@ -363,15 +363,20 @@ static void
 print_table(const Comparison *c)
 {
   int w = 8;
+  gboolean vae = c->n > 0 && c->entries[0].summary.has_vae;
   for (int i = 0; i < c->n; i++)
     w = MAX(w, (int)strlen(c->entries[i].strategy));
-  printf("%-*s  %13s  %14s  %15s  %13s  %9s\n", w, "strategy", "violation_max", "frac_satisfied", "energy_distance",
-         "train_seconds", "sample_ms");
+  printf("%-*s  %13s  %14s  %15s", w, "strategy", "violation_max", "frac_satisfied", "energy_distance");
+  if (vae)
+    printf("  %9s", "test_ll");
+  printf("  %13s  %9s\n", "train_seconds", "sample_ms");
   for (int i = 0; i < c->n; i++) {
     const ConformSummary *s = &c->entries[i].summary;
-    printf("%-*s  %13.3g  %14.4g  %15.3g  %13.2f  %9.0f\n", w, c->entries[i].strategy,
-           s->has_constraint ? s->viol.max : NAN, s->has_constraint ? s->viol.frac_satisfied : NAN,
-           s->energy_distance, s->train_seconds, s->sample_seconds * 1e3);
+    printf("%-*s  %13.3g  %14.4g  %15.3g", w, c->entries[i].strategy, s->has_constraint ? s->viol.max : NAN,
+           s->has_constraint ? s->viol.frac_satisfied : NAN, s->energy_distance);
+    if (vae)
+      printf("  %9.4g", s->test_ll);
+    printf("  %13.2f  %9.0f\n", s->train_seconds, s->sample_seconds * 1e3);
   }
   fflush(stdout);
 }
@@ -444,8 +449,10 @@ compare(const Options *o, GStrv names)
       ok = strategy_config(&sc, &base, train, &error);
       conform_config_clear(&sc);
     }
-    if (!ok)
+    if (!ok) {
+      g_prefix_error(&error, "compare --strategies %s: ", names[i]);
       goto failed;
+    }
     c.entries[i] = (Entry){names[i], train, NULL, {0}};
   }
   created_dir = !g_file_test(o->out, G_FILE_TEST_EXISTS);
