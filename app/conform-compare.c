@@ -235,6 +235,24 @@ strategy_config(ConformConfig *dst, const ConformConfig *base, const char *strat
   return conform_config_set(dst, "experiment.strategy", strategy, error) && conform_config_validate(dst, error);
 }
 
+/* The strategies the config accepts for base's model and constraint, "a, b"
+ * (asked of the config itself, so the list cannot go stale). */
+static char *
+valid_strategies(const ConformConfig *base)
+{
+  const ConformKey *key = conform_config_find_key("experiment.strategy");
+  g_auto(GStrv) all = g_strsplit(key ? key->choices : "", "|", -1);
+  GString *s = g_string_new(NULL);
+  for (char **a = all; *a; a++) {
+    ConformConfig c;
+    gboolean ok = strategy_config(&c, base, *a, NULL);
+    conform_config_clear(&c);
+    if (ok)
+      g_string_append_printf(s, "%s%s", s->len ? ", " : "", *a);
+  }
+  return g_string_free(s, FALSE);
+}
+
 /* ---- the runs ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -450,7 +468,14 @@ compare(const Options *o, GStrv names)
       conform_config_clear(&sc);
     }
     if (!ok) {
+      g_autofree char *valid = valid_strategies(&base);
       g_prefix_error(&error, "compare --strategies %s: ", names[i]);
+      if (error->code == CONFORM_ERROR_USAGE && *valid) {
+        g_autofree char *msg = g_strdup_printf("%s\nvalid strategies for this model (%s) and preset: %s", error->message,
+                                               base.model_type, valid);
+        g_free(error->message);
+        error->message = g_steal_pointer(&msg);
+      }
       goto failed;
     }
     c.entries[i] = (Entry){names[i], train, NULL, {0}};

@@ -227,7 +227,9 @@ test_usage_errors(void)
 {
   g_autofree char *dir = tmp_path("never");
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-  expect_usage("valid values: none, projection, projected-sampling", ARGS("--strategies", "none,nonsense", "--out", dir));
+  expect_usage("valid strategies for this model (ddpm) and preset: none, projection, projected-sampling",
+               ARGS("--strategies", "none,nonsense", "--out", dir));
+  expect_usage("preset: none\n", ARGS("--preset", "gaussians", "--strategies", "none,projection", "--out", dir));
   expect_usage("empty", ARGS("--strategies", "", "--out", dir));
   expect_usage("empty name", ARGS("--strategies", "none,,projection", "--out", dir));
   expect_usage("listed twice", ARGS("--strategies", "none,projection,none", "--out", dir));
