@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "conform-classifier.h"
+#include "conform-compare.h"
 #include "conform-config.h"
 #include "conform-engine.h"
 #include "conform-io.h"
@@ -496,8 +497,8 @@ conform_cli_run_headless(const char *preset, const char *out_dir)
 }
 
 static const char *const command_names[] = {"presets", "data", "train", "sample", "evaluate", "check-constraint",
-                                            "bench", "train-classifier", "evaluate-classifier", "help", "--help",
-                                            "-h", "--version", NULL};
+                                            "compare", "bench", "train-classifier", "evaluate-classifier", "help",
+                                            "--help", "-h", "--version", NULL};
 
 gboolean
 conform_cli_is_command(const char *arg)
@@ -523,6 +524,7 @@ print_usage(FILE *f)
         "  train              train, sample, evaluate and save an experiment\n"
         "  sample DIR         sample from a trained experiment\n"
         "  evaluate DIR       print an experiment's summary metrics\n"
+        "  compare            train strategies side by side (conform compare --help)\n"
         "  check-constraint FILE --dim N   validate a constraint file\n"
         "  bench              measure speed (conform bench --help)\n"
         "  train-classifier --out FILE.ckpt   train the Fashion-MNIST image classifier\n"
@@ -547,7 +549,8 @@ conform_cli_main(int argc, char **argv)
     int (*fn)(int, char **);
   } commands[] = {
     {"presets", cmd_presets}, {"data", cmd_data}, {"train", cmd_train}, {"sample", cmd_sample},
-    {"evaluate", cmd_evaluate}, {"check-constraint", cmd_check_constraint}, {"bench", conform_bench_main},
+    {"evaluate", cmd_evaluate}, {"check-constraint", cmd_check_constraint}, {"compare", conform_compare_main},
+    {"bench", conform_bench_main},
     {"train-classifier", conform_train_classifier_main}, {"evaluate-classifier", conform_evaluate_classifier_main},
   };
   for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
