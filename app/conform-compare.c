@@ -360,7 +360,14 @@ comparison_tsv(const Comparison *c, const ConformConfig *base, guint64 sample_se
   g_string_append(o, "strategy\ttrained_with\tn_samples\tviolation_mean\tviolation_median\tviolation_p99\t"
                      "violation_max\tviolation_linf_max\tfrac_satisfied\tenergy_distance\tmmd");
   if (vae)
-    g_string_append(o, "\ttest_ll\telbo\trecon\tiw_k");
+    g_string_append(o, "\ttest_ll\ttest_ll_subspace\telbo\trecon\tiw_k");
+  /* optional columns, present when the first row has them */
+  const ConformSummary *s0 = &c->entries[0].summary;
+  gboolean cond = !isnan(s0->cond_rmse), img = s0->has_classes;
+  if (cond)
+    g_string_append(o, "\tcond_rmse");
+  if (img)
+    g_string_append(o, "\tfd_classifier\tfd_floor");
   g_string_append(o, "\ttrain_seconds\tsample_ms\n");
   for (int i = 0; i < c->n; i++) {
     const ConformSummary *s = &c->entries[i].summary;
@@ -371,7 +378,12 @@ comparison_tsv(const Comparison *c, const ConformConfig *base, guint64 sample_se
                            hc ? s->viol.p99 : NAN, hc ? s->viol.max : NAN, hc ? s->viol_linf_max : NAN,
                            hc ? s->viol.frac_satisfied : NAN, s->energy_distance, s->mmd);
     if (vae)
-      g_string_append_printf(o, "\t%.6g\t%.6g\t%.6g\t%d", s->test_ll, s->elbo, s->recon, s->iw_k);
+      g_string_append_printf(o, "\t%.6g\t%.6g\t%.6g\t%.6g\t%d", s->test_ll, s->test_ll_sub, s->elbo, s->recon,
+                             s->iw_k);
+    if (cond)
+      g_string_append_printf(o, "\t%.6g", s->cond_rmse);
+    if (img)
+      g_string_append_printf(o, "\t%.6g\t%.6g", s->fd_classifier, s->fd_floor);
     g_string_append_printf(o, "\t%.3f\t%.3f\n", s->train_seconds, s->sample_seconds * 1e3);
   }
   return o;
