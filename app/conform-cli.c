@@ -271,12 +271,13 @@ cmd_data(int argc, char **argv)
 static int
 cmd_train(int argc, char **argv)
 {
-  g_autofree char *preset = NULL, *strategy = NULL, *out = NULL, *constraint = NULL, *data = NULL;
+  g_autofree char *preset = NULL, *strategy = NULL, *out = NULL, *constraint = NULL, *data = NULL, *model = NULL;
   g_auto(GStrv) sets = NULL;
   int steps = -1;
   gint64 seed = -1;
   GOptionEntry entries[] = {
     {"preset", 'p', 0, G_OPTION_ARG_STRING, &preset, "Preset (see conform presets; default " CONFORM_DEFAULT_PRESET ")", "P"},
+    {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "ddpm (diffusion, default) or vae (same as --set model.type=M)", "M"},
     {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection, projected-sampling, constrained-layer (VAE) or cgauss", "S"},
     {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "Training steps (default: the preset's)", "N"},
     {"seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Random seed", "S"},
@@ -287,7 +288,7 @@ cmd_train(int argc, char **argv)
     {NULL},
   };
   int code = 0;
-  if (!parse_options("train", NULL, "Train a diffusion model, sample, evaluate and save an experiment directory.",
+  if (!parse_options("train", NULL, "Train a diffusion model or a VAE, sample, evaluate and save an experiment directory.",
                      entries, &argc, &argv, &code))
     return code;
   if (argc > 2)
@@ -299,6 +300,7 @@ cmd_train(int argc, char **argv)
   if (!conform_config_apply_preset(&cfg, preset ? preset : CONFORM_DEFAULT_PRESET, &error) ||
       (data && !conform_config_set(&cfg, "data.source", data, &error)) ||
       (constraint && !conform_config_load_constraint(&cfg, constraint, &error)) ||
+      (model && !conform_config_set(&cfg, "model.type", model, &error)) ||
       (strategy && !conform_config_set(&cfg, "experiment.strategy", strategy, &error))) {
     rc = fail(error);
     goto out;

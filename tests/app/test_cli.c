@@ -303,6 +303,7 @@ test_usage_errors(void)
     {{"train", "--preset", "moons", "--strategy", "cgauss"}, "needs a constraint"},
     {{"train", "--set", "model.type=vae", "--strategy", "projected-sampling"}, "needs model.type=ddpm"},
     {{"train", "--set", "model.type=gan"}, "valid values: ddpm, vae"},
+    {{"train", "--model", "gan"}, "valid values: ddpm, vae"},
   };
   for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
     const char *const *a = cases[i].args;
