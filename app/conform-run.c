@@ -396,6 +396,7 @@ start_sampling(ConformRun *self, ConformEngine *e, int n, int traj_n, gboolean p
     .sampling_steps = preview ? MIN(PREVIEW_STEPS, ddim ? cfg->sampling_steps : PREVIEW_STEPS) : cfg->sampling_steps,
     .eta = cfg->eta,
     .preview = preview,
+    .preview_vae = preview, /* VAE: cheap held-out ELBO / log-likelihood for the live curves */
   };
   GThread *t = g_thread_new("conform-sample", sample_thread, job);
   g_thread_unref(t);

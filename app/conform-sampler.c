@@ -234,10 +234,14 @@ cmp_double(const void *a, const void *b)
 #define VAE_EVAL_MAX 500
 #define VAE_IW_K 50
 
+/* On the first min(max_n, n_ref) held-out rows (a fixed subset) with iw_k
+ * importance samples: VAE_EVAL_MAX / VAE_IW_K for explicit samples,
+ * CONFORM_VAE_PREVIEW_N / CONFORM_VAE_PREVIEW_K for previews. */
 static void
-vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, ConformSummary *out)
+vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, int max_n, int iw_k,
+            ConformSummary *out)
 {
-  int n = MIN(ref->n, VAE_EVAL_MAX);
+  int n = MIN(ref->n, max_n);
   float *u = g_new(float, (gsize)n * ref->dim);
   memcpy(u, ref->x, sizeof(float) * (gsize)n * ref->dim);
   cf_norm_apply(norm, u, n);
@@ -256,13 +260,13 @@ vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, Co
     out->elbo = se / n;
     out->recon = sr / n;
   }
-  if (cf_vae_iw_loglik(v, u, n, VAE_IW_K, &rng, ll, &err) == CF_OK) {
+  if (cf_vae_iw_loglik(v, u, n, iw_k, &rng, ll, &err) == CF_OK) {
     double sl = 0;
     for (int i = 0; i < n; i++)
       sl += ll[i];
     out->test_ll = sl / n;
   }
-  out->iw_k = VAE_IW_K;
+  out->iw_k = iw_k;
   g_free(u);
   g_free(elbo);
   g_free(recon);
@@ -334,7 +338,10 @@ vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *st
   sample_set_violations(r, &s->cs.raw);
   sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
   if (!o->preview)
-    vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, &r->summary);
+    vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, VAE_EVAL_MAX, VAE_IW_K, &r->summary);
+  else if (o->preview_vae)
+    vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, CONFORM_VAE_PREVIEW_N, CONFORM_VAE_PREVIEW_K,
+                &r->summary);
   r->summary.sample_seconds = secs;
   return r;
 }
@@ -596,7 +603,7 @@ conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSu
     /* with the weights samples come from (the EMA when kept), like the window */
     g_autoptr(ConformSampler) sm = conform_engine_make_sampler(e, NULL);
     if (sm)
-      vae_metrics(&sm->vmodel, &sm->ref, &sm->norm, e->cfg.seed, s);
+      vae_metrics(&sm->vmodel, &sm->ref, &sm->norm, e->cfg.seed, VAE_EVAL_MAX, VAE_IW_K, s);
   }
 }
 

@@ -29,6 +29,10 @@ struct _ConformWindow {
   /* views */
   GtkWidget *notebook;
   GtkWidget *scatter, *histogram, *loss, *violation, *lr;
+  GtkWidget *vae_curves; /* held-out ELBO / log-likelihood, shown for VAEs only */
+  int vae_elbo, vae_ll, vae_ll_full;
+  GtkWidget *compare;    /* ConformCompareView (the Compare tab) */
+  int compare_page;
   GtkWidget *bg_check, *arrows_check, *logy_check, *smoothing;
   GtkWidget *traj_scatter, *traj_scale, *traj_play, *traj_label;
   guint traj_timer;
