@@ -547,6 +547,13 @@ conform_compare_run_set_blas_threads(ConformCompareRun *self, int threads)
   self->blas_threads = CLAMP(threads, 1, 64);
 }
 
+/* The caller's cancellable fired: cancel ours (the worker polls it). */
+static void
+outer_cancelled_cb(GCancellable *outer, gpointer data)
+{
+  g_cancellable_cancel(G_CANCELLABLE(data));
+}
+
 void
 conform_compare_run_start_async(ConformCompareRun *self, GCancellable *cancellable, GAsyncReadyCallback callback,
                                 gpointer user_data)
@@ -556,7 +563,7 @@ conform_compare_run_start_async(ConformCompareRun *self, GCancellable *cancellab
   self->task = g_task_new(self, cancellable, callback, user_data);
   g_task_set_source_tag(self->task, conform_compare_run_start_async);
   if (cancellable)
-    g_cancellable_connect(cancellable, G_CALLBACK(g_cancellable_cancel), g_object_ref(self->cancellable),
+    g_cancellable_connect(cancellable, G_CALLBACK(outer_cancelled_cb), g_object_ref(self->cancellable),
                           g_object_unref);
   /* The task (holding a reference to self) is returned by the worker. */
   self->thread = g_thread_new("conform-compare", worker_main, self);

@@ -722,6 +722,13 @@ conform_run_new(const ConformConfig *cfg, const char *load_dir)
   return self;
 }
 
+/* The caller's cancellable fired: cancel ours (the worker polls it). */
+static void
+outer_cancelled_cb(GCancellable *outer, gpointer data)
+{
+  g_cancellable_cancel(G_CANCELLABLE(data));
+}
+
 void
 conform_run_start_async(ConformRun *self, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
@@ -729,8 +736,8 @@ conform_run_start_async(ConformRun *self, GCancellable *cancellable, GAsyncReady
   g_return_if_fail(self->thread == NULL);
   self->task = g_task_new(self, cancellable, callback, user_data);
   g_task_set_source_tag(self->task, conform_run_start_async);
-  if (cancellable)
-    g_cancellable_connect(cancellable, G_CALLBACK(g_cancellable_cancel), g_object_ref(self->cancellable),
+  if (cancellable) /* ("cancelled" passes the emitting cancellable first: cancel ours in a callback) */
+    g_cancellable_connect(cancellable, G_CALLBACK(outer_cancelled_cb), g_object_ref(self->cancellable),
                           g_object_unref);
   /* The task (holding a reference to self) is returned by the worker. */
   self->thread = g_thread_new("conform-worker", worker_main, self);
