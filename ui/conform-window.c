@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conform-application.h"
+#include "conform-compare-view.h"
 #include "conform-constraint-editor.h"
 #include "conform-curves.h"
 #include "conform-histogram.h"
@@ -339,6 +340,8 @@ run_state_cb(ConformRun *run, ConformWindow *self)
     return;
   if (conform_run_get_state(run) == CONFORM_RUN_TRAINING)
     conform_window_show_message_(self, "", FALSE);
+  conform_compare_view_set_main_training(CONFORM_COMPARE_VIEW(self->compare),
+                                         conform_run_get_state(run) == CONFORM_RUN_TRAINING);
   update_train_button(self);
   update_status(self);
 }
@@ -403,6 +406,15 @@ attach_run(ConformWindow *self, ConformRun *run)
   }
   conform_constraint_editor_set_dim(CONFORM_CONSTRAINT_EDITOR(self->editor), dim, (const char *const *)names);
   show_constraint(self);
+  {
+    /* The Compare tab compares strategies on this experiment, with the same
+     * background and projection plane as the samples view. */
+    const double *basis = NULL, *center = NULL;
+    gboolean have_plane = conform_run_get_projection(run, &basis, &center);
+    conform_compare_view_set_experiment(CONFORM_COMPARE_VIEW(self->compare), conform_run_get_config(run),
+                                        conform_run_get_constraint(run), dim, bg, n, have_plane ? basis : NULL,
+                                        center);
+  }
   conform_histogram_clear(CONFORM_HISTOGRAM(self->histogram));
   conform_curves_clear(CONFORM_CURVES(self->loss));
   conform_curves_clear(CONFORM_CURVES(self->lr));
@@ -959,6 +971,10 @@ build_views(ConformWindow *self)
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), explore, gtk_label_new("Explore"));
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), traj_box, gtk_label_new("Sampling trajectory"));
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), cbox, gtk_label_new("Constraint A x = b"));
+  /* Compare tab: strategies side by side, trained in lock-step on their own worker. */
+  self->compare = conform_compare_view_new();
+  self->compare_page =
+    gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), self->compare, gtk_label_new("Compare"));
   return self->notebook;
 }
 
