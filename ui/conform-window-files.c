@@ -282,6 +282,8 @@ conform_window_close_request_cb(GtkWindow *win, gpointer data)
     conform_run_stop(self->run);
   if (self->incoming)
     conform_run_stop(self->incoming);
+  /* and the Compare tab's worker (joined by its own finish callback) */
+  conform_compare_view_stop(CONFORM_COMPARE_VIEW(self->compare));
   return FALSE;
 }
 

@@ -996,6 +996,11 @@ conform_window_dispose(GObject *object)
     conform_run_stop(self->run);
   if (self->incoming)
     conform_run_stop(self->incoming);
+  /* The compare view's worker holds a reference to the view until joined,
+   * so the view's own dispose may come late: stop it here. */
+  if (self->compare)
+    conform_compare_view_stop(CONFORM_COMPARE_VIEW(self->compare));
+  self->compare = NULL;
   g_clear_object(&self->run);
   g_clear_object(&self->incoming);
   G_OBJECT_CLASS(conform_window_parent_class)->dispose(object);
