@@ -45,6 +45,7 @@ struct _ConformCompareView {
   guint bundles_shown;
   gboolean main_training;
   char *status_text;
+  char *round_text; /* "step N · strategies …" of the newest round */
 };
 
 G_DEFINE_FINAL_TYPE(ConformCompareView, conform_compare_view, GTK_TYPE_BOX)
@@ -99,7 +100,9 @@ static void
 update_buttons(ConformCompareView *self)
 {
   gboolean running = self->run && conform_compare_run_get_state(self->run) != CONFORM_RUN_STOPPED;
-  gtk_widget_set_sensitive(self->start_button, self->have_cfg && !running);
+  gboolean paused = running && conform_compare_run_get_state(self->run) == CONFORM_RUN_PAUSED;
+  gtk_button_set_label(GTK_BUTTON(self->start_button), paused ? "Resume" : "Start");
+  gtk_widget_set_sensitive(self->start_button, self->have_cfg && (!running || paused));
   gtk_widget_set_sensitive(self->stop_button, running);
   update_cpu_note(self);
 }
@@ -149,7 +152,10 @@ rebuild_columns(ConformCompareView *self, const char *const *strategies, int n)
     g_autofree char *m = g_markup_printf_escaped("<b>%s</b>\nwaiting for the first round…", strategies[i]);
     gtk_label_set_markup(GTK_LABEL(c->title), m);
     gtk_label_set_xalign(GTK_LABEL(c->title), 0);
-    gtk_label_set_ellipsize(GTK_LABEL(c->title), PANGO_ELLIPSIZE_END);
+    gtk_label_set_wrap(GTK_LABEL(c->title), TRUE);
+    gtk_label_set_wrap_mode(GTK_LABEL(c->title), PANGO_WRAP_WORD_CHAR);
+    gtk_label_set_lines(GTK_LABEL(c->title), 3);
+    gtk_widget_set_size_request(c->title, 100, -1);
     gtk_widget_add_css_class(c->title, "numeric");
     c->scatter = conform_scatter_new();
     conform_scatter_set_show_arrows(CONFORM_SCATTER(c->scatter), FALSE);
@@ -158,7 +164,7 @@ rebuild_columns(ConformCompareView *self, const char *const *strategies, int n)
     gtk_widget_set_size_request(c->scatter, 160, 200);
     c->histogram = conform_histogram_new();
     conform_histogram_set_tolerance(CONFORM_HISTOGRAM(c->histogram), self->tol);
-    gtk_widget_set_size_request(c->histogram, 160, 190);
+    gtk_widget_set_size_request(c->histogram, 160, 250);
     gtk_box_append(GTK_BOX(c->box), c->title);
     gtk_box_append(GTK_BOX(c->box), c->scatter);
     gtk_box_append(GTK_BOX(c->box), c->histogram);
@@ -184,6 +190,19 @@ show_bundle(ConformCompareView *self, ConformCompareBundle *b)
   }
   if (!(hi > 0))
     lo = hi = NAN;
+  /* Shared axes: every scatter fits the union of all columns' samples. */
+  int n_all = 0, dim = 0;
+  for (int i = 0; i < b->n; i++)
+    if (b->sets[i]) {
+      n_all += b->sets[i]->n;
+      dim = b->sets[i]->dim;
+    }
+  float *all = n_all > 0 ? g_new(float, (gsize)n_all * dim) : NULL;
+  for (int i = 0, at = 0; i < b->n; i++)
+    if (b->sets[i]) {
+      memcpy(all + (gsize)at * dim, b->sets[i]->x, sizeof(float) * (gsize)b->sets[i]->n * dim);
+      at += b->sets[i]->n;
+    }
   for (int i = 0; i < MIN(b->n, self->n_cols); i++) {
     Column *c = &self->cols[i];
     ConformSampleSet *s = b->sets[i];
@@ -196,6 +215,7 @@ show_bundle(ConformCompareView *self, ConformCompareBundle *b)
     c->step = b->step;
     ConformScatter *sc = CONFORM_SCATTER(c->scatter);
     conform_scatter_set_points(sc, s->x, s->n, s->dim);
+    conform_scatter_set_range_points(sc, all, n_all, dim);
     g_autofree char *cap = g_strdup_printf("step %ld · %d samples · %s", b->step, s->n, s->sampler);
     conform_scatter_set_caption(sc, cap);
     ConformHistogram *h = CONFORM_HISTOGRAM(c->histogram);
@@ -213,6 +233,7 @@ show_bundle(ConformCompareView *self, ConformCompareBundle *b)
     gtk_label_set_markup(GTK_LABEL(c->title), m);
     gtk_widget_set_tooltip_text(c->title, c->title_text);
   }
+  g_free(all);
   self->bundles_shown++;
   GString *st = g_string_new(NULL);
   g_string_append_printf(st, "step %ld · strategies ", b->step);
@@ -220,8 +241,9 @@ show_bundle(ConformCompareView *self, ConformCompareBundle *b)
     g_string_append_printf(st, "%s%s", i ? ", " : "", b->strategies[i]);
   int nm = conform_compare_run_get_n_models(self->run);
   g_string_append_printf(st, " · %d trained model%s, same seed · round %.2f s", nm, nm == 1 ? "" : "s", b->seconds);
-  set_status(self, st->str, FALSE);
-  g_string_free(st, TRUE);
+  g_free(self->round_text);
+  self->round_text = g_string_free(st, FALSE);
+  set_status(self, self->round_text, FALSE);
 }
 
 /* ---- run signals ------------------------------------------------------------------ */
@@ -253,8 +275,11 @@ run_ready_cb(ConformCompareRun *run, ConformCompareView *self)
 static void
 run_message_cb(ConformCompareRun *run, const char *text, gboolean is_error, ConformCompareView *self)
 {
-  if (run == self->run)
-    set_status(self, text, is_error);
+  if (run != self->run)
+    return;
+  /* keep "step N · strategies …" in front of informational messages */
+  g_autofree char *full = self->round_text && !is_error ? g_strdup_printf("%s · %s", self->round_text, text) : NULL;
+  set_status(self, full ? full : text, is_error);
 }
 
 static void
@@ -346,6 +371,7 @@ conform_compare_view_finalize(GObject *object)
   g_free(self->basis);
   g_free(self->center);
   g_free(self->status_text);
+  g_free(self->round_text);
   G_OBJECT_CLASS(conform_compare_view_parent_class)->finalize(object);
 }
 
@@ -488,6 +514,11 @@ conform_compare_view_start(ConformCompareView *self)
   g_return_if_fail(CONFORM_IS_COMPARE_VIEW(self));
   if (!self->have_cfg)
     return;
+  if (self->run && conform_compare_run_is_running(self->run) &&
+      conform_compare_run_get_state(self->run) == CONFORM_RUN_PAUSED) {
+    conform_compare_run_resume(self->run); /* paused at the configured steps: continue */
+    return;
+  }
   const char *chosen[CONFORM_COMPARE_MAX + 1] = {NULL};
   int n = 0;
   for (int i = 0; i < CONFORM_COMPARE_MAX; i++)
@@ -500,6 +531,7 @@ conform_compare_view_start(ConformCompareView *self)
   stop_run(self);
   g_clear_object(&self->run);
   self->bundles_shown = 0;
+  g_clear_pointer(&self->round_text, g_free);
   rebuild_columns(self, chosen, n);
   ConformCompareRun *run = conform_compare_run_new(&self->cfg, chosen);
   g_signal_connect_object(run, "bundle", G_CALLBACK(run_bundle_cb), self, 0);
@@ -531,6 +563,7 @@ conform_compare_view_stop(ConformCompareView *self)
     set_status(self, msg, FALSE);
   }
   gtk_widget_set_sensitive(self->stop_button, FALSE);
+  g_clear_pointer(&self->round_text, g_free);
 }
 
 ConformCompareRun *

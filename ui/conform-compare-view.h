@@ -32,7 +32,8 @@ void conform_compare_view_set_main_training(ConformCompareView *self, gboolean t
 
 /* The strategy check buttons (by name; FALSE when not offered). */
 gboolean conform_compare_view_set_strategy_active(ConformCompareView *self, const char *strategy, gboolean active);
-/* Start / Stop buttons. Start with fewer than 2 strategies only says so. */
+/* Start / Stop buttons (Start resumes a comparison paused at the configured
+ * steps). Start with fewer than 2 strategies only says so. */
 void conform_compare_view_start(ConformCompareView *self);
 void conform_compare_view_stop(ConformCompareView *self);
 
