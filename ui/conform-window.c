@@ -340,8 +340,9 @@ run_state_cb(ConformRun *run, ConformWindow *self)
     return;
   if (conform_run_get_state(run) == CONFORM_RUN_TRAINING)
     conform_window_show_message_(self, "", FALSE);
-  conform_compare_view_set_main_training(CONFORM_COMPARE_VIEW(self->compare),
-                                         conform_run_get_state(run) == CONFORM_RUN_TRAINING);
+  if (self->compare)
+    conform_compare_view_set_main_training(CONFORM_COMPARE_VIEW(self->compare),
+                                           conform_run_get_state(run) == CONFORM_RUN_TRAINING);
   update_train_button(self);
   update_status(self);
 }
