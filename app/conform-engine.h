@@ -59,7 +59,13 @@ typedef struct {
   guint64 seed;
   gboolean use_seed;    /* FALSE: derive from the experiment seed */
   gboolean preview;     /* skip the O(n^2) quality metrics (NaN in the summary) */
+  gboolean preview_vae; /* with preview, VAE only: cheap VAE metrics (CONFORM_VAE_PREVIEW_N held-out
+                         * rows, CONFORM_VAE_PREVIEW_K importance samples) instead of none */
 } ConformSampleOptions;
+
+/* The cheap held-out VAE metrics of previews (explicit samples: 500 rows, K = 50). */
+#define CONFORM_VAE_PREVIEW_N 200
+#define CONFORM_VAE_PREVIEW_K 10
 
 /* One batch of samples with everything the views need. Immutable once
  * built; reference-counted so the worker, a sampler thread and the UI can

@@ -396,6 +396,7 @@ start_sampling(ConformRun *self, ConformEngine *e, int n, int traj_n, gboolean p
     .sampling_steps = preview ? MIN(PREVIEW_STEPS, ddim ? cfg->sampling_steps : PREVIEW_STEPS) : cfg->sampling_steps,
     .eta = cfg->eta,
     .preview = preview,
+    .preview_vae = preview, /* VAE: cheap held-out ELBO / log-likelihood for the live curves */
   };
   GThread *t = g_thread_new("conform-sample", sample_thread, job);
   g_thread_unref(t);
@@ -721,6 +722,13 @@ conform_run_new(const ConformConfig *cfg, const char *load_dir)
   return self;
 }
 
+/* The caller's cancellable fired: cancel ours (the worker polls it). */
+static void
+outer_cancelled_cb(GCancellable *outer, gpointer data)
+{
+  g_cancellable_cancel(G_CANCELLABLE(data));
+}
+
 void
 conform_run_start_async(ConformRun *self, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
 {
@@ -728,8 +736,8 @@ conform_run_start_async(ConformRun *self, GCancellable *cancellable, GAsyncReady
   g_return_if_fail(self->thread == NULL);
   self->task = g_task_new(self, cancellable, callback, user_data);
   g_task_set_source_tag(self->task, conform_run_start_async);
-  if (cancellable)
-    g_cancellable_connect(cancellable, G_CALLBACK(g_cancellable_cancel), g_object_ref(self->cancellable),
+  if (cancellable) /* ("cancelled" passes the emitting cancellable first: cancel ours in a callback) */
+    g_cancellable_connect(cancellable, G_CALLBACK(outer_cancelled_cb), g_object_ref(self->cancellable),
                           g_object_unref);
   /* The task (holding a reference to self) is returned by the worker. */
   self->thread = g_thread_new("conform-worker", worker_main, self);

@@ -244,10 +244,14 @@ cmp_double(const void *a, const void *b)
 #define VAE_EVAL_MAX 500
 #define VAE_IW_K 50
 
+/* On the first min(max_n, n_ref) held-out rows (a fixed subset) with iw_k
+ * importance samples: VAE_EVAL_MAX / VAE_IW_K for explicit samples,
+ * CONFORM_VAE_PREVIEW_N / CONFORM_VAE_PREVIEW_K for previews. */
 static void
-vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, ConformSummary *out)
+vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, int max_n, int iw_k,
+            ConformSummary *out)
 {
-  int n = MIN(ref->n, VAE_EVAL_MAX);
+  int n = MIN(ref->n, max_n);
   float *u = g_new(float, (gsize)n * ref->dim);
   memcpy(u, ref->x, sizeof(float) * (gsize)n * ref->dim);
   cf_norm_apply(norm, u, n);
@@ -266,7 +270,7 @@ vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, Co
     out->elbo = se / n;
     out->recon = sr / n;
   }
-  if (cf_vae_iw_loglik(v, u, n, VAE_IW_K, &rng, ll, &err) == CF_OK) {
+  if (cf_vae_iw_loglik(v, u, n, iw_k, &rng, ll, &err) == CF_OK) {
     double sl = 0;
     for (int i = 0; i < n; i++)
       sl += ll[i];
@@ -282,7 +286,7 @@ vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, Co
   } else if (trained <= CF_VAE_PROJECTION && v->have_constraint && v->cg.n > 0) {
     v->cfg.strategy = CF_VAE_CGAUSS;
     cf_rng_seed_stream(&rng, seed, STREAM_METRIC);
-    if (cf_vae_iw_loglik(v, u, n, VAE_IW_K, &rng, ll, &err) == CF_OK) {
+    if (cf_vae_iw_loglik(v, u, n, iw_k, &rng, ll, &err) == CF_OK) {
       double sl = 0;
       for (int i = 0; i < n; i++)
         sl += ll[i];
@@ -290,7 +294,7 @@ vae_metrics(CfVae *v, const CfDataset *ref, const CfNorm *norm, guint64 seed, Co
     }
     v->cfg.strategy = trained;
   }
-  out->iw_k = VAE_IW_K;
+  out->iw_k = iw_k;
   g_free(u);
   g_free(elbo);
   g_free(recon);
@@ -369,7 +373,10 @@ vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *st
   sample_set_violations(r, &s->cs.raw);
   sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
   if (!o->preview)
-    vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, &r->summary);
+    vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, VAE_EVAL_MAX, VAE_IW_K, &r->summary);
+  else if (o->preview_vae)
+    vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, CONFORM_VAE_PREVIEW_N, CONFORM_VAE_PREVIEW_K,
+                &r->summary);
   r->summary.sample_seconds = secs;
   return r;
 }
@@ -650,11 +657,15 @@ void
 conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *s)
 {
   evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, samples, n, NULL, TRUE, s);
-  if (e->vae) {
+  s->fd_classifier = s->fd_floor = NAN;
+  gboolean images = conform_image_source_is(e->cfg.data);
+  if (e->vae || images) {
     /* with the weights samples come from (the EMA when kept), like the window */
     g_autoptr(ConformSampler) sm = conform_engine_make_sampler(e, NULL);
-    if (sm)
-      vae_metrics(&sm->vmodel, &sm->ref, &sm->norm, e->cfg.seed, s);
+    if (sm && e->vae)
+      vae_metrics(&sm->vmodel, &sm->ref, &sm->norm, e->cfg.seed, VAE_EVAL_MAX, VAE_IW_K, s);
+    if (sm && images)
+      image_metrics(sm, samples, n, s);
   }
 }
 

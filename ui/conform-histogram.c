@@ -34,6 +34,7 @@ struct _ConformHistogram {
 
   HistSeries *series[MAX_SERIES];
   double tol; /* NAN: none */
+  double range_lo, range_hi; /* decades always on the axis (NAN: none) */
   int dmin, dmax; /* shared range [10^dmin, 10^dmax) */
   int bpd;        /* displayed bins per decade */
   int n_bins;
@@ -126,6 +127,13 @@ rebin_all(ConformHistogram *self)
   } else {
     dmin = -3;
     dmax = 0;
+  }
+  if (isfinite(self->range_lo) && isfinite(self->range_hi)) {
+    int rl = floor_div(lattice_index(self->range_lo), LATTICE);
+    int rh = floor_div(lattice_index(self->range_hi), LATTICE) + 1;
+    gboolean empty = kmin > kmax && !tol_on_axis;
+    dmin = empty ? rl : MIN(dmin, rl);
+    dmax = empty ? rh : MAX(dmax, rh);
   }
   /* Keep the edges normal doubles: subnormal values join the left bar,
    * values above 1e300 the last bin. */
@@ -706,6 +714,7 @@ static void
 conform_histogram_init(ConformHistogram *self)
 {
   self->tol = NAN;
+  self->range_lo = self->range_hi = NAN;
   gtk_widget_set_size_request(GTK_WIDGET(self), 240, 160);
   gtk_widget_set_hexpand(GTK_WIDGET(self), TRUE);
   gtk_widget_set_vexpand(GTK_WIDGET(self), TRUE);
@@ -781,6 +790,19 @@ conform_histogram_clear(ConformHistogram *self)
   g_return_if_fail(CONFORM_IS_HISTOGRAM(self));
   for (int i = 0; i < MAX_SERIES; i++)
     g_clear_pointer(&self->series[i], hist_series_free);
+  changed(self);
+}
+
+void
+conform_histogram_set_x_range(ConformHistogram *self, double lo, double hi)
+{
+  g_return_if_fail(CONFORM_IS_HISTOGRAM(self));
+  if (!(isfinite(lo) && isfinite(hi) && lo > 0 && hi >= lo))
+    lo = hi = NAN;
+  if ((lo == self->range_lo && hi == self->range_hi) || (isnan(lo) && isnan(self->range_lo)))
+    return;
+  self->range_lo = lo;
+  self->range_hi = hi;
   changed(self);
 }
 

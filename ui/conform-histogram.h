@@ -29,6 +29,11 @@ void conform_histogram_set_series(ConformHistogram *self, int index, const char 
 void conform_histogram_remove_series(ConformHistogram *self, int index);
 void conform_histogram_clear(ConformHistogram *self);
 
+/* The decades covering [lo, hi] (0 < lo <= hi) stay on the x axis whatever
+ * the data, so several histograms can share one range (small multiples);
+ * NAN clears. */
+void conform_histogram_set_x_range(ConformHistogram *self, double lo, double hi);
+
 /* Tolerance: dashed marker labelled "tol 1e-4"; values <= tol count as
  * satisfied. NAN (the default) or a negative value removes it. */
 void conform_histogram_set_tolerance(ConformHistogram *self, double tol);

@@ -50,6 +50,7 @@ struct _ConformScatter {
   GtkWidget parent_instance;
 
   PointSet bg, pts;
+  PointSet fit; /* when set: the axes fit these points instead of pts (shared axes) */
   float *raw;
   int n_raw, raw_dim;
 
@@ -295,12 +296,20 @@ view_has_bg(ConformScatter *self, int dim)
   return self->bg.n > 0 && self->bg.dim == dim;
 }
 
+/* The samples the axes fit: the range points when set, else the samples. */
+static PointSet *
+fit_set(ConformScatter *self, int dim)
+{
+  return self->fit.n > 0 && self->fit.dim == dim ? &self->fit : &self->pts;
+}
+
 static void
 coord_range(ConformScatter *self, int dim, int k, double *lo, double *hi)
 {
   gboolean bg = view_has_bg(self, dim);
+  PointSet *fp = fit_set(self, dim);
   double blo = bg ? self->bg.lo[k] : NAN, bhi = bg ? self->bg.hi[k] : NAN;
-  double plo = self->pts.n > 0 ? self->pts.lo[k] : NAN, phi = self->pts.n > 0 ? self->pts.hi[k] : NAN;
+  double plo = fp->n > 0 ? fp->lo[k] : NAN, phi = fp->n > 0 ? fp->hi[k] : NAN;
   if (!union_range(blo, bhi, plo, phi, lo, hi)) {
     *lo = -1;
     *hi = 1;
@@ -445,12 +454,15 @@ compute_view(ConformScatter *self, int width, int height, View *v)
   v->sy = height - strip;
   conform_plot_area_init(&v->area, width, height - strip, left, right, top, bottom);
   pointset_plane_stats(&self->pts, v->basis, v->center);
+  PointSet *fp = fit_set(self, dim);
+  if (fp != &self->pts)
+    pointset_plane_stats(fp, v->basis, v->center);
   if (v->bg_ok)
     pointset_plane_stats(&self->bg, v->basis, v->center);
   double lo[2], hi[2];
   for (int k = 0; k < 2; k++) {
     double blo = v->bg_ok ? self->bg.plo[k] : NAN, bhi = v->bg_ok ? self->bg.phi[k] : NAN;
-    double plo = self->pts.n > 0 ? self->pts.plo[k] : NAN, phi = self->pts.n > 0 ? self->pts.phi[k] : NAN;
+    double plo = fp->n > 0 ? fp->plo[k] : NAN, phi = fp->n > 0 ? fp->phi[k] : NAN;
     if (!union_range(blo, bhi, plo, phi, &lo[k], &hi[k])) {
       lo[k] = -1;
       hi[k] = 1;
@@ -1837,6 +1849,7 @@ conform_scatter_finalize(GObject *object)
   g_clear_pointer(&self->bg_cache, cairo_surface_destroy);
   pointset_clear(&self->bg);
   pointset_clear(&self->pts);
+  pointset_clear(&self->fit);
   g_free(self->raw);
   g_free(self->A);
   g_free(self->b);
@@ -1960,6 +1973,16 @@ conform_scatter_set_points(ConformScatter *self, const float *x, int n, int dim)
   g_return_if_fail(n >= 0 && dim >= 0);
   g_return_if_fail(x != NULL || n == 0);
   pointset_set(&self->pts, x, n, dim);
+  invalidate(self);
+}
+
+void
+conform_scatter_set_range_points(ConformScatter *self, const float *x, int n, int dim)
+{
+  g_return_if_fail(CONFORM_IS_SCATTER(self));
+  g_return_if_fail(n >= 0 && dim >= 0);
+  g_return_if_fail(x != NULL || n == 0);
+  pointset_set(&self->fit, x, n, dim);
   invalidate(self);
 }
 

@@ -29,6 +29,10 @@ GtkWidget *conform_scatter_new(void);
  * the view needs is not drawn and is counted in a note). */
 void conform_scatter_set_background(ConformScatter *self, const float *x, int n, int dim); /* training data, faint */
 void conform_scatter_set_points(ConformScatter *self, const float *x, int n, int dim); /* samples, after strategy */
+/* Points the axes are fitted to instead of the samples (with the
+ * background, as usual), so several scatters can share axes: give each the
+ * union of all their samples. n = 0 clears (axes fit the samples again). */
+void conform_scatter_set_range_points(ConformScatter *self, const float *x, int n, int dim);
 /* Samples before the projection strategy, same n/dim as the points; arrows are
  * drawn from raw to point when set, the sizes match and the arrow toggle is on.
  * NULL clears. */

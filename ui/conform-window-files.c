@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "conform-compare-view.h"
 #include "conform-curves.h"
 #include "conform-histogram.h"
 #include "conform-image-grid.h"
@@ -113,9 +114,13 @@ typedef struct {
 static const char *const export_items[] = {"Samples plot (PNG)",     "Violation histogram (PNG)",
                                            "Loss curve (PNG)",       "Violation curve (PNG)",
                                            "Learning rate (PNG)",    "Sampling trajectory frame (PNG)",
-                                           "Samples and violations (CSV)", NULL};
+                                           "Samples and violations (CSV)",
+                                           "Held-out ELBO / log-likelihood, VAE (PNG)",
+                                           "Compare view (PNG)", NULL};
 static const char *const export_names[] = {"samples.png", "violations.png", "loss.png", "violation-curve.png",
-                                           "learning-rate.png", "trajectory.png", "samples.csv"};
+                                           "learning-rate.png", "trajectory.png", "samples.csv", "vae-curves.png",
+                                           "compare.png"};
+enum { EXPORT_CSV = 6, EXPORT_VAE = 7, EXPORT_COMPARE = 8 };
 
 static gboolean
 export_to(ConformWindow *self, guint what, const char *path, int w, int h, GError **error)
@@ -130,6 +135,10 @@ export_to(ConformWindow *self, guint what, const char *path, int w, int h, GErro
   case 3: return conform_curves_export_png(CONFORM_CURVES(self->violation), path, w, h, error);
   case 4: return conform_curves_export_png(CONFORM_CURVES(self->lr), path, w, h, error);
   case 5: return conform_scatter_export_png(CONFORM_SCATTER(self->traj_scatter), path, w, h, error);
+  case EXPORT_VAE: return conform_curves_export_png(CONFORM_CURVES(self->vae_curves), path, w, h, error);
+  case EXPORT_COMPARE:
+    return conform_compare_view_export_png(CONFORM_COMPARE_VIEW(self->compare), path, w, h, error);
+  case EXPORT_CSV:
   default: {
     ConformSampleSet *s = self->run ? conform_run_get_samples(self->run) : NULL;
     if (!s) {
@@ -208,6 +217,9 @@ conform_window_export_action(GSimpleAction *a, GVariant *p, gpointer data)
   gtk_widget_set_margin_top(grid, 12);
   gtk_widget_set_margin_bottom(grid, 12);
   ed->what = gtk_drop_down_new_from_strings(export_items);
+  /* "Export view": the Compare tab exports itself when it is the one shown. */
+  if (gtk_notebook_get_current_page(GTK_NOTEBOOK(self->notebook)) == self->compare_page)
+    gtk_drop_down_set_selected(GTK_DROP_DOWN(ed->what), EXPORT_COMPARE);
   ed->width = gtk_spin_button_new_with_range(16, 16384, 1);
   ed->height = gtk_spin_button_new_with_range(16, 16384, 1);
   gtk_spin_button_set_value(GTK_SPIN_BUTTON(ed->width), 1600);
@@ -274,6 +286,8 @@ conform_window_close_request_cb(GtkWindow *win, gpointer data)
     conform_run_stop(self->run);
   if (self->incoming)
     conform_run_stop(self->incoming);
+  /* and the Compare tab's worker (joined by its own finish callback) */
+  conform_compare_view_stop(CONFORM_COMPARE_VIEW(self->compare));
   return FALSE;
 }
 

@@ -31,6 +31,10 @@ struct _ConformWindow {
   GtkWidget *scatter, *histogram, *loss, *violation, *lr;
   GtkWidget *image_grid, *samples_stack; /* image data: a grid instead of the scatter */
   int image_size;                        /* 0 unless the experiment's data are images */
+  GtkWidget *vae_curves; /* held-out ELBO / log-likelihood, shown for VAEs only */
+  int vae_elbo, vae_ll, vae_ll_full;
+  GtkWidget *compare;    /* ConformCompareView (the Compare tab) */
+  int compare_page;
   GtkWidget *bg_check, *arrows_check, *logy_check, *smoothing;
   GtkWidget *traj_scatter, *traj_scale, *traj_play, *traj_label;
   guint traj_timer;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conform-application.h"
+#include "conform-compare-view.h"
 #include "conform-constraint-editor.h"
 #include "conform-curves.h"
 #include "conform-image-data.h"
@@ -327,6 +328,17 @@ run_samples_cb(ConformRun *run, gpointer data, ConformWindow *self)
     conform_curves_append(CONFORM_CURVES(self->violation), self->viol_p99, (double)s->step, v->p99);
     conform_curves_append(CONFORM_CURVES(self->violation), self->viol_max, (double)s->step, v->max);
   }
+  if (s->summary.has_vae) {
+    /* previews carry the cheap metrics (CONFORM_VAE_PREVIEW_N rows, K =
+     * CONFORM_VAE_PREVIEW_K), explicit samples the full ones (K = 50) */
+    ConformCurves *vc = CONFORM_CURVES(self->vae_curves);
+    if (s->summary.iw_k == CONFORM_VAE_PREVIEW_K) {
+      conform_curves_append(vc, self->vae_elbo, (double)s->step, s->summary.elbo);
+      conform_curves_append(vc, self->vae_ll, (double)s->step, s->summary.test_ll);
+    } else {
+      conform_curves_append(vc, self->vae_ll_full, (double)s->step, s->summary.test_ll);
+    }
+  }
   if (s->traj) {
     gtk_range_set_range(GTK_RANGE(self->traj_scale), 0, s->traj_steps);
     show_trajectory_frame(self);
@@ -341,6 +353,9 @@ run_state_cb(ConformRun *run, ConformWindow *self)
     return;
   if (conform_run_get_state(run) == CONFORM_RUN_TRAINING)
     conform_window_show_message_(self, "", FALSE);
+  if (self->compare)
+    conform_compare_view_set_main_training(CONFORM_COMPARE_VIEW(self->compare),
+                                           conform_run_get_state(run) == CONFORM_RUN_TRAINING);
   update_train_button(self);
   update_status(self);
 }
@@ -411,10 +426,21 @@ attach_run(ConformWindow *self, ConformRun *run)
   }
   conform_constraint_editor_set_dim(CONFORM_CONSTRAINT_EDITOR(self->editor), dim, (const char *const *)names);
   show_constraint(self);
+  {
+    /* The Compare tab compares strategies on this experiment, with the same
+     * background and projection plane as the samples view. */
+    const double *basis = NULL, *center = NULL;
+    gboolean have_plane = conform_run_get_projection(run, &basis, &center);
+    conform_compare_view_set_experiment(CONFORM_COMPARE_VIEW(self->compare), conform_run_get_config(run),
+                                        conform_run_get_constraint(run), dim, bg, n, have_plane ? basis : NULL,
+                                        center);
+  }
   conform_histogram_clear(CONFORM_HISTOGRAM(self->histogram));
   conform_curves_clear(CONFORM_CURVES(self->loss));
   conform_curves_clear(CONFORM_CURVES(self->lr));
   conform_curves_clear(CONFORM_CURVES(self->violation));
+  conform_curves_clear(CONFORM_CURVES(self->vae_curves));
+  gtk_widget_set_visible(self->vae_curves, g_strcmp0(conform_run_get_config(run)->model_type, "vae") == 0);
   self->records_shown = 0;
   push_records(self); /* a loaded run brings its history */
   sync_sidebar(self);
@@ -827,6 +853,27 @@ build_views(ConformWindow *self)
   conform_curves_set_title(CONFORM_CURVES(self->lr), "learning rate");
   conform_curves_set_x_label(CONFORM_CURVES(self->lr), "step");
   self->lr_series = conform_curves_add_series(CONFORM_CURVES(self->lr), "lr", 1);
+  /* VAEs: held-out ELBO and importance-weighted log-likelihood over steps,
+   * computed with every preview on the sampling thread. */
+  self->vae_curves = conform_curves_new();
+  ConformCurves *vc = CONFORM_CURVES(self->vae_curves);
+  g_autofree char *vae_title = g_strdup_printf("Held-out ELBO / log-likelihood (nats per sample, model space) · "
+                                               "previews: %d rows, K = %d", CONFORM_VAE_PREVIEW_N,
+                                               CONFORM_VAE_PREVIEW_K);
+  conform_curves_set_title(vc, vae_title);
+  conform_curves_set_x_label(vc, "step");
+  self->vae_elbo = conform_curves_add_series(vc, "ELBO", 4);
+  g_autofree char *ll_label = g_strdup_printf("log-lik (IW, K = %d)", CONFORM_VAE_PREVIEW_K);
+  self->vae_ll = conform_curves_add_series(vc, ll_label, 5);
+  self->vae_ll_full = conform_curves_add_series(vc, "log-lik (IW, K = 50, 500 rows; explicit samples)", 2);
+  g_autofree char *vae_tip = g_strdup_printf(
+    "Held-out ELBO and importance-weighted test log-likelihood per sample in model (standardised) space. Previews "
+    "while training use a fixed subset of the first %d held-out rows and K = %d importance samples (cheap, on the "
+    "sampling thread); explicit samples (Sample now, end of training) use %s rows and K = 50. cgauss reports the "
+    "density on the constraint subspace, none the ambient density: not comparable across those.",
+    CONFORM_VAE_PREVIEW_N, CONFORM_VAE_PREVIEW_K, "500");
+  gtk_widget_set_tooltip_text(self->vae_curves, vae_tip);
+  gtk_widget_set_visible(self->vae_curves, FALSE);
 
   /* Samples pane with its toggles. */
   GtkWidget *toggles = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
@@ -874,7 +921,12 @@ build_views(ConformWindow *self)
   gtk_paned_set_start_child(GTK_PANED(curves_box), labelled_pane("Training curves", self->loss, curve_tools));
   gtk_paned_set_end_child(GTK_PANED(curves_box), curves_lower);
   gtk_paned_set_start_child(GTK_PANED(curves_lower), self->violation);
-  gtk_paned_set_end_child(GTK_PANED(curves_lower), self->lr);
+  GtkWidget *lr_box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 2);
+  gtk_widget_set_vexpand(self->lr, TRUE);
+  gtk_widget_set_vexpand(self->vae_curves, TRUE);
+  gtk_box_append(GTK_BOX(lr_box), self->lr);
+  gtk_box_append(GTK_BOX(lr_box), self->vae_curves);
+  gtk_paned_set_end_child(GTK_PANED(curves_lower), lr_box);
   gtk_paned_set_position(GTK_PANED(curves_lower), 150);
   gtk_paned_set_position(GTK_PANED(curves_box), 230);
 
@@ -946,6 +998,10 @@ build_views(ConformWindow *self)
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), explore, gtk_label_new("Explore"));
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), traj_box, gtk_label_new("Sampling trajectory"));
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), cbox, gtk_label_new("Constraint A x = b"));
+  /* Compare tab: strategies side by side, trained in lock-step on their own worker. */
+  self->compare = conform_compare_view_new();
+  self->compare_page =
+    gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), self->compare, gtk_label_new("Compare"));
   return self->notebook;
 }
 
@@ -967,6 +1023,11 @@ conform_window_dispose(GObject *object)
     conform_run_stop(self->run);
   if (self->incoming)
     conform_run_stop(self->incoming);
+  /* The compare view's worker holds a reference to the view until joined,
+   * so the view's own dispose may come late: stop it here. */
+  if (self->compare)
+    conform_compare_view_stop(CONFORM_COMPARE_VIEW(self->compare));
+  self->compare = NULL;
   g_clear_object(&self->run);
   g_clear_object(&self->incoming);
   G_OBJECT_CLASS(conform_window_parent_class)->dispose(object);
@@ -1198,6 +1259,8 @@ conform_window_get_view(ConformWindow *self, const char *name)
   if (g_str_equal(name, "loss")) return self->loss;
   if (g_str_equal(name, "violation")) return self->violation;
   if (g_str_equal(name, "lr")) return self->lr;
+  if (g_str_equal(name, "vae-curves")) return self->vae_curves;
+  if (g_str_equal(name, "compare")) return self->compare;
   if (g_str_equal(name, "trajectory")) return self->traj_scatter;
   if (g_str_equal(name, "trajectory-scale")) return self->traj_scale;
   if (g_str_equal(name, "editor")) return self->editor;
