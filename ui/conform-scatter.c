@@ -1394,7 +1394,7 @@ draw_legend(ConformScatter *self, cairo_t *cr, const View *v, int width, double 
   }
   if (arrows_active(self) && v->kind != VIEW_1D) {
     items[n].kind = L_ARROW;
-    g_strlcpy(items[n++].text, self->pts.n > CONFORM_SCATTER_MAX_ARROWS ? "projection (500)" : "projection", 64);
+    g_strlcpy(items[n++].text, self->pts.n > CONFORM_SCATTER_MAX_ARROWS ? "correction (500)" : "correction", 64);
   }
   if (n == 0)
     return;
