@@ -112,11 +112,7 @@ CfStatus
 cset_out_project(ConstraintSet *cs, gboolean model, float *y, int n, const float *k, CfError *err)
 {
   CfCgauss *g = model ? &cs->out_model : &cs->out_raw;
-  const float one = 1.0f;
-  CfStatus st = cf_cgauss_forward(g, n, y, &one, CF_CGAUSS_VAR_ISO, k, k ? n : 0, k ? g->m_full : 0, err);
-  if (st == CF_OK)
-    memcpy(y, g->mu_bar, sizeof(float) * (gsize)n * g->n);
-  return st;
+  return cf_cgauss_project(g, n, y, k, k ? n : 0, k ? g->m_full : 0, 1.0, err);
 }
 
 gboolean

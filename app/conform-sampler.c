@@ -183,21 +183,6 @@ sample_hook(void *user, float *x, int B, int t_next)
   }
 }
 
-/* x (n x cg->n) <- its projection onto {B x = scale k_i} (k: n x m_full, or
- * NULL for b): the cgauss chain's x_T, reproduced for the trajectory. */
-static void
-project_scaled(CfCgauss *cg, float *x, int n, double scale, const float *k)
-{
-  const int rows = k ? n : 1;
-  float *ks = g_new(float, (gsize)rows * cg->m_full);
-  for (int i = 0; i < rows * cg->m_full; i++)
-    ks[i] = (float)(scale * (k ? k[i] : cg->b[i]));
-  const float one = 1.0f;
-  if (cf_cgauss_forward(cg, n, x, &one, CF_CGAUSS_VAR_ISO, ks, rows, cg->m_full, NULL) == CF_OK)
-    memcpy(x, cg->mu_bar, sizeof(float) * (size_t)n * cg->n);
-  g_free(ks);
-}
-
 /* Rows [x_i | y_i] of n x (nx + ny) from x (n x nx) and y (n x ny). */
 static void
 join_rows(float *out, const float *x, int nx, const float *y, int ny, int n)
@@ -502,12 +487,13 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     join_rows(r->x, xin, nx, y, ny, n);
     if (ytraj) {
       if (cgauss)
-        project_scaled(&s->cs.out_model, ytraj, traj_n, sqrt(s->sched.alpha_bar[s->sched.T]), kin);
+        (void)cf_cgauss_project(&s->cs.out_model, traj_n, ytraj, kin, traj_n, m, sqrt(s->sched.alpha_bar[s->sched.T]),
+                                NULL);
       for (int k = 0; k <= n_steps; k++)
         join_rows(r->traj + (size_t)k * traj_n * dim, xin, nx, ytraj + (size_t)k * traj_n * ny, ny, traj_n);
     }
   } else if (st == CF_OK && ytraj && cgauss) { /* the chain starts from the draws projected onto B x = sqrt(abar_T) b */
-    project_scaled(&s->cs.out_model, r->traj, traj_n, sqrt(s->sched.alpha_bar[s->sched.T]), NULL);
+    (void)cf_cgauss_project(&s->cs.out_model, traj_n, r->traj, NULL, 0, 0, sqrt(s->sched.alpha_bar[s->sched.T]), NULL);
   }
   if (nx > 0) {
     g_free(y);

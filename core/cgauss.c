@@ -830,6 +830,32 @@ cf_cgauss_forward(CfCgauss *g, int B, const float *mu, const float *var, CfCgaus
   return CF_OK;
 }
 
+CfStatus
+cf_cgauss_project(CfCgauss *g, int B, float *x, const float *k, int k_rows, int k_cols, double scale, CfError *err)
+{
+  CF_ASSERT(g != NULL && x != NULL);
+  float *ks = NULL;
+  if (scale != 1.0) {
+    if (!k) { /* the constraint's own b */
+      k_rows = 1;
+      k_cols = g->m_full;
+    }
+    size_t nk = (size_t)(k_rows > 0 ? k_rows : 1) * (size_t)(k_cols > 0 ? k_cols : 0);
+    ks = cf_alloc_array(nk ? nk : 1, sizeof(float));
+    if (!ks)
+      return cf_error_set(err, CF_ERR_NOMEM, "cgauss: out of memory for a scaled right-hand side");
+    for (size_t i = 0; i < nk; i++)
+      ks[i] = (float)(scale * (k ? k[i] : g->b[i]));
+    k = ks;
+  }
+  const float one = 1.0f;
+  CfStatus st = cf_cgauss_forward(g, B, x, &one, CF_CGAUSS_VAR_ISO, k, k ? k_rows : 0, k ? k_cols : 0, err);
+  if (st == CF_OK)
+    memcpy(x, g->mu_bar, sizeof(float) * (size_t)B * g->n);
+  free(ks);
+  return st;
+}
+
 /* ------------------------------------------------------------------------ */
 /* outputs                                                                   */
 

@@ -160,6 +160,14 @@ CfStatus cf_cgauss_setup(CfCgauss *g, const CfConstraint *c, CfError *err);
 CfStatus cf_cgauss_forward(CfCgauss *g, int B, const float *mu, const float *var, CfCgaussVarMode mode,
                            const float *k, int k_rows, int k_cols, CfError *err);
 
+/* x (B, n) <- its Euclidean projection onto {A x = scale k_b}: the mean of
+ * the layer with an isotropic variance (refined in double, so A x - k sits
+ * at round-off). k as in cf_cgauss_forward (NULL: the constraint's b);
+ * scale != 1 (e.g. sqrt(abar_t) in a diffusion chain) allocates a scaled
+ * copy of k. Overwrites the batch state like a forward. */
+CfStatus cf_cgauss_project(CfCgauss *g, int B, float *x, const float *k, int k_rows, int k_cols, double scale,
+                           CfError *err);
+
 /* var_bar (B, n): marginal variances of the constrained Gaussian. */
 void cf_cgauss_marginal_var(CfCgauss *g);
 

@@ -206,31 +206,27 @@ typedef struct {
   const float *k;
   int k_rows, k_cols;
   float *kt;    /* k_rows x k_cols: scale * k */
-  float *zero;  /* k_rows x k_cols zeros */
   float *noise; /* B x dim */
 } ChainConstraint;
 
 /* x <- a sample of N(x, var I) conditioned exactly on A x = scale k, with
  * the standard normals `noise` (B x dim); var = 0 gives the conditioned
- * mean, i.e. the Euclidean projection onto the affine set. k_scale = 0 with
- * `zero` projects onto the null space. */
+ * mean, the Euclidean projection onto the affine set (scale 0: onto the
+ * null space). */
 static CfStatus
-chain_condition(ChainConstraint *c, float *x, int B, double var, const float *k, double scale, const float *noise,
-                CfError *err)
+chain_condition(ChainConstraint *c, float *x, int B, double var, double scale, const float *noise, CfError *err)
 {
+  if (var <= 0.0)
+    return cf_cgauss_project(c->cg, B, x, c->k, c->k_rows, c->k_cols, scale, err);
   const size_t nk = (size_t)c->k_rows * c->k_cols;
   for (size_t i = 0; i < nk; i++)
-    c->kt[i] = (float)(scale * k[i]);
-  const float v = var > 0.0 ? (float)var : 1.0f;
+    c->kt[i] = (float)(scale * c->k[i]);
+  const float v = (float)var;
   CfStatus st = cf_cgauss_forward(c->cg, B, x, &v, CF_CGAUSS_VAR_ISO, c->kt, c->k_rows, c->k_cols, err);
   if (st != CF_OK)
     return st;
-  const float *src = c->cg->mu_bar;
-  if (var > 0.0) {
-    cf_cgauss_sample(c->cg, noise, NULL);
-    src = c->cg->z;
-  }
-  memcpy(x, src, sizeof(float) * (size_t)B * c->cg->n);
+  cf_cgauss_sample(c->cg, noise, NULL);
+  memcpy(x, c->cg->z, sizeof(float) * (size_t)B * c->cg->n);
   return CF_OK;
 }
 
@@ -294,14 +290,14 @@ reverse_step(const CfSchedule *s, const CfSamplerConfig *cfg, ChainConstraint *c
   }
 
   /* eps_c = P_N eps; x0_bar = Proj(clip(x0_hat)) (kept in eps). */
-  CfStatus st = chain_condition(con, eps, B, 0.0, con->zero, 0.0, NULL, err);
+  CfStatus st = chain_condition(con, eps, B, 0.0, 0.0, NULL, err);
   if (st != CF_OK)
     return st;
   for (size_t i = 0; i < N; i++) {
     double x0 = (x[i] - s1 * eps[i]) / sa;
     eps[i] = (float)(clip > 0.0 ? clampd(x0, clip) : x0);
   }
-  if ((st = chain_condition(con, eps, B, 0.0, con->k, 1.0, NULL, err)) != CF_OK)
+  if ((st = chain_condition(con, eps, B, 0.0, 1.0, NULL, err)) != CF_OK)
     return st;
   for (size_t i = 0; i < N; i++) {
     double x0 = eps[i];
@@ -310,7 +306,7 @@ reverse_step(const CfSchedule *s, const CfSamplerConfig *cfg, ChainConstraint *c
   }
   if (sigma > 0.0)
     cf_rng_fill_normal(rng, con->noise, N);
-  return chain_condition(con, x, B, sigma * sigma, con->k, sn, con->noise, err);
+  return chain_condition(con, x, B, sigma * sigma, sn, con->noise, err);
 }
 
 static CfStatus
@@ -335,7 +331,7 @@ sample_impl(const CfSchedule *s, const CfSamplerConfig *cfg, int dim, int B, CfE
 
   float *x = out;
   cf_rng_fill_normal(rng, x, N);
-  if (con && (st = chain_condition(con, x, B, 0.0, con->k, sqrt(s->alpha_bar[s->T]), NULL, err)) != CF_OK)
+  if (con && (st = chain_condition(con, x, B, 0.0, sqrt(s->alpha_bar[s->T]), NULL, err)) != CF_OK)
     goto done;
   if (traj)
     memcpy(traj, x, N * sizeof(float));
@@ -412,17 +408,15 @@ cf_ddpm_sample_constrained(const CfSchedule *s, const CfSamplerConfig *cfg, int 
   }
   const size_t nk = (size_t)k_rows * k_cols;
   ChainConstraint con = {cg, k, k_rows, k_cols, cf_alloc_array(nk, sizeof(float)),
-                         cf_alloc_array(nk, sizeof(float)), cf_alloc_array((size_t)B * dim, sizeof(float))};
+                         cf_alloc_array((size_t)B * dim, sizeof(float))};
   CfStatus st;
-  if (!con.kt || !con.zero || !con.noise) {
+  if (!con.kt || !con.noise) {
     st = cf_error_set(err, CF_ERR_NOMEM, "constrained sampler: cannot allocate scratch for %d samples", B);
   } else {
-    memset(con.zero, 0, nk * sizeof(float));
     st = sample_impl(s, cfg, dim, B, eps_fn, eps_user, &con, hook, hook_user, rng, out, traj, abort_fn,
                      progress_fn, cb_user, err);
   }
   free(con.kt);
-  free(con.zero);
   free(con.noise);
   free(own_k);
   return st;

@@ -892,6 +892,66 @@ test_bad_input(void)
   cf_cgauss_clear(&g);
 }
 
+/* cf_cgauss_project is the orthogonal projection onto A x = scale k:
+ * checked against x - A^T (A A^T)^{-1} (A x - scale k) computed directly
+ * (normal equations in double), for the constraint's b, a shared and a
+ * per-sample k, on the dense and the blocks path. */
+static void
+test_project(void)
+{
+  const int m = 2, n = 5, B = 3;
+  double A[10] = {1, 2, 0, -1, 1, 0, 1, 1, 1, -2}, b[2] = {0.5, -1.0};
+  double Asum[5] = {1, 1, 1, 1, 1}, bsum[1] = {2.0};
+  CfRng rng;
+  cf_rng_seed(&rng, 31);
+  for (int path = 0; path < 2; path++) {
+    int mm = path ? 1 : m;
+    const double *AA = path ? Asum : A, *bb = path ? bsum : b;
+    CfCgauss g;
+    setup_ok(&g, mm, n, AA, bb, false);
+    g_assert_cmpint(g.path, ==, path ? CF_CGAUSS_BLOCKS : CF_CGAUSS_DENSE);
+    float kb[3 * 2];
+    for (int i = 0; i < B * mm; i++)
+      kb[i] = (float)cf_rng_normal(&rng);
+    for (int kcase = 0; kcase < 3; kcase++) {
+      const double scale = kcase == 1 ? 1.0 : 0.7;
+      float x[15], x0[15];
+      cf_rng_fill_normal(&rng, x0, (size_t)B * n);
+      memcpy(x, x0, sizeof x);
+      const float *k = kcase == 0 ? NULL : kb;
+      int kr = kcase == 0 ? 0 : kcase == 1 ? 1 : B;
+      g_assert_cmpint(cf_cgauss_project(&g, B, x, k, kr, k ? mm : 0, scale, NULL), ==, CF_OK);
+      for (int r = 0; r < B; r++) {
+        /* direct: lambda = (A A^T)^{-1} (A x0 - scale k), x = x0 - A^T lambda (m <= 2) */
+        double G[4] = {0}, res[2] = {0}, lam[2];
+        for (int i = 0; i < mm; i++) {
+          double kk = k ? k[(kcase == 1 ? 0 : r) * mm + i] : bb[i];
+          for (int q = 0; q < n; q++)
+            res[i] += AA[i * n + q] * x0[r * n + q];
+          res[i] -= scale * kk;
+          for (int j = 0; j < mm; j++)
+            for (int q = 0; q < n; q++)
+              G[i * mm + j] += AA[i * n + q] * AA[j * n + q];
+        }
+        if (mm == 1) {
+          lam[0] = res[0] / G[0];
+        } else {
+          double det = G[0] * G[3] - G[1] * G[2];
+          lam[0] = (G[3] * res[0] - G[1] * res[1]) / det;
+          lam[1] = (G[0] * res[1] - G[2] * res[0]) / det;
+        }
+        for (int q = 0; q < n; q++) {
+          double want = x0[r * n + q];
+          for (int i = 0; i < mm; i++)
+            want -= AA[i * n + q] * lam[i];
+          g_assert_cmpfloat(fabs(x[r * n + q] - want), <=, 1e-5 * (1 + fabs(want)));
+        }
+      }
+    }
+    cf_cgauss_clear(&g);
+  }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -903,5 +963,6 @@ main(int argc, char **argv)
   g_test_add_func("/cgauss/blocks-equal-dense", test_blocks_equal_dense);
   g_test_add_func("/cgauss/sum-speed", test_sum_speed);
   g_test_add_func("/cgauss/bad-input", test_bad_input);
+  g_test_add_func("/cgauss/project", test_project);
   return g_test_run();
 }
