@@ -512,14 +512,22 @@ denoiser_build(CfGraph *g, CfParams *p, const CfDenoiserNet *net, const CfDenois
   return cf_mlp_build(g, p, &net->mlp, h, CF_ACT_SILU);
 }
 
+static void
+ddpm_reset_nodes(CfDdpm *m)
+{
+  m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
+  m->in_cond = m->in_proj = -1;
+  m->in_w0 = m->in_w1 = m->total = -1;
+  m->in_vA = m->in_vtgt = m->viol = -1;
+}
+
 CfStatus
 cf_ddpm_init(CfDdpm *m, const CfDenoiserConfig *cfg, CfScheduleKind sched, int T, CfError *err)
 {
   CF_ASSERT(m != NULL);
   memset(m, 0, sizeof *m);
   cf_params_init(&m->params);
-  m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
-  m->in_cond = m->in_proj = -1;
+  ddpm_reset_nodes(m);
   CfStatus st = denoiser_validate(cfg, err);
   if (st != CF_OK)
     return st;
@@ -542,9 +550,11 @@ cf_ddpm_clear(CfDdpm *m)
   cf_params_clear(&m->params);
   cf_schedule_clear(&m->sched);
   free(m->null_proj);
+  free(m->viol_A);
+  free(m->viol_b);
+  free(m->t_scratch);
   memset(m, 0, sizeof *m);
-  m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
-  m->in_cond = m->in_proj = -1;
+  ddpm_reset_nodes(m);
 }
 
 CfStatus
@@ -622,7 +632,9 @@ cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err)
     m->train = NULL;
     m->train_B = 0;
   }
-  CfGraph *g = cf_graph_new();
+  free(m->t_scratch);
+  m->t_scratch = cf_alloc_array((size_t)B, sizeof(int));
+  CfGraph *g = m->t_scratch ? cf_graph_new() : NULL;
   if (!g)
     return cf_error_set(err, CF_ERR_NOMEM, "denoiser: cannot allocate the training graph");
   const int dim = m->cfg.dim;
@@ -638,9 +650,20 @@ cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err)
     pred = cf_matmul(g, m->out_eps, m->in_proj, false, false);
   }
   m->loss = cf_mse(g, pred, m->in_eps);
+  /* total = w0 loss + w1 viol, viol = mean_b ||A eps_theta - c_b||^2 */
+  m->in_w0 = cf_input(g, 1, 1, false);
+  m->total = cf_mul(g, m->loss, m->in_w0);
+  if (m->viol_m > 0) {
+    m->in_vA = cf_input(g, m->viol_m, dim, false);
+    m->in_vtgt = cf_input(g, B, m->viol_m, false);
+    CfNode u = cf_matmul(g, m->out_eps, m->in_vA, false, true);
+    m->viol = cf_scale(g, cf_mse(g, u, m->in_vtgt), (float)m->viol_m);
+    m->in_w1 = cf_input(g, 1, 1, false);
+    m->total = cf_add(g, m->total, cf_mul(g, m->viol, m->in_w1));
+  }
   if (cf_graph_finalize(g) != CF_OK) {
     cf_graph_free(g);
-    m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = m->in_cond = m->in_proj = -1;
+    ddpm_reset_nodes(m);
     return cf_error_set(err, CF_ERR_NOMEM,
                         "denoiser: cannot allocate the training graph for batch size %d", B);
   }
@@ -648,6 +671,8 @@ cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err)
   m->train_B = B;
   if (m->null_proj)
     memcpy(cf_graph_value(g, m->in_proj), m->null_proj, sizeof(float) * (size_t)dim * dim);
+  if (m->viol_m > 0)
+    memcpy(cf_graph_value(g, m->in_vA), m->viol_A, sizeof(float) * (size_t)m->viol_m * dim);
   return CF_OK;
 }
 
@@ -657,8 +682,10 @@ cf_ddpm_train_step(CfDdpm *m, const float *x0, CfRng *rng)
   return cf_ddpm_train_step_cond(m, x0, NULL, rng);
 }
 
-float
-cf_ddpm_train_step_cond(CfDdpm *m, const float *x0, const float *cond, CfRng *rng)
+/* Writes the batch's inputs: cond, t ~ U{1..T}, eps ~ N(0, I) (P_N eps under
+ * null-space training) and x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps. */
+static void
+draw_noisy_batch(CfDdpm *m, const float *x0, const float *cond, CfRng *rng)
 {
   CF_ASSERT(m != NULL && m->train != NULL && x0 != NULL && rng != NULL);
   CF_ASSERT((m->cfg.cond_dim > 0) == (cond != NULL));
@@ -693,9 +720,121 @@ cf_ddpm_train_step_cond(CfDdpm *m, const float *x0, const float *cond, CfRng *rn
     for (int j = 0; j < dim; j++)
       xr[j] = (float)(sa * x0r[j] + s1 * e[j]);
   }
+}
+
+float
+cf_ddpm_train_step_cond(CfDdpm *m, const float *x0, const float *cond, CfRng *rng)
+{
+  draw_noisy_batch(m, x0, cond, rng);
+  CfGraph *g = m->train;
   cf_graph_forward(g);
   cf_params_zero_grad(&m->params);
   cf_graph_backward(g, m->loss);
+  return cf_graph_value(g, m->loss)[0];
+}
+
+CfStatus
+cf_ddpm_set_violation(CfDdpm *m, const CfConstraint *c, CfError *err)
+{
+  CF_ASSERT(m != NULL);
+  free(m->viol_A);
+  free(m->viol_b);
+  m->viol_A = m->viol_b = NULL;
+  m->viol_m = 0;
+  if (!c)
+    return CF_OK;
+  if (c->n != m->cfg.dim || c->m < 1)
+    return cf_error_set(err, CF_ERR_SHAPE, "denoiser: the violation term needs a constraint on %d columns (got %d x %d)",
+                        m->cfg.dim, c->m, c->n);
+  m->viol_A = cf_alloc_array((size_t)c->m * c->n, sizeof(float));
+  m->viol_b = cf_alloc_array((size_t)c->m, sizeof(float));
+  if (!m->viol_A || !m->viol_b) {
+    free(m->viol_A);
+    free(m->viol_b);
+    m->viol_A = m->viol_b = NULL;
+    return cf_error_set(err, CF_ERR_NOMEM, "denoiser: cannot allocate the %d x %d violation term", c->m, c->n);
+  }
+  for (size_t i = 0; i < (size_t)c->m * c->n; i++)
+    m->viol_A[i] = (float)c->A[i];
+  for (int i = 0; i < c->m; i++)
+    m->viol_b[i] = (float)c->b[i];
+  m->viol_m = c->m;
+  return CF_OK;
+}
+
+/* c_b = A eps_b + sqrt(abar / (1 - abar)) (A x0_b - k_b), in double. */
+static void
+violation_targets(CfDdpm *m, const float *x0, const float *k)
+{
+  CfGraph *g = m->train;
+  const int B = m->train_B, dim = m->cfg.dim, vm = m->viol_m;
+  const float *tt = cf_graph_value(g, m->in_t), *ep = cf_graph_value(g, m->in_eps);
+  float *c = cf_graph_value(g, m->in_vtgt);
+  for (int b = 0; b < B; b++) {
+    const double ab = m->sched.alpha_bar[(int)tt[b]];
+    const double snr = sqrt(ab / (1.0 - ab));
+    const float *e = ep + (size_t)b * dim, *x = x0 + (size_t)b * dim;
+    const float *kb = k ? k + (size_t)b * vm : m->viol_b;
+    for (int i = 0; i < vm; i++) {
+      const float *a = m->viol_A + (size_t)i * dim;
+      double ae = 0.0, ax = 0.0;
+      for (int j = 0; j < dim; j++) {
+        ae += (double)a[j] * e[j];
+        ax += (double)a[j] * x[j];
+      }
+      c[(size_t)b * vm + i] = (float)(ae + snr * (ax - kb[i]));
+    }
+  }
+}
+
+float
+cf_ddpm_accumulate(CfDdpm *m, const float *x0, const float *cond, const float *k, CfRng *rng, float w_loss,
+                   float w_viol, bool zero_grad, float *viol_out)
+{
+  draw_noisy_batch(m, x0, cond, rng);
+  CfGraph *g = m->train;
+  cf_graph_value(g, m->in_w0)[0] = w_loss;
+  if (m->viol >= 0) {
+    violation_targets(m, x0, k);
+    cf_graph_value(g, m->in_w1)[0] = w_viol;
+  }
+  cf_graph_forward(g);
+  if (zero_grad)
+    cf_params_zero_grad(&m->params);
+  cf_graph_backward(g, m->total);
+  if (viol_out)
+    *viol_out = m->viol >= 0 ? cf_graph_value(g, m->viol)[0] : NAN;
+  return cf_graph_value(g, m->loss)[0];
+}
+
+float
+cf_ddpm_accumulate_distill(CfDdpm *m, CfEpsFn teacher, void *teacher_user, const float *cond, CfRng *rng, float w,
+                           bool zero_grad)
+{
+  CF_ASSERT(m != NULL && m->train != NULL && teacher != NULL && rng != NULL);
+  CF_ASSERT((m->cfg.cond_dim > 0) == (cond != NULL));
+  CfGraph *g = m->train;
+  const int B = m->train_B, dim = m->cfg.dim, T = m->sched.T;
+  float *xt = cf_graph_value(g, m->in_x), *tt = cf_graph_value(g, m->in_t);
+  float *ep = cf_graph_value(g, m->in_eps);
+  int *ti = m->t_scratch;
+  if (cond)
+    memcpy(cf_graph_value(g, m->in_cond), cond, sizeof(float) * (size_t)B * m->cfg.cond_dim);
+  for (int b = 0; b < B; b++) {
+    ti[b] = 1 + (int)cf_rng_below(rng, (uint64_t)T);
+    tt[b] = (float)ti[b];
+  }
+  cf_rng_fill_normal(rng, xt, (size_t)B * dim);
+  teacher(teacher_user, xt, ti, B, ep);
+  cf_graph_value(g, m->in_w0)[0] = w;
+  if (m->viol >= 0) { /* the violation term does not apply to noise inputs */
+    cf_graph_value(g, m->in_w1)[0] = 0.0f;
+    memset(cf_graph_value(g, m->in_vtgt), 0, sizeof(float) * (size_t)B * m->viol_m);
+  }
+  cf_graph_forward(g);
+  if (zero_grad)
+    cf_params_zero_grad(&m->params);
+  cf_graph_backward(g, m->total);
   return cf_graph_value(g, m->loss)[0];
 }
 
