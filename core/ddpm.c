@@ -517,8 +517,8 @@ ddpm_reset_nodes(CfDdpm *m)
 {
   m->in_x = m->in_t = m->in_eps = m->out_eps = m->loss = -1;
   m->in_cond = m->in_proj = -1;
-  m->in_w0 = m->in_w1 = m->total = -1;
-  m->in_vA = m->in_vtgt = m->viol = -1;
+  m->row_err = m->in_w = m->total = -1;
+  m->in_vA = m->in_vtgt = m->row_viol = m->in_wv = -1;
 }
 
 CfStatus
@@ -650,16 +650,18 @@ cf_ddpm_prepare_train(CfDdpm *m, int B, CfError *err)
     pred = cf_matmul(g, m->out_eps, m->in_proj, false, false);
   }
   m->loss = cf_mse(g, pred, m->in_eps);
-  /* total = w0 loss + w1 viol, viol = mean_b ||A eps_theta - c_b||^2 */
-  m->in_w0 = cf_input(g, 1, 1, false);
-  m->total = cf_mul(g, m->loss, m->in_w0);
+  /* total = sum_r w_r e_r (+ sum_r wv_r v_r): e_r = ||pred - eps||^2 / dim,
+   * v_r = ||A eps_theta - c_r||^2 (cf_ddpm_accumulate) */
+  m->row_err = cf_scale(g, cf_sum_rows(g, cf_square(g, cf_sub(g, pred, m->in_eps))), 1.0f / (float)dim);
+  m->in_w = cf_input(g, B, 1, false);
+  m->total = cf_sum_all(g, cf_mul(g, m->row_err, m->in_w));
   if (m->viol_m > 0) {
     m->in_vA = cf_input(g, m->viol_m, dim, false);
     m->in_vtgt = cf_input(g, B, m->viol_m, false);
     CfNode u = cf_matmul(g, m->out_eps, m->in_vA, false, true);
-    m->viol = cf_scale(g, cf_mse(g, u, m->in_vtgt), (float)m->viol_m);
-    m->in_w1 = cf_input(g, 1, 1, false);
-    m->total = cf_add(g, m->total, cf_mul(g, m->viol, m->in_w1));
+    m->row_viol = cf_sum_rows(g, cf_square(g, cf_sub(g, u, m->in_vtgt)));
+    m->in_wv = cf_input(g, B, 1, false);
+    m->total = cf_add(g, m->total, cf_sum_all(g, cf_mul(g, m->row_viol, m->in_wv)));
   }
   if (cf_graph_finalize(g) != CF_OK) {
     cf_graph_free(g);
@@ -682,12 +684,13 @@ cf_ddpm_train_step(CfDdpm *m, const float *x0, CfRng *rng)
   return cf_ddpm_train_step_cond(m, x0, NULL, rng);
 }
 
-/* Writes the batch's inputs: cond, t ~ U{1..T}, eps ~ N(0, I) (P_N eps under
- * null-space training) and x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps. */
+/* Writes the inputs of rows [0, n_data): t ~ U{1..T}, eps ~ N(0, I) (P_N eps
+ * under null-space training) and x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps;
+ * then of the teacher rows [n_data, train_B): t ~ U{1..T}, x_t ~ N(0, I). */
 static void
-draw_noisy_batch(CfDdpm *m, const float *x0, const float *cond, CfRng *rng)
+draw_noisy_batch(CfDdpm *m, const float *x0, const float *cond, int n_data, CfRng *rng)
 {
-  CF_ASSERT(m != NULL && m->train != NULL && x0 != NULL && rng != NULL);
+  CF_ASSERT(m != NULL && m->train != NULL && rng != NULL && (x0 != NULL || n_data == 0));
   CF_ASSERT((m->cfg.cond_dim > 0) == (cond != NULL));
   CfGraph *g = m->train;
   const int B = m->train_B, dim = m->cfg.dim, T = m->sched.T;
@@ -698,14 +701,18 @@ draw_noisy_batch(CfDdpm *m, const float *x0, const float *cond, CfRng *rng)
     memcpy(cf_graph_value(g, m->in_cond), cond, sizeof(float) * (size_t)B * m->cfg.cond_dim);
   const float *P = m->null_proj;
   float *pe = P ? m->null_proj + (size_t)dim * dim : NULL; /* scratch row */
-  /* Per row: t ~ U{1..T}, then dim normals (projected: P_N eps). */
   for (int b = 0; b < B; b++) {
     int t = 1 + (int)cf_rng_below(rng, (uint64_t)T);
     tt[b] = (float)t;
+    m->t_scratch[b] = t;
+    float *xr = xt + (size_t)b * dim;
+    if (b >= n_data) {
+      cf_rng_fill_normal(rng, xr, (size_t)dim);
+      continue;
+    }
     const double ab = m->sched.alpha_bar[t];
     const double sa = sqrt(ab), s1 = sqrt(1.0 - ab);
     float *e = ep + (size_t)b * dim;
-    float *xr = xt + (size_t)b * dim;
     const float *x0r = x0 + (size_t)b * dim;
     cf_rng_fill_normal(rng, e, (size_t)dim);
     if (P) {
@@ -725,7 +732,7 @@ draw_noisy_batch(CfDdpm *m, const float *x0, const float *cond, CfRng *rng)
 float
 cf_ddpm_train_step_cond(CfDdpm *m, const float *x0, const float *cond, CfRng *rng)
 {
-  draw_noisy_batch(m, x0, cond, rng);
+  draw_noisy_batch(m, x0, cond, m->train_B, rng);
   CfGraph *g = m->train;
   cf_graph_forward(g);
   cf_params_zero_grad(&m->params);
@@ -762,16 +769,18 @@ cf_ddpm_set_violation(CfDdpm *m, const CfConstraint *c, CfError *err)
   return CF_OK;
 }
 
-/* c_b = A eps_b + sqrt(abar / (1 - abar)) (A x0_b - k_b), in double. */
+/* c_r = A eps_r + sqrt(abar / (1 - abar)) (A x0_r - k_r) on data rows, in
+ * double; 0 on teacher rows (their weight must be 0). */
 static void
-violation_targets(CfDdpm *m, const float *x0, const float *k)
+violation_targets(CfDdpm *m, const float *x0, const float *k, int n_data)
 {
   CfGraph *g = m->train;
   const int B = m->train_B, dim = m->cfg.dim, vm = m->viol_m;
-  const float *tt = cf_graph_value(g, m->in_t), *ep = cf_graph_value(g, m->in_eps);
+  const float *ep = cf_graph_value(g, m->in_eps);
   float *c = cf_graph_value(g, m->in_vtgt);
-  for (int b = 0; b < B; b++) {
-    const double ab = m->sched.alpha_bar[(int)tt[b]];
+  memset(c, 0, sizeof(float) * (size_t)B * vm);
+  for (int b = 0; b < n_data; b++) {
+    const double ab = m->sched.alpha_bar[m->t_scratch[b]];
     const double snr = sqrt(ab / (1.0 - ab));
     const float *e = ep + (size_t)b * dim, *x = x0 + (size_t)b * dim;
     const float *kb = k ? k + (size_t)b * vm : m->viol_b;
@@ -788,54 +797,45 @@ violation_targets(CfDdpm *m, const float *x0, const float *k)
 }
 
 float
-cf_ddpm_accumulate(CfDdpm *m, const float *x0, const float *cond, const float *k, CfRng *rng, float w_loss,
-                   float w_viol, bool zero_grad, float *viol_out)
+cf_ddpm_accumulate(CfDdpm *m, const CfDdpmTerms *terms, CfRng *rng, bool zero_grad, float *row_err, float *row_viol)
 {
-  draw_noisy_batch(m, x0, cond, rng);
+  CF_ASSERT(m != NULL && m->train != NULL && terms != NULL && terms->w != NULL);
+  const int B = m->train_B, dim = m->cfg.dim;
+  const int n_data = terms->n_data;
+  CF_ASSERT(n_data >= 0 && n_data <= B && (n_data == B || terms->teacher != NULL));
+  CF_ASSERT(terms->w_viol == NULL || m->viol_m > 0);
   CfGraph *g = m->train;
-  cf_graph_value(g, m->in_w0)[0] = w_loss;
-  if (m->viol >= 0) {
-    violation_targets(m, x0, k);
-    cf_graph_value(g, m->in_w1)[0] = w_viol;
+  draw_noisy_batch(m, terms->x0, terms->cond, n_data, rng);
+  if (n_data < B) { /* teacher targets for the noise rows */
+    const float *xt = cf_graph_value(g, m->in_x);
+    terms->teacher(terms->teacher_user, xt + (size_t)n_data * dim, m->t_scratch + n_data, B - n_data,
+                   cf_graph_value(g, m->in_eps) + (size_t)n_data * dim);
+  }
+  memcpy(cf_graph_value(g, m->in_w), terms->w, sizeof(float) * (size_t)B);
+  if (m->viol_m > 0) {
+    float *wv = cf_graph_value(g, m->in_wv);
+    if (terms->w_viol) {
+      violation_targets(m, terms->x0, terms->k, n_data);
+      memcpy(wv, terms->w_viol, sizeof(float) * (size_t)B);
+    } else {
+      memset(wv, 0, sizeof(float) * (size_t)B);
+      memset(cf_graph_value(g, m->in_vtgt), 0, sizeof(float) * (size_t)B * m->viol_m);
+    }
   }
   cf_graph_forward(g);
   if (zero_grad)
     cf_params_zero_grad(&m->params);
   cf_graph_backward(g, m->total);
-  if (viol_out)
-    *viol_out = m->viol >= 0 ? cf_graph_value(g, m->viol)[0] : NAN;
-  return cf_graph_value(g, m->loss)[0];
-}
-
-float
-cf_ddpm_accumulate_distill(CfDdpm *m, CfEpsFn teacher, void *teacher_user, const float *cond, CfRng *rng, float w,
-                           bool zero_grad)
-{
-  CF_ASSERT(m != NULL && m->train != NULL && teacher != NULL && rng != NULL);
-  CF_ASSERT((m->cfg.cond_dim > 0) == (cond != NULL));
-  CfGraph *g = m->train;
-  const int B = m->train_B, dim = m->cfg.dim, T = m->sched.T;
-  float *xt = cf_graph_value(g, m->in_x), *tt = cf_graph_value(g, m->in_t);
-  float *ep = cf_graph_value(g, m->in_eps);
-  int *ti = m->t_scratch;
-  if (cond)
-    memcpy(cf_graph_value(g, m->in_cond), cond, sizeof(float) * (size_t)B * m->cfg.cond_dim);
-  for (int b = 0; b < B; b++) {
-    ti[b] = 1 + (int)cf_rng_below(rng, (uint64_t)T);
-    tt[b] = (float)ti[b];
+  if (row_err)
+    memcpy(row_err, cf_graph_value(g, m->row_err), sizeof(float) * (size_t)B);
+  if (row_viol) {
+    if (m->viol_m > 0 && terms->w_viol)
+      memcpy(row_viol, cf_graph_value(g, m->row_viol), sizeof(float) * (size_t)B);
+    else
+      for (int b = 0; b < B; b++)
+        row_viol[b] = NAN;
   }
-  cf_rng_fill_normal(rng, xt, (size_t)B * dim);
-  teacher(teacher_user, xt, ti, B, ep);
-  cf_graph_value(g, m->in_w0)[0] = w;
-  if (m->viol >= 0) { /* the violation term does not apply to noise inputs */
-    cf_graph_value(g, m->in_w1)[0] = 0.0f;
-    memset(cf_graph_value(g, m->in_vtgt), 0, sizeof(float) * (size_t)B * m->viol_m);
-  }
-  cf_graph_forward(g);
-  if (zero_grad)
-    cf_params_zero_grad(&m->params);
-  cf_graph_backward(g, m->total);
-  return cf_graph_value(g, m->loss)[0];
+  return cf_graph_value(g, m->total)[0];
 }
 
 /* ---- inference copy -------------------------------------------------------- */

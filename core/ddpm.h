@@ -125,14 +125,14 @@ typedef struct {
   CfNode in_cond;  /* (B, cond_dim) or -1 */
   float *null_proj; /* dim x dim P_N (cf_ddpm_set_nullspace), then dim floats of scratch; or NULL */
   CfNode in_proj;   /* its graph input or -1 */
-  /* Weighted objective for dual training: total = w0 loss (+ w1 viol). */
-  CfNode in_w0, in_w1, total;
-  /* Violation term (cf_ddpm_set_violation): A (viol_m x dim) and b, both
-   * model space; viol = mean_b ||A eps_theta - c_b||^2 (see there). */
+  /* Per-row weighted objective (cf_ddpm_accumulate): row errors, weights
+   * and total; the violation term (cf_ddpm_set_violation) with A
+   * (viol_m x dim) and b in model space. */
+  CfNode row_err, in_w, total;
   int viol_m;
   float *viol_A, *viol_b;
-  CfNode in_vA, in_vtgt, viol;
-  int *t_scratch; /* train_B times (distillation) */
+  CfNode in_vA, in_vtgt, row_viol, in_wv;
+  int *t_scratch; /* train_B times (teacher rows) */
 } CfDdpm;
 
 CfStatus cf_ddpm_init(CfDdpm *m, const CfDenoiserConfig *cfg, CfScheduleKind sched, int T, CfError *err);
@@ -170,26 +170,34 @@ float cf_ddpm_train_step_cond(CfDdpm *m, const float *x0, const float *cond, CfR
  *   c = A eps + sqrt(abar_t / (1 - abar_t)) (A x_0 - k),
  * with the SNR weight abar_t / (1 - abar_t) dropped like the time weights of
  * the main loss (without it the term explodes at large t). c reduces to
- * A eps for data on the constraint. viol = mean over the batch of the squared
- * norm (summed over rows). c (model space, n == dim) is copied; NULL turns it
- * off. Call before cf_ddpm_prepare_train. */
+ * A eps for data on the constraint. c (model space, n == dim) is copied;
+ * NULL turns it off. Call before cf_ddpm_prepare_train. */
 CfStatus cf_ddpm_set_violation(CfDdpm *m, const CfConstraint *c, CfError *err);
-/* Weighted, accumulating training pass (dual training): draws t, eps, x_t
- * exactly as cf_ddpm_train_step_cond, runs forward and ADDS
- *   w_loss d(loss)/d(theta) + w_viol d(viol)/d(theta)
- * to the gradient arena (zeroed first when zero_grad). k: per-sample
- * right-hand sides (train_B x viol_m) or NULL for the constraint's b; w_viol
- * and k are ignored without a violation term. Returns the loss (mean squared
- * epsilon error); *viol_out (if non-NULL) gets viol (NaN without one). */
-float cf_ddpm_accumulate(CfDdpm *m, const float *x0, const float *cond, const float *k, CfRng *rng, float w_loss,
-                         float w_viol, bool zero_grad, float *viol_out);
-/* Teacher-student term (fine-tuning without forgetting): KL(p_teacher ||
- * p_theta) is bounded by the epsilon MSE along the teacher's chain; x_t is
- * drawn as pure noise N(0, I) (the cheap estimate of dual-training.md) at
- * t ~ U{1..T}, and the loss is mean ||eps_theta(x_t, t) - eps_teacher(x_t, t)||^2
- * / dim. Adds w d(loss)/d(theta) (zeroed first when zero_grad); returns it. */
-float cf_ddpm_accumulate_distill(CfDdpm *m, CfEpsFn teacher, void *teacher_user, const float *cond, CfRng *rng,
-                                 float w, bool zero_grad);
+
+/* One weighted pass over a composite batch (dual training): the main
+ * batch, the constraint sets' batches and teacher rows share one forward and
+ * one backward pass. Rows [0, n_data) are data rows (x_t drawn from x0 as in
+ * cf_ddpm_train_step_cond, the same draws); rows [n_data, train_B) are
+ * teacher rows for fine-tuning without forgetting: x_t ~ N(0, I) pure noise
+ * at t ~ U{1..T}, target eps_teacher(x_t, t) (KL(p_teacher || p_theta) is
+ * bounded by this epsilon MSE along the teacher's chain; pure noise is the
+ * cheap estimate of dual-training.md). With the per-row errors
+ *   e_r = ||eps_theta - target||^2 / dim,   v_r = ||A eps_theta - c_r||^2,
+ * the pass ADDS d/dtheta (sum_r w_r e_r + sum_r w_viol_r v_r) to the gradient
+ * arena (zeroed first when zero_grad) and returns that total. A group's
+ * mean loss is then a weight 1/n_group on its rows. */
+typedef struct {
+  const float *x0;     /* train_B x dim model-space rows (only [0, n_data) read) */
+  const float *cond;   /* train_B x cond_dim, or NULL when cond_dim is 0 */
+  int n_data;
+  CfEpsFn teacher;     /* required when n_data < train_B */
+  void *teacher_user;
+  const float *w;      /* train_B weights of e_r */
+  const float *w_viol; /* train_B weights of v_r, or NULL (0; needs a violation term otherwise) */
+  const float *k;      /* train_B x viol_m right-hand sides, or NULL for the constraint's b */
+} CfDdpmTerms;
+float cf_ddpm_accumulate(CfDdpm *m, const CfDdpmTerms *terms, CfRng *rng, bool zero_grad, float *row_err,
+                         float *row_viol);
 
 /* An inference copy of the denoiser: its own parameter arena (loaded by one
  * memcpy from the model, an EMA arena or a snapshot) and its own graph, so it

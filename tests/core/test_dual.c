@@ -146,8 +146,16 @@ fill_data(float *x, int n, int dim, CfRng *rng)
   cf_rng_fill_normal(rng, x, (size_t)n * dim);
 }
 
-/* Weight 1 without violation = the plain training step, bitwise; gradients
- * of weighted passes add up linearly. */
+static void
+fill_w(float *w, int n, float v)
+{
+  for (int i = 0; i < n; i++)
+    w[i] = v;
+}
+
+/* Weights 1/B on every data row = the plain training step (same draws, same
+ * loss and gradient up to summation order); gradients are linear in the
+ * weights. */
 static void
 test_accumulate_matches_step(void)
 {
@@ -156,46 +164,70 @@ test_accumulate_matches_step(void)
   CfRng rng, r1, r2;
   cf_rng_seed(&rng, 5);
   model_init(&m, dim, B, NULL, &rng);
-  float x0[16 * 3], x1[16 * 3];
+  float x0[16 * 3], w[16], row[16];
   fill_data(x0, B, dim, &rng);
-  fill_data(x1, B, dim, &rng);
   const size_t np = m.params.total;
   float *g_step = g_new(float, np), *g_a = g_new(float, np), *g_b = g_new(float, np);
   cf_rng_seed(&r1, 9);
   r2 = r1;
   float l_step = cf_ddpm_train_step(&m, x0, &r1);
   memcpy(g_step, m.params.grad, sizeof(float) * np);
-  float viol = 0;
-  float l_acc = cf_ddpm_accumulate(&m, x0, NULL, NULL, &r2, 1.0f, 0.0f, true, &viol);
-  g_assert_cmpfloat(l_step, ==, l_acc);
-  g_assert_true(isnan(viol));
-  g_assert_cmpmem(g_step, sizeof(float) * np, m.params.grad, sizeof(float) * np);
-  /* 2 g(x0) + 0.5 g(x1) accumulated = the sum of separately scaled gradients */
-  CfRng ra = r1, rb;
-  cf_ddpm_accumulate(&m, x0, NULL, NULL, &ra, 1.0f, 0, true, NULL);
-  memcpy(g_a, m.params.grad, sizeof(float) * np);
-  rb = ra;
-  cf_ddpm_accumulate(&m, x1, NULL, NULL, &rb, 1.0f, 0, true, NULL);
-  memcpy(g_b, m.params.grad, sizeof(float) * np);
-  ra = r1;
-  cf_ddpm_accumulate(&m, x0, NULL, NULL, &ra, 2.0f, 0, true, NULL);
-  cf_ddpm_accumulate(&m, x1, NULL, NULL, &ra, 0.5f, 0, false, NULL);
+  fill_w(w, B, 1.0f / B);
+  CfDdpmTerms terms = {.x0 = x0, .n_data = B, .w = w};
+  float total = cf_ddpm_accumulate(&m, &terms, &r2, true, row, NULL);
+  g_assert_cmpfloat(fabs(total - l_step), <=, 1e-6 * l_step);
+  double mean = 0;
+  for (int i = 0; i < B; i++)
+    mean += row[i] / (double)B;
+  g_assert_cmpfloat(fabs(mean - l_step), <=, 1e-6 * l_step);
   double maxd = 0, maxg = 0;
   for (size_t i = 0; i < np; i++) {
-    double want = 2.0 * g_a[i] + 0.5 * g_b[i];
-    maxd = fmax(maxd, fabs(m.params.grad[i] - want));
-    maxg = fmax(maxg, fabs(want));
+    maxd = fmax(maxd, fabs(m.params.grad[i] - g_step[i]));
+    maxg = fmax(maxg, fabs(g_step[i]));
   }
   g_assert_cmpfloat(maxd, <=, 1e-5 * maxg);
+  /* weights a (first half) and b (second half) accumulated in two passes
+   * = one pass with both */
+  float wa[16], wb[16];
+  for (int i = 0; i < B; i++) {
+    wa[i] = i < B / 2 ? 0.3f : 0.0f;
+    wb[i] = i < B / 2 ? 0.0f : 1.7f;
+    w[i] = wa[i] + wb[i];
+  }
+  CfRng r = r1;
+  terms.w = wa;
+  cf_ddpm_accumulate(&m, &terms, &r, true, NULL, NULL);
+  memcpy(g_a, m.params.grad, sizeof(float) * np);
+  r = r1;
+  terms.w = wb;
+  cf_ddpm_accumulate(&m, &terms, &r, true, NULL, NULL);
+  memcpy(g_b, m.params.grad, sizeof(float) * np);
+  r = r1;
+  terms.w = wa;
+  cf_ddpm_accumulate(&m, &terms, &r, true, NULL, NULL);
+  r = r1;
+  terms.w = wb;
+  cf_ddpm_accumulate(&m, &terms, &r, false, NULL, NULL); /* accumulates */
+  float *acc = g_memdup2(m.params.grad, sizeof(float) * np);
+  r = r1;
+  terms.w = w;
+  cf_ddpm_accumulate(&m, &terms, &r, true, NULL, NULL);
+  maxd = maxg = 0;
+  for (size_t i = 0; i < np; i++) {
+    maxd = fmax(maxd, fabs(acc[i] - (g_a[i] + g_b[i])) + fabs(m.params.grad[i] - (g_a[i] + g_b[i])));
+    maxg = fmax(maxg, fabs(g_a[i] + g_b[i]));
+  }
+  g_assert_cmpfloat(maxd, <=, 1e-5 * maxg);
+  g_free(acc);
   g_free(g_step);
   g_free(g_a);
   g_free(g_b);
   cf_ddpm_clear(&m);
 }
 
-/* viol equals abar/(1-abar) ||A x0_hat - k||^2 computed directly from the
- * network's epsilon, for data off the constraint and per-sample k; its
- * gradient matches finite differences. */
+/* v_r equals abar/(1-abar) ||A x0_hat - k||^2 computed directly from the
+ * network's epsilon, for data off the constraint and per-sample k; the
+ * weighted total's gradient matches finite differences. */
 static void
 test_violation_term(void)
 {
@@ -209,17 +241,20 @@ test_violation_term(void)
   CfRng rng;
   cf_rng_seed(&rng, 17);
   model_init(&m, dim, B, &c, &rng);
-  float x0[8 * 3], k[8 * 2];
+  float x0[8 * 3], k[8 * 2], w[8], wv[8], rv[8];
   fill_data(x0, B, dim, &rng);
   fill_data(k, B, 2, &rng);
+  fill_w(w, B, 0.0f);
+  for (int i = 0; i < B; i++)
+    wv[i] = 0.1f * (float)(i + 1);
   CfRng r0 = rng;
-  float viol;
-  cf_ddpm_accumulate(&m, x0, NULL, k, &rng, 0.0f, 1.0f, true, &viol);
+  CfDdpmTerms terms = {.x0 = x0, .n_data = B, .w = w, .w_viol = wv, .k = k};
+  float total = cf_ddpm_accumulate(&m, &terms, &rng, true, NULL, rv);
   const float *xt = cf_graph_value(m.train, m.in_x), *tt = cf_graph_value(m.train, m.in_t);
   const float *eps = cf_graph_value(m.train, m.out_eps);
-  double direct = 0;
+  double want_total = 0;
   for (int r = 0; r < B; r++) {
-    double ab = m.sched.alpha_bar[(int)tt[r]];
+    double ab = m.sched.alpha_bar[(int)tt[r]], direct = 0;
     for (int i = 0; i < 2; i++) {
       double ax = 0;
       for (int j = 0; j < dim; j++) {
@@ -228,11 +263,12 @@ test_violation_term(void)
       }
       direct += ab / (1 - ab) * (ax - k[r * 2 + i]) * (ax - k[r * 2 + i]);
     }
+    g_assert_cmpfloat(fabs(rv[r] - direct), <=, 2e-3 * direct + 1e-5);
+    want_total += wv[r] * direct;
   }
-  direct /= B;
-  g_assert_cmpfloat(fabs(viol - direct), <=, 2e-3 * direct);
+  g_assert_cmpfloat(fabs(total - want_total), <=, 2e-3 * want_total);
 
-  /* d viol / d theta against central differences (same draws each time) */
+  /* d total / d theta against central differences (same draws each time) */
   const size_t np = m.params.total;
   float *grad = g_new(float, np);
   memcpy(grad, m.params.grad, sizeof(float) * np);
@@ -241,28 +277,27 @@ test_violation_term(void)
     size_t i = probe[q];
     float keep = m.params.value[i];
     const float h = 1e-2f;
-    float vp, vm;
     CfRng rr = r0;
     m.params.value[i] = keep + h;
-    cf_ddpm_accumulate(&m, x0, NULL, k, &rr, 0.0f, 1.0f, true, &vp);
+    float vp = cf_ddpm_accumulate(&m, &terms, &rr, true, NULL, NULL);
     rr = r0;
     m.params.value[i] = keep - h;
-    cf_ddpm_accumulate(&m, x0, NULL, k, &rr, 0.0f, 1.0f, true, &vm);
+    float vm = cf_ddpm_accumulate(&m, &terms, &rr, true, NULL, NULL);
     m.params.value[i] = keep;
     double fd = ((double)vp - vm) / (2.0 * h);
-    g_assert_cmpfloat(fabs(fd - grad[i]), <=, 2e-2 * (fabs(fd) + fabs(grad[i])) + 1e-3 * (1 + direct));
+    g_assert_cmpfloat(fabs(fd - grad[i]), <=, 2e-2 * (fabs(fd) + fabs(grad[i])) + 1e-3 * (1 + want_total));
   }
   g_free(grad);
   cf_ddpm_clear(&m);
   cf_constraint_clear(&c);
 }
 
-/* A student identical to its teacher has zero distillation loss and
- * gradient; a perturbed one has a positive loss whose gradient step lowers it. */
+/* Teacher rows: a student identical to its teacher has zero error on them; a
+ * perturbed student has a positive one that training on them lowers. */
 static void
 test_distill(void)
 {
-  const int dim = 2, B = 32;
+  const int dim = 2, B = 32, nd = 8;
   CfDdpm m;
   CfRng rng;
   cf_rng_seed(&rng, 23);
@@ -270,24 +305,32 @@ test_distill(void)
   CfDdpmEval teacher;
   CfError err = {0};
   g_assert_cmpint(cf_ddpm_eval_init(&teacher, &m, 64, &err), ==, CF_OK);
-  float loss = cf_ddpm_accumulate_distill(&m, cf_ddpm_eval_eps, &teacher, NULL, &rng, 1.0f, true);
+  float x0[32 * 2], w[32], row[32];
+  fill_data(x0, B, dim, &rng);
+  for (int i = 0; i < B; i++)
+    w[i] = i < nd ? 0.0f : 1.0f / (B - nd); /* only the teacher rows count */
+  CfDdpmTerms terms = {.x0 = x0, .n_data = nd, .teacher = cf_ddpm_eval_eps, .teacher_user = &teacher, .w = w};
+  float loss = cf_ddpm_accumulate(&m, &terms, &rng, true, row, NULL);
   g_assert_cmpfloat(loss, <=, 1e-10);
+  for (int i = nd; i < B; i++)
+    g_assert_cmpfloat(row[i], <=, 1e-10);
+  g_assert_cmpfloat(row[0], >, 0.0); /* data rows are ordinary denoising rows */
   g_assert_cmpfloat(cf_grad_norm(m.params.grad, m.params.total), <=, 1e-5);
   for (size_t i = 0; i < m.params.total; i += 7)
     m.params.value[i] += 0.05f;
   CfAdam opt;
   CfAdamConfig ac = cf_adam_default_config();
   g_assert_cmpint(cf_adam_init(&opt, m.params.total, &ac), ==, CF_OK);
-  CfRng fixed = rng;
-  CfRng r = fixed;
-  float before = cf_ddpm_accumulate_distill(&m, cf_ddpm_eval_eps, &teacher, NULL, &r, 1.0f, true);
+  CfRng fixed = rng, r = fixed;
+  float before = cf_ddpm_accumulate(&m, &terms, &r, true, NULL, NULL);
   g_assert_cmpfloat(before, >, 1e-6);
   for (int s = 0; s < 200; s++) {
-    cf_ddpm_accumulate_distill(&m, cf_ddpm_eval_eps, &teacher, NULL, &rng, 1.0f, true);
+    cf_ddpm_accumulate(&m, &terms, &rng, true, NULL, NULL);
     cf_adam_step(&opt, m.params.value, m.params.grad, 1e-3f);
   }
   r = fixed;
-  float after = cf_ddpm_accumulate_distill(&m, cf_ddpm_eval_eps, &teacher, NULL, &r, 1.0f, true);
+  float after = cf_ddpm_accumulate(&m, &terms, &r, true, NULL, NULL);
+  g_test_message("distillation loss %.3g -> %.3g", before, after);
   g_assert_cmpfloat(after, <, 0.5f * before);
   cf_adam_clear(&opt);
   cf_ddpm_eval_clear(&teacher);
@@ -316,7 +359,8 @@ train_line(bool dual, double *lambda_out)
   CfDual d;
   double thr[1] = {0.0};
   g_assert_cmpint(cf_dual_init(&d, 1, thr, 0.5, 0.0, 2, 100, &err), ==, CF_OK);
-  float x0[64 * 2];
+  float x0[64 * 2], w[64], wv[64], rv[64];
+  fill_w(w, B, 1.0f / B);
   double tail = 0;
   const int steps = 1500;
   for (int s = 0; s < steps; s++) {
@@ -325,9 +369,12 @@ train_line(bool dual, double *lambda_out)
       x0[2 * i] = u;
       x0[2 * i + 1] = -u;
     }
-    float viol;
-    cf_ddpm_accumulate(&m, x0, NULL, NULL, &rng, 1.0f, dual ? (float)d.lambda[0] : 0.0f, true, &viol);
-    double v = viol;
+    fill_w(wv, B, dual ? (float)d.lambda[0] / B : 0.0f);
+    CfDdpmTerms terms = {.x0 = x0, .n_data = B, .w = w, .w_viol = wv};
+    cf_ddpm_accumulate(&m, &terms, &rng, true, NULL, rv);
+    double v = 0;
+    for (int i = 0; i < B; i++)
+      v += rv[i] / B;
     if (dual)
       cf_dual_observe(&d, &v, NULL, &err);
     cf_adam_step(&opt, m.params.value, m.params.grad, 2e-3f);
