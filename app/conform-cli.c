@@ -161,6 +161,8 @@ train_and_save(ConformConfig *cfg, const char *out_dir)
   gboolean trained = conform_engine_train(e, cfg->steps, NULL, progress_cb, &tp, &train_error);
   if (!trained && tp.tty)
     fputc('\n', stderr);
+  if (conform_engine_dual_warning(e))
+    fprintf(stderr, "conform: warning: %s\n", conform_engine_dual_warning(e));
   float *samples = NULL;
   ConformSummary summary;
   ConformSampleOptions so = {.n = cfg->n_samples, .eta = -1};
@@ -278,7 +280,7 @@ cmd_train(int argc, char **argv)
   GOptionEntry entries[] = {
     {"preset", 'p', 0, G_OPTION_ARG_STRING, &preset, "Preset (see conform presets; default " CONFORM_DEFAULT_PRESET ")", "P"},
     {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "ddpm (diffusion, default) or vae (same as --set model.type=M)", "M"},
-    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection, projected-sampling, constrained-layer (VAE) or cgauss", "S"},
+    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection, projected-sampling, constrained-layer (VAE), cgauss or dual (DDPM)", "S"},
     {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "Training steps (default: the preset's)", "N"},
     {"seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Random seed", "S"},
     {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Experiment directory to write (default runs/PRESET-SEED)", "DIR"},

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conform-dual.h"
 #include "conform-presets.h"
 #include "data.h"
 
@@ -19,16 +20,23 @@ G_DEFINE_QUARK(conform-error-quark, conform_error)
 static const ConformKey keys[] = {
   {"experiment.preset", CONFORM_KEY_STRING, OFF(preset), 0, 0, NULL, FALSE, "preset the experiment started from"},
   {"experiment.strategy", CONFORM_KEY_CHOICE, OFF(strategy), 0, 0,
-   "none|projection|projected-sampling|constrained-layer|cgauss", TRUE,
+   "none|projection|projected-sampling|constrained-layer|cgauss|dual", TRUE,
    "constraint strategy: none, projection (post-hoc), projected-sampling (DDPM: project after every reverse step), "
    "constrained-layer (VAE: projected decoder mean trained with L1), cgauss (exactly conditioned Gaussian: the "
-   "VAE's likelihood, every reverse step of a DDPM)"},
+   "VAE's likelihood, every reverse step of a DDPM), dual (DDPM: primal-dual training with Lagrange multipliers on "
+   "the dual.constraints)"},
   {"experiment.seed", CONFORM_KEY_UINT64, OFF(seed), 0, 0, NULL, FALSE, "random seed (data, initialisation, training, sampling)"},
   {"data.source", CONFORM_KEY_STRING, OFF(data), 0, 0, NULL, FALSE, "built-in generator name or path of a CSV file"},
   {"data.n_train", CONFORM_KEY_INT, OFF(n_train), 16, 10000000, NULL, FALSE, "training samples drawn from a generator"},
   {"data.n_ref", CONFORM_KEY_INT, OFF(n_ref), 16, 1000000, NULL, FALSE, "held-out reference samples for the quality metrics"},
   {"data.image_size", CONFORM_KEY_INT, OFF(image_size), 14, 28, NULL, FALSE,
    "image sources: 28 (full Fashion-MNIST) or 14 (2 x 2 box average, about 4x faster)"},
+  {"data.classes", CONFORM_KEY_STRING, OFF(classes), 0, 0, NULL, FALSE,
+   "labelled data: keep only these classes, e.g. 0-6,8 (empty: all); applies to training and reference data"},
+  {"data.thin_classes", CONFORM_KEY_STRING, OFF(thin_classes), 0, 0, NULL, FALSE,
+   "labelled data: classes made rare in the training set (minority classes), e.g. 1,4,6; the reference stays balanced"},
+  {"data.thin_keep", CONFORM_KEY_DOUBLE, OFF(thin_keep), 0.001, 1, NULL, FALSE,
+   "fraction of each thinned class kept in the training set"},
   {"data.inputs", CONFORM_KEY_INT, OFF(inputs), 0, 65535, NULL, FALSE,
    "leading data columns that are given inputs x: the model generates the other columns y conditioned on x, and a "
    "constraint A_x x + B y = b acts on y with the per-sample right-hand side k = b - A_x x (0: unconditional)"},
@@ -54,6 +62,23 @@ static const ConformKey keys[] = {
   {"train.weight_decay", CONFORM_KEY_DOUBLE, OFF(weight_decay), 0, 1, NULL, TRUE, "AdamW decoupled weight decay (0 = Adam)"},
   {"train.clip", CONFORM_KEY_DOUBLE, OFF(clip), 0, 1e6, NULL, TRUE, "gradient clipping by global norm (0 = off)"},
   {"train.ema", CONFORM_KEY_DOUBLE, OFF(ema), 0, 0.99999, NULL, FALSE, "EMA rate of the weights used for sampling (0 = no EMA)"},
+  {"train.init", CONFORM_KEY_STRING, OFF(init), 0, 0, NULL, FALSE,
+   "experiment directory whose weights (EMA if saved) and normalisation a run starts from: fine-tuning, and the "
+   "frozen teacher of dual.constraints=teacher (empty: random initialisation)"},
+  {"dual.constraints", CONFORM_KEY_STRING, OFF(dual_constraints), 0, 0, NULL, FALSE,
+   "strategy dual: comma-separated constraints: class:K (the loss on class K's samples), teacher (KL to the frozen "
+   "train.init model: fine-tuning without forgetting), violation (expected violation of A x = b by the denoised "
+   "prediction); empty: violation"},
+  {"dual.thresholds", CONFORM_KEY_STRING, OFF(dual_thresholds), 0, 0, NULL, FALSE,
+   "strategy dual: threshold b_i of each constraint's loss (one value for all, or one per constraint)"},
+  {"dual.gamma", CONFORM_KEY_DOUBLE, OFF(dual_gamma), 0, 1e6, NULL, FALSE,
+   "strategy dual: resilience gamma (0: plain dual ascent; > 0: lambda settles near loss / (2 gamma))"},
+  {"dual.every", CONFORM_KEY_INT, OFF(dual_every), 1, 10000, NULL, FALSE, "strategy dual: primal steps per dual step (N)"},
+  {"dual.lr", CONFORM_KEY_DOUBLE, OFF(dual_lr), 1e-8, 1e3, NULL, FALSE, "strategy dual: dual learning rate (eta)"},
+  {"dual.batch_ratio", CONFORM_KEY_DOUBLE, OFF(dual_batch_ratio), 1, 1e4, NULL, FALSE,
+   "strategy dual: main batch size / each constraint's batch size (keep it near |D| : |D_i|)"},
+  {"dual.cap", CONFORM_KEY_DOUBLE, OFF(dual_cap), 1e-6, 1e9, NULL, FALSE,
+   "strategy dual: multipliers are capped here; one that sits at the cap marks an unreachable threshold"},
   {"sample.n", CONFORM_KEY_INT, OFF(n_samples), 1, 10000000, NULL, TRUE, "samples drawn after training"},
   {"sample.sampler", CONFORM_KEY_CHOICE, OFF(sampler), 0, 0, "ddpm|ddim", TRUE, "reverse sampler: ddpm (ancestral, T steps) or ddim"},
   {"sample.steps", CONFORM_KEY_INT, OFF(sampling_steps), 1, 100000, NULL, TRUE, "DDIM sampling steps (<= T)"},
@@ -100,6 +125,17 @@ conform_config_init(ConformConfig *cfg)
   cfg->unet_base = 32;
   cfg->unet_levels = 2;
   cfg->image_size = 14;
+  cfg->classes = g_strdup("");
+  cfg->thin_classes = g_strdup("");
+  cfg->thin_keep = 0.05;
+  cfg->init = g_strdup("");
+  cfg->dual_constraints = g_strdup("");
+  cfg->dual_thresholds = g_strdup("0");
+  cfg->dual_gamma = 0.0;
+  cfg->dual_every = 2;
+  cfg->dual_lr = 0.5;
+  cfg->dual_batch_ratio = 4.0;
+  cfg->dual_cap = 100.0;
   cfg->width = 128;
   cfg->depth = 3;
   cfg->temb_dim = 32;
@@ -392,7 +428,40 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
                 "strategy 'constrained-layer' needs model.type=vae (for a DDPM use projection or cgauss)");
     return FALSE;
   }
-  if (g_strcmp0(cfg->strategy, "none") != 0 && cfg->constraint.m == 0) {
+  guint mask;
+  if (!conform_class_list_parse(cfg->classes, "data.classes", &mask, error) ||
+      !conform_class_list_parse(cfg->thin_classes, "data.thin_classes", &mask, error))
+    return FALSE;
+  gboolean needs_constraint = TRUE;
+  if (g_strcmp0(cfg->strategy, "dual") == 0) {
+    ConformDualConstraint dc[CONFORM_DUAL_MAX];
+    int nd;
+    if (vae) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                  "strategy 'dual' needs model.type=ddpm (primal-dual training of a diffusion model)");
+      return FALSE;
+    }
+    if (!conform_dual_parse(cfg, dc, &nd, error))
+      return FALSE;
+    needs_constraint = FALSE;
+    for (int i = 0; i < nd; i++) {
+      if (dc[i].kind == CONFORM_DUAL_VIOLATION)
+        needs_constraint = TRUE;
+      if (dc[i].kind == CONFORM_DUAL_TEACHER && (!cfg->init || !cfg->init[0])) {
+        g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                    "dual.constraints=teacher needs a pretrained model: set train.init to its experiment directory");
+        return FALSE;
+      }
+    }
+    if (needs_constraint && cfg->constraint.m == 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                  "dual.constraints=violation needs a constraint, and preset '%s' has none: pass --constraint FILE or "
+                  "set dual.constraints (class:K, teacher)",
+                  cfg->preset);
+      return FALSE;
+    }
+  }
+  if (needs_constraint && g_strcmp0(cfg->strategy, "none") != 0 && cfg->constraint.m == 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
                 "strategy '%s' needs a constraint, and preset '%s' has none: pass --constraint FILE",
                 cfg->strategy, cfg->preset);

@@ -23,7 +23,7 @@ typedef enum {
 typedef struct {
   /* [experiment] */
   char *preset;
-  char *strategy;      /* none | projection | projected-sampling (ddpm) | constrained-layer (vae) | cgauss */
+  char *strategy;      /* none | projection | projected-sampling (ddpm) | constrained-layer (vae) | cgauss | dual (ddpm) */
   guint64 seed;
   /* [data] */
   char *data;          /* built-in generator name, or a CSV path */
@@ -31,6 +31,9 @@ typedef struct {
   int n_ref;           /* held-out reference samples for the metrics */
   int inputs;          /* leading columns given as inputs (conditioning); the model generates the rest */
   int image_size;      /* image sources: 28 or 14 (2 x 2 box average) */
+  char *classes;       /* labelled data: classes kept ("" = all; e.g. "0-6,8") */
+  char *thin_classes;  /* labelled data: classes thinned in the training set ("" = none) */
+  double thin_keep;    /* fraction of each thinned class kept */
   /* [model] */
   char *model_type;    /* ddpm | vae */
   char *arch;          /* ddpm denoiser: mlp | unet (images) */
@@ -41,6 +44,15 @@ typedef struct {
   /* [train] */
   int steps, batch, warmup;
   double lr, lr_min, weight_decay, clip, ema;
+  char *init;          /* experiment directory whose weights a run starts from ("" = random) */
+  /* [dual] primal-dual training (strategy dual) */
+  char *dual_constraints; /* class:K, teacher, violation; comma-separated ("" = violation) */
+  char *dual_thresholds;  /* one value for all, or one per constraint */
+  double dual_gamma;      /* resilience (0 = plain Algorithm 2) */
+  int dual_every;         /* primal steps per dual step */
+  double dual_lr;         /* dual learning rate */
+  double dual_batch_ratio; /* main batch / constraint batch */
+  double dual_cap;        /* multipliers are capped here */
   /* [sample] */
   int n_samples;
   char *sampler;       /* ddpm | ddim */

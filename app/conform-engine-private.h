@@ -4,8 +4,10 @@
 
 #include "conform-engine.h"
 #include "cgauss.h"
+#include "conform-dual.h"
 #include "data.h"
 #include "ddpm.h"
+#include "dual.h"
 #include "optim.h"
 #include "vae.h"
 
@@ -77,7 +79,49 @@ struct ConformEngine {
   long step;
   double train_seconds;
   long inject_nan_step; /* test fault injection, 0 = off */
+  /* Labelled data (after data.classes / data.thin_classes; conform-dual.c):
+   * classes 0..n_classes-1, those present in `class_mask`, training
+   * shares class_pi, and raw-space class centroids (vector data: samples
+   * are assigned to the nearest one) */
+  int n_classes;
+  guint class_mask;
+  double class_pi[CONFORM_MAX_CLASSES];
+  float *class_centroid; /* n_classes x dim or NULL */
+  /* Dual training (strategy dual; conform-dual.c). The training graph holds
+   * batch_total = batch + dual_bc x (class and teacher constraints) rows:
+   * main rows, then each class constraint's rows, then teacher rows. */
+  gboolean dual_on;
+  ConformDualConstraint dual_c[CONFORM_DUAL_MAX];
+  int n_dual;
+  CfDual dual;
+  int *dual_rows[CONFORM_DUAL_MAX]; /* class constraints: their training rows */
+  int dual_nrows[CONFORM_DUAL_MAX];
+  int dual_bc, batch_total;
+  float *dual_w, *dual_wv, *row_err, *row_viol;
+  CfDdpmEval teacher;
+  gboolean has_teacher;
+  char *dual_warning;   /* the latest cap warning, or NULL */
 };
+
+/* conform-dual.c: labelled-data filters (before normalisation) and the
+ * primal-dual step. */
+gboolean engine_classes_apply(ConformEngine *e, GError **error);
+gboolean engine_dual_setup(ConformEngine *e, GError **error);
+/* Follows a new model-space constraint (violation constraint). */
+CfStatus engine_dual_constraint(ConformEngine *e, const ConstraintSet *cs, CfError *err);
+void engine_dual_clear(ConformEngine *e);
+/* One composite pass on the main rows already in e->batch / e->cond
+ * (rows [0, batch)): fills the constraint rows, accumulates the Lagrangian's
+ * gradient and records the constraint losses for the dual step. Returns the
+ * main loss; FALSE with an error on bad input. */
+gboolean engine_dual_step(ConformEngine *e, float *loss, GError **error);
+/* Class metrics of raw samples x (n x dim) into s: vector data by nearest
+ * centroid (train_share = pi), images through class_share already set;
+ * then class_tv_target. */
+void class_metrics(int n_classes, guint mask, const double *pi, const float *centroid, const float *x, int n,
+                   int dim, ConformSummary *s);
+/* Fills r's dual fields from the current multipliers. */
+void engine_dual_fill_record(const ConformEngine *e, ConformTrainRecord *r);
 
 struct ConformSampler {
   ConformConfig cfg;
@@ -93,6 +137,11 @@ struct ConformSampler {
   int n_train_img;
   struct _ConformClassifier *clf;
   gboolean clf_tried;
+  /* labelled data: copies of the engine's class information */
+  int n_classes;
+  guint class_mask;
+  double class_pi[CONFORM_MAX_CLASSES];
+  float *class_centroid;
   gboolean vae;
   CfVae vmodel;     /* vae: an own copy (graphs and scratch are per model) */
   CfDataset ref; /* raw held-out reference, for the summary metrics */

@@ -266,7 +266,7 @@ apply_constraint(ConformEngine *e, const CfConstraint *reduced, GError **error)
   if (cset_build(&cs, reduced, &e->norm, e->nx, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err);
   if ((e->vae && e->params && cf_vae_set_constraint(&e->vmodel, cs.model.m > 0 ? &cs.model : NULL, &err) != CF_OK) ||
-      ddpm_training_constraint(e, &cs, &err) != CF_OK) {
+      ddpm_training_constraint(e, &cs, &err) != CF_OK || engine_dual_constraint(e, &cs, &err) != CF_OK) {
     cset_clear(&cs);
     return core_error(error, CONFORM_ERROR_INPUT, &err);
   }
@@ -340,6 +340,8 @@ restore_good(ConformEngine *e)
   g_array_set_size(e->records, keep);
 }
 
+static gboolean init_from(ConformEngine *e, const char *dir, GError **error);
+
 ConformEngine *
 conform_engine_new(const ConformConfig *cfg, GError **error)
 {
@@ -355,7 +357,8 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   e->records = g_array_new(FALSE, FALSE, sizeof(ConformTrainRecord));
   CfError err;
 
-  if (!load_data(e, error))
+  e->dual_on = g_strcmp0(cfg->strategy, "dual") == 0 && g_strcmp0(cfg->model_type, "vae") != 0;
+  if (!load_data(e, error) || !engine_classes_apply(e, error))
     return NULL;
   e->dim = e->train.dim;
   e->nx = cfg->inputs;
@@ -435,6 +438,10 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   }
   if (!e->good || !e->good_m || !e->good_v || !e->batch || (cfg->ema > 0 && (!e->ema || !e->good_ema)))
     return g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for the model"), NULL;
+  if (cfg->init && cfg->init[0] && !init_from(e, cfg->init, error))
+    return NULL;
+  if (!engine_dual_setup(e, error))
+    return NULL;
   if (e->ema)
     memcpy(e->ema, e->params->value, np * sizeof(float));
   remember_good(e);
@@ -469,6 +476,7 @@ conform_engine_free(ConformEngine *e)
   cf_free_aligned(e->batch);
   g_free(e->cond);
   g_free(e->kbuf);
+  engine_dual_clear(e);
   if (e->records)
     g_array_unref(e->records);
   g_free(e);
@@ -562,7 +570,14 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
           break;
         }
       }
-      loss = cf_ddpm_train_step_cond(&e->model, e->batch, e->cond, &e->rng_train);
+      if (e->dual_on) {
+        if (!engine_dual_step(e, &loss, error)) {
+          ok = FALSE;
+          break;
+        }
+      } else {
+        loss = cf_ddpm_train_step_cond(&e->model, e->batch, e->cond, &e->rng_train);
+      }
     }
     /* Global norm once (NaN check and clipping); the clip scale is applied
      * inside the Adam pass. */
@@ -585,7 +600,8 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
       remember_good(e);
     if (e->step % RECORD_EVERY == 0 || k == n_steps - 1) {
       ConformTrainRecord r = {e->step, loss, lr, (float)gn,
-                              e->train_seconds + (double)(g_get_monotonic_time() - t0) / 1e6};
+                              e->train_seconds + (double)(g_get_monotonic_time() - t0) / 1e6, 0, {0}, {0}, {0}};
+      engine_dual_fill_record(e, &r);
       g_array_append_val(e->records, r);
     }
     if (progress_fn && (k % 50 == 0 || k == n_steps - 1))
@@ -631,10 +647,20 @@ write_sample_grid(ConformEngine *e, const char *dir, const float *samples, int n
 static GString *
 records_csv(const ConformEngine *e)
 {
-  GString *s = g_string_new("step,loss,lr,grad_norm,seconds\n");
+  /* strategy dual: lambda_i, slack_i, constraint_loss_i per constraint i
+   * (dual.constraints order) */
+  const int nd = e->dual_on ? e->n_dual : 0;
+  GString *s = g_string_new("step,loss,lr,grad_norm,seconds");
+  for (int i = 0; i < nd; i++)
+    g_string_append_printf(s, ",lambda_%d,slack_%d,constraint_loss_%d", i, i, i);
+  g_string_append_c(s, '\n');
   for (guint i = 0; i < e->records->len; i++) {
     const ConformTrainRecord *r = &g_array_index(e->records, ConformTrainRecord, i);
-    g_string_append_printf(s, "%ld,%.9g,%.9g,%.9g,%.6f\n", r->step, r->loss, r->lr, r->grad_norm, r->seconds);
+    g_string_append_printf(s, "%ld,%.9g,%.9g,%.9g,%.6f", r->step, r->loss, r->lr, r->grad_norm, r->seconds);
+    for (int k = 0; k < nd; k++)
+      g_string_append_printf(s, ",%.9g,%.9g,%.9g", k < r->n_dual ? r->lambda[k] : NAN, k < r->n_dual ? r->slack[k] : NAN,
+                             k < r->n_dual ? r->closs[k] : NAN);
+    g_string_append_c(s, '\n');
   }
   return s;
 }
@@ -758,16 +784,115 @@ load_records(ConformEngine *e, const char *dir)
   for (guint i = 1; lines[i]; i++) {
     if (lines[i][0] == '\0')
       continue;
-    ConformTrainRecord r;
-    char tail;
-    if (sscanf(lines[i], "%ld,%f,%f,%f,%lf%c", &r.step, &r.loss, &r.lr, &r.grad_norm, &r.seconds, &tail) != 5 ||
-        r.step < 0 || r.step > e->step) {
+    ConformTrainRecord r = {0};
+    int used = 0;
+    gboolean bad = sscanf(lines[i], "%ld,%f,%f,%f,%lf%n", &r.step, &r.loss, &r.lr, &r.grad_norm, &r.seconds, &used) != 5 ||
+                   r.step < 0 || r.step > e->step;
+    /* dual columns: three per constraint */
+    const char *p = lines[i] + (bad ? 0 : used);
+    const int nd = e->dual_on ? e->n_dual : 0;
+    for (int k = 0; !bad && k < nd; k++) {
+      int u = 0;
+      bad = sscanf(p, ",%f,%f,%f%n", &r.lambda[k], &r.slack[k], &r.closs[k], &u) != 3;
+      p += u;
+    }
+    r.n_dual = nd;
+    if (!bad && *p != '\0')
+      bad = TRUE;
+    if (bad) {
       g_free(e->warnings);
       e->warnings = g_strdup_printf("%s:%u: unreadable line; training history restored up to there", path, i + 1);
       return;
     }
     g_array_append_val(e->records, r);
   }
+}
+
+/* The checkpoint's model shape (type, sizes, schedule) is e's. */
+static gboolean
+same_model(const ConformEngine *e, const CfCheckpoint *ck, const char *path, GError **error)
+{
+  if (!header_int(ck, path, "dim", e->dim, error) || !header_int(ck, path, "width", e->cfg.width, error) ||
+      !header_int(ck, path, "depth", e->cfg.depth, error) || !header_int(ck, path, "temb_dim", e->cfg.temb_dim, error) ||
+      !header_int(ck, path, "T", e->cfg.T, error) || !header_int(ck, path, "step", -1, error))
+    return FALSE;
+  /* Files from before the VAE have no model line: they are diffusion models. */
+  g_autofree char *model = cf_checkpoint_header_get(ck, "model");
+  const char *want = e->vae ? "vae" : "ddpm";
+  if (g_strcmp0(model ? model : "ddpm", want) != 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
+                "%s: checkpoint is for a different model: model=%s, but this experiment is a %s", path, model, want);
+    return FALSE;
+  }
+  if (e->vae && !header_int(ck, path, "latent", e->cfg.latent, error))
+    return FALSE;
+  g_autofree char *sched = cf_checkpoint_header_get(ck, "schedule");
+  if (g_strcmp0(sched, e->cfg.schedule) != 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
+                "%s: checkpoint is for a different model: schedule=%s, but this experiment uses %s", path,
+                sched ? sched : "(none)", e->cfg.schedule);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The normalisation is part of the model: use the checkpoint's (it equals
+ * a refit on regenerated data, but a CSV may have changed since, and a
+ * model fine-tuned from another run must keep that run's model space), and
+ * rebuild the model-space constraint under it. */
+static gboolean
+adopt_norm(ConformEngine *e, const CfCheckpoint *ck, GError **error)
+{
+  CfError err;
+  const CfCkptArena *mu = cf_checkpoint_find(ck, "norm.mean"), *sc = cf_checkpoint_find(ck, "norm.scale");
+  cf_norm_invert(&e->norm, e->train.x, e->train.n);
+  gboolean ok = cf_norm_set(&e->norm, e->dim, mu->data, sc->data, &err) == CF_OK || core_error(error, CONFORM_ERROR_INPUT, &err);
+  cf_norm_apply(&e->norm, e->train.x, e->train.n);
+  if (!ok)
+    return FALSE;
+  CfConstraint raw;
+  cf_constraint_init(&raw);
+  ok = (e->cs.raw.m == 0 || cf_constraint_copy(&raw, &e->cs.raw, &err) == CF_OK ||
+        core_error(error, CONFORM_ERROR_INPUT, &err)) &&
+       apply_constraint(e, &raw, error);
+  cf_constraint_clear(&raw);
+  return ok;
+}
+
+static gboolean
+read_checkpoint(const char *path, CfCheckpoint *ck, GError **error)
+{
+  char *buf = NULL;
+  gsize len = 0;
+  if (!conform_read_file(path, MAX_FILE_BYTES, &buf, &len, error))
+    return FALSE;
+  CfError err;
+  CfStatus st = cf_checkpoint_decode(ck, (const unsigned char *)buf, len, path, &err);
+  g_free(buf);
+  return st == CF_OK || core_error(error, CONFORM_ERROR_INPUT, &err);
+}
+
+/* train.init: start from another run's weights (its EMA when it kept one)
+ * and normalisation; the optimiser and step start fresh. */
+static gboolean
+init_from(ConformEngine *e, const char *dir, GError **error)
+{
+  g_autofree char *path = g_str_has_suffix(dir, ".ckpt") ? g_strdup(dir) : g_build_filename(dir, "weights.ckpt", NULL);
+  CfCheckpoint ck;
+  if (!read_checkpoint(path, &ck, error)) {
+    g_prefix_error(error, "train.init: ");
+    return FALSE;
+  }
+  size_t np = e->params->total;
+  gboolean has_ema = cf_checkpoint_find(&ck, "ema") != NULL;
+  gboolean ok = same_model(e, &ck, path, error) &&
+                load_arena(&ck, path, has_ema ? "ema" : "params", e->params->value, np, TRUE, error) &&
+                load_arena(&ck, path, "norm.mean", NULL, (size_t)e->dim, TRUE, error) &&
+                load_arena(&ck, path, "norm.scale", NULL, (size_t)e->dim, TRUE, error) && adopt_norm(e, &ck, error);
+  cf_checkpoint_clear(&ck);
+  if (!ok)
+    g_prefix_error(error, "train.init: ");
+  return ok;
 }
 
 ConformEngine *
@@ -796,28 +921,13 @@ conform_engine_load(const char *dir, GError **error)
   if (!e)
     return NULL;
 
-  char *buf = NULL;
-  gsize len = 0;
-  if (!conform_read_file(ckpt_path, MAX_FILE_BYTES, &buf, &len, error)) {
-    conform_engine_free(e);
-    return NULL;
-  }
   CfCheckpoint ck;
-  CfError err;
-  CfStatus st = cf_checkpoint_decode(&ck, (const unsigned char *)buf, len, ckpt_path, &err);
-  g_free(buf);
-  if (st != CF_OK) {
-    core_error(error, CONFORM_ERROR_INPUT, &err);
+  if (!read_checkpoint(ckpt_path, &ck, error)) {
     conform_engine_free(e);
     return NULL;
   }
   size_t np = e->params->total;
-  gboolean ok = header_int(&ck, ckpt_path, "dim", e->dim, error) &&
-                header_int(&ck, ckpt_path, "width", e->cfg.width, error) &&
-                header_int(&ck, ckpt_path, "depth", e->cfg.depth, error) &&
-                header_int(&ck, ckpt_path, "temb_dim", e->cfg.temb_dim, error) &&
-                header_int(&ck, ckpt_path, "T", e->cfg.T, error) &&
-                header_int(&ck, ckpt_path, "step", -1, error) &&
+  gboolean ok = same_model(e, &ck, ckpt_path, error) &&
                 load_arena(&ck, ckpt_path, "params", e->params->value, np, TRUE, error) &&
                 load_arena(&ck, ckpt_path, "ema", e->ema, np, e->ema != NULL, error) &&
                 load_arena(&ck, ckpt_path, "adam.m", e->adam.m, np, TRUE, error) &&
@@ -825,44 +935,7 @@ conform_engine_load(const char *dir, GError **error)
                 load_arena(&ck, ckpt_path, "norm.mean", NULL, (size_t)e->dim, TRUE, error) &&
                 load_arena(&ck, ckpt_path, "norm.scale", NULL, (size_t)e->dim, TRUE, error);
   if (ok) {
-    /* Files from before the VAE have no model line: they are diffusion models. */
-    g_autofree char *model = cf_checkpoint_header_get(&ck, "model");
-    const char *want = e->vae ? "vae" : "ddpm";
-    if (g_strcmp0(model ? model : "ddpm", want) != 0) {
-      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
-                  "%s: checkpoint is for a different model: model=%s, but experiment.ini gives %s", ckpt_path,
-                  model, want);
-      ok = FALSE;
-    }
-  }
-  if (ok && e->vae)
-    ok = header_int(&ck, ckpt_path, "latent", e->cfg.latent, error);
-  if (ok) {
-    g_autofree char *sched = cf_checkpoint_header_get(&ck, "schedule");
-    if (g_strcmp0(sched, e->cfg.schedule) != 0) {
-      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
-                  "%s: checkpoint is for a different model: schedule=%s, but experiment.ini gives %s", ckpt_path,
-                  sched ? sched : "(none)", e->cfg.schedule);
-      ok = FALSE;
-    }
-  }
-  if (ok) {
-    /* The normalisation is part of the model: use the stored one (it equals
-     * a refit on regenerated data, but a CSV may have changed since). */
-    const CfCkptArena *mu = cf_checkpoint_find(&ck, "norm.mean"), *sc = cf_checkpoint_find(&ck, "norm.scale");
-    cf_norm_invert(&e->norm, e->train.x, e->train.n);
-    if (cf_norm_set(&e->norm, e->dim, mu->data, sc->data, &err) != CF_OK)
-      ok = core_error(error, CONFORM_ERROR_INPUT, &err);
-    cf_norm_apply(&e->norm, e->train.x, e->train.n);
-    if (ok) {
-      /* model-space constraint under the stored normalisation */
-      CfConstraint raw;
-      cf_constraint_init(&raw);
-      ok = (e->cs.raw.m == 0 || cf_constraint_copy(&raw, &e->cs.raw, &err) == CF_OK ||
-            core_error(error, CONFORM_ERROR_INPUT, &err)) &&
-           apply_constraint(e, &raw, error);
-      cf_constraint_clear(&raw);
-    }
+    ok = adopt_norm(e, &ck, error);
     g_autofree char *step = cf_checkpoint_header_get(&ck, "step");
     g_autofree char *adam_t = cf_checkpoint_header_get(&ck, "adam_t");
     g_autofree char *secs = cf_checkpoint_header_get(&ck, "train_seconds");
@@ -871,6 +944,11 @@ conform_engine_load(const char *dir, GError **error)
     e->train_seconds = secs ? g_ascii_strtod(secs, NULL) : 0;
     remember_good(e);
     load_records(e, dir);
+    if (e->dual_on && e->records->len > 0) { /* the multipliers continue */
+      const ConformTrainRecord *r = &g_array_index(e->records, ConformTrainRecord, e->records->len - 1);
+      for (int i = 0; i < MIN(r->n_dual, e->n_dual); i++)
+        e->dual.lambda[i] = r->lambda[i];
+    }
   }
   cf_checkpoint_clear(&ck);
   if (!ok) {
@@ -900,6 +978,12 @@ conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GE
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
                 "cgauss trains the diffusion model in the constraint's null space: switching %s it applies after "
                 "Reset", ddpm_cgauss(&e->cfg) ? "away from" : "to");
+    return FALSE;
+  }
+  if (!e->vae && g_strcmp0(key, "experiment.strategy") == 0 && (g_strcmp0(value, "dual") == 0) != e->dual_on) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "dual training changes the training batch and loss: switching %s it applies after Reset",
+                e->dual_on ? "away from" : "to");
     return FALSE;
   }
   if (k && !k->live) {

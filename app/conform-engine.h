@@ -14,12 +14,19 @@ G_BEGIN_DECLS
 
 typedef struct ConformEngine ConformEngine;
 
+#define CONFORM_RECORD_DUAL_MAX 8
+
 typedef struct {
   long step;
   float loss;
   float lr;
   float grad_norm;
   double seconds; /* wall time spent training so far */
+  /* strategy dual: per constraint (dual.constraints order) the multiplier,
+   * the slack (mean constraint loss of the latest dual step minus its
+   * threshold) and that mean loss; n_dual = 0 otherwise */
+  int n_dual;
+  float lambda[CONFORM_RECORD_DUAL_MAX], slack[CONFORM_RECORD_DUAL_MAX], closs[CONFORM_RECORD_DUAL_MAX];
 } ConformTrainRecord;
 
 typedef struct {
@@ -43,6 +50,14 @@ typedef struct {
   gboolean has_classes;
   double fd_classifier, fd_floor;
   double class_share[10], train_share[10];
+  /* Labelled data (also vector data: nearest class centroid): number of
+   * classes (0: unlabelled), total-variation distance of class_share to the
+   * uniform share over the classes present, and (strategy dual) the shares
+   * the multipliers predict, (pi_k + lambda_k) / (1 + sum lambda) */
+  int n_classes;
+  double class_tv_target;
+  gboolean has_predicted;
+  double predicted_share[10];
   double cond_rmse;        /* with data.inputs: RMS error of the outputs against the held-out
                             * rows whose inputs they were generated for, in units of each
                             * output's standard deviation (NaN without inputs) */
@@ -126,6 +141,9 @@ long conform_engine_step(const ConformEngine *e);
  * as dropped redundant rows (NULL if none). */
 const CfConstraintReport *conform_engine_constraint_report(const ConformEngine *e);
 const char *conform_engine_warnings(const ConformEngine *e);
+/* Strategy dual: a multiplier that sat at its cap (unreachable threshold),
+ * set once during training; NULL otherwise. */
+const char *conform_engine_dual_warning(const ConformEngine *e);
 /* The validated, reduced constraint in raw space (m == 0 without one). */
 const CfConstraint *conform_engine_constraint(const ConformEngine *e);
 const GArray *conform_engine_records(const ConformEngine *e); /* ConformTrainRecord */

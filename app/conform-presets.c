@@ -28,6 +28,28 @@ static const char *const images[] = {
   NULL,
 };
 
+/* Dual training: 3 of 8 modes thinned to 5% of their share (the
+ * resilient multipliers settle near loss / (2 gamma)). */
+static const char *const minority2d[] = {
+  "data.thin_classes=1,4,6", "data.thin_keep=0.05", "dual.constraints=class:1,class:4,class:6", "dual.gamma=0.5",
+  "dual.lr=0.05", "dual.every=2", "dual.batch_ratio=4", "train.steps=5000", "train.batch=256", "train.lr=0.002",
+  "model.width=128", "model.depth=3", "sample.n=4000", NULL,
+};
+static const char *const minority_images[] = {
+  "model.arch=unet", "data.image_size=14", "data.n_train=60000", "data.n_ref=1000", "model.unet_base=32",
+  "model.unet_levels=2", "model.temb_dim=64", "train.steps=3000", "train.batch=64", "train.lr=0.001",
+  "train.warmup=100", "sample.n=256", "sample.sampler=ddim", "sample.steps=50", "sample.x0_clip=1", "eval.max_n=1000",
+  "data.thin_classes=1,5,8", "data.thin_keep=0.05", "dual.constraints=class:1,class:5,class:8", "dual.gamma=1",
+  "dual.lr=0.05", "dual.every=2", "dual.batch_ratio=4", NULL,
+};
+static const char *const finetune_images[] = {
+  "model.arch=unet", "data.image_size=14", "data.n_train=60000", "data.n_ref=1000", "model.unet_base=32",
+  "model.unet_levels=2", "model.temb_dim=64", "train.steps=500", "train.batch=64", "train.lr=0.0005",
+  "train.warmup=20", "sample.n=256", "sample.sampler=ddim", "sample.steps=50", "sample.x0_clip=1", "eval.max_n=1000",
+  "data.classes=9", "dual.constraints=teacher", "dual.thresholds=0.002", "dual.lr=20", "dual.every=2",
+  "dual.batch_ratio=1", NULL,
+};
+
 static const ConformPreset presets[] = {
   {"gaussians", "gaussians", NULL, "8 Gaussian modes on a ring of radius 2 (no constraint; add one with --constraint)", toy2d},
   {"moons", "moons", NULL, "two interleaving half circles (no constraint)", toy2d},
@@ -47,6 +69,15 @@ static const ConformPreset presets[] = {
    "Fashion-MNIST rescaled to one total intensity: the sum of the pixels is 0.25 H W", images},
   {"fashion-symmetric", "fashion-symmetric", NULL,
    "Fashion-MNIST made left-right symmetric: x[i][j] = x[i][W-1-j] (H W / 2 rows)", images},
+  {"mixture-minority", "gaussians", NULL,
+   "8 labelled Gaussian modes with modes 1, 4 and 6 thinned to 5%: strategy dual (class constraints) restores them",
+   minority2d},
+  {"fashion-minority", "fashion-mnist", NULL,
+   "Fashion-MNIST with trousers, sandals and bags thinned to 5%: strategy dual restores their share", minority_images},
+  {"fashion-finetune", "fashion-mnist", NULL,
+   "fine-tune a model pretrained without ankle boots (train.init) on ankle boots only; strategy dual keeps the old "
+   "classes (teacher constraint)",
+   finetune_images},
 };
 
 const ConformPreset *

@@ -29,6 +29,7 @@ conform_sampler_free(ConformSampler *s)
   }
   cf_dataset_clear(&s->ref);
   g_free(s->train_img);
+  g_free(s->class_centroid);
   if (s->clf)
     conform_classifier_free(s->clf);
   g_free(s);
@@ -65,6 +66,11 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
   }
   if (cset_build(&s->cs, &e->cs.raw, &s->norm, e->nx, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  s->n_classes = e->n_classes;
+  s->class_mask = e->class_mask;
+  memcpy(s->class_pi, e->class_pi, sizeof s->class_pi);
+  if (e->class_centroid)
+    s->class_centroid = g_memdup2(e->class_centroid, sizeof(float) * (gsize)e->n_classes * e->dim);
   conform_sampler_load(s, e->ema ? e->ema : e->params->value, e->step);
   s->train_seconds = e->train_seconds;
   return g_steal_pointer(&s);
@@ -378,10 +384,12 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   gboolean project_after = g_strcmp0(strategy, "projection") == 0;
   gboolean project_steps = g_strcmp0(strategy, "projected-sampling") == 0;
   gboolean cgauss = g_strcmp0(strategy, "cgauss") == 0;
-  if (!project_after && !project_steps && !cgauss && g_strcmp0(strategy, "none") != 0) {
+  /* dual acts in training: its samples are the plain reverse chain */
+  if (!project_after && !project_steps && !cgauss && g_strcmp0(strategy, "none") != 0 &&
+      g_strcmp0(strategy, "dual") != 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
                 "unknown strategy '%s'; valid strategies for a diffusion model: none, projection, projected-sampling, "
-                "cgauss", strategy);
+                "cgauss, dual", strategy);
     return NULL;
   }
   if (cgauss != ddpm_cgauss(cfg)) {
@@ -637,6 +645,7 @@ sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, g
   out->fd_classifier = out->fd_floor = NAN;
   if (with_quality && s->train_img)
     image_metrics(s, x, n, out);
+  class_metrics(s->n_classes, s->class_mask, s->class_pi, s->class_centroid, x, n, s->dim, out);
 }
 
 void
@@ -652,6 +661,14 @@ conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSu
       vae_metrics(&sm->vmodel, &sm->ref, &sm->norm, e->cfg.seed, VAE_EVAL_MAX, VAE_IW_K, s);
     if (sm && images)
       image_metrics(sm, samples, n, s);
+  }
+  class_metrics(e->n_classes, e->class_mask, e->class_pi, e->class_centroid, samples, n, e->dim, s);
+  if (e->dual_on && e->n_classes > 0) {
+    int cls[CONFORM_DUAL_MAX];
+    for (int i = 0; i < e->n_dual; i++)
+      cls[i] = e->dual_c[i].kind == CONFORM_DUAL_CLASS ? e->dual_c[i].cls : -1;
+    cf_dual_predicted_shares(e->class_pi, e->n_classes, cls, e->dual.lambda, e->n_dual, s->predicted_share);
+    s->has_predicted = TRUE;
   }
 }
 
@@ -680,11 +697,17 @@ conform_summary_to_tsv(const ConformSummary *s)
     ROW("fd_classifier", "%.6g", s->fd_classifier);
     ROW("fd_floor", "%.6g", s->fd_floor);
   }
-  if (s->has_classes) /* predicted shares of the samples and of training images */
-    for (int c = 0; c < 10; c++) {
+  if (s->has_classes) { /* shares of the samples and of the training data */
+    const int K = s->n_classes > 0 ? s->n_classes : 10;
+    if (!isnan(s->class_tv_target))
+      ROW("class_tv_target", "%.6g", s->class_tv_target);
+    for (int c = 0; c < K; c++) {
       g_string_append_printf(o, "class_share_%d\t%.4f\n", c, s->class_share[c]);
       g_string_append_printf(o, "train_share_%d\t%.4f\n", c, s->train_share[c]);
+      if (s->has_predicted) /* from the dual multipliers */
+        g_string_append_printf(o, "predicted_share_%d\t%.4f\n", c, s->predicted_share[c]);
     }
+  }
   if (s->has_vae) { /* model space, per sample; see core/vae.h for conventions */
     if (!isnan(s->test_ll))
       ROW("test_ll", "%.6g", s->test_ll);
