@@ -668,7 +668,7 @@ draw_impl(ConformBars *self, cairo_t *cr, int width, int height, gboolean hover,
   draw_references(self, cr, &L, &fg);
   cairo_restore(cr);
   if (!any_value(self)) {
-    const char *msg = "no values yet";
+    const char *msg = self->empty_text && *self->empty_text ? self->empty_text : "no values yet";
     conform_cairo_font(cr, FONT_SIZE, FALSE);
     cairo_text_extents_t e;
     cairo_text_extents(cr, msg, &e);

@@ -61,7 +61,8 @@ void conform_bars_set_reference_line(ConformBars *self, const char *label, doubl
 
 void conform_bars_set_title(ConformBars *self, const char *title);
 void conform_bars_set_y_label(ConformBars *self, const char *label);
-/* Text shown while there is nothing to plot (no categories or no series). */
+/* Text shown while there is nothing to plot (no categories or no series,
+ * or every value missing). */
 void conform_bars_set_empty_text(ConformBars *self, const char *text);
 /* A fixed top of the y axis (> 0); NaN (the default) chooses it from the
  * data and references. Bars above it are clipped. */
