@@ -10,7 +10,7 @@
 #define ROW 15.0         /* legend row height */
 #define MAX_YTICKS 12
 #define GROUP_FILL 0.78  /* share of a category's slot its bars cover */
-#define MIN_ROT45_SLOT 16.0 /* narrower slots rotate labels by 90 degrees */
+#define MIN_ROT45_SLOT 18.0 /* narrower slots rotate labels by 90 degrees */
 #define LABEL_LINE 12.0  /* space one label line needs across its direction */
 
 typedef struct {
@@ -379,6 +379,38 @@ bar_rect(ConformBars *self, const Layout *L, int s, int c, double *x, double *y,
 
 /* ---- drawing ------------------------------------------------------------ */
 
+/* Text centred on (cx, cy), wrapped at spaces into lines of at most max_w
+ * pixels (a longer word gets a line of its own). */
+static void
+show_wrapped(cairo_t *cr, const char *text, double cx, double cy, double max_w)
+{
+  g_auto(GStrv) words = g_strsplit(text, " ", -1);
+  GPtrArray *lines = g_ptr_array_new_with_free_func(g_free);
+  GString *line = g_string_new(NULL);
+  for (int i = 0; words[i]; i++) {
+    g_autofree char *longer = line->len ? g_strconcat(line->str, " ", words[i], NULL) : g_strdup(words[i]);
+    if (line->len && conform_cairo_text_width(cr, longer) > max_w) {
+      g_ptr_array_add(lines, g_strdup(line->str));
+      g_string_assign(line, words[i]);
+    } else {
+      g_string_assign(line, longer);
+    }
+  }
+  if (line->len)
+    g_ptr_array_add(lines, g_string_free(line, FALSE));
+  else
+    g_string_free(line, TRUE);
+  cairo_font_extents_t fe;
+  cairo_font_extents(cr, &fe);
+  double lh = fe.height, y = cy - lh * lines->len / 2 + fe.ascent;
+  for (guint i = 0; i < lines->len; i++, y += lh) {
+    const char *t = g_ptr_array_index(lines, i);
+    cairo_move_to(cr, cx - conform_cairo_text_width(cr, t) / 2, y);
+    cairo_show_text(cr, t);
+  }
+  g_ptr_array_unref(lines);
+}
+
 static void
 draw_empty(ConformBars *self, cairo_t *cr, int width, int height, const GdkRGBA *fg)
 {
@@ -396,11 +428,8 @@ draw_empty(ConformBars *self, cairo_t *cr, int width, int height, const GdkRGBA 
     cairo_show_text(cr, self->title);
   }
   conform_cairo_font(cr, 12, FALSE);
-  cairo_text_extents_t e;
-  cairo_text_extents(cr, hint, &e);
   conform_cairo_set_rgba(cr, fg, 0.55);
-  cairo_move_to(cr, width / 2.0 - e.width / 2 - e.x_bearing, height / 2.0 - e.height / 2 - e.y_bearing);
-  cairo_show_text(cr, hint);
+  show_wrapped(cr, hint, width / 2.0, height / 2.0, MAX(width - 36, 40));
 }
 
 /* hover: the highlighted category, -1 for none. */
@@ -670,11 +699,8 @@ draw_impl(ConformBars *self, cairo_t *cr, int width, int height, gboolean hover,
   if (!any_value(self)) {
     const char *msg = self->empty_text && *self->empty_text ? self->empty_text : "no values yet";
     conform_cairo_font(cr, FONT_SIZE, FALSE);
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, msg, &e);
     conform_cairo_set_rgba(cr, &fg, 0.55);
-    cairo_move_to(cr, L.a.x0 + L.a.w / 2 - e.x_advance / 2, L.a.y0 + L.a.h / 2);
-    cairo_show_text(cr, msg);
+    show_wrapped(cr, msg, L.a.x0 + L.a.w / 2, L.a.y0 + L.a.h / 2, MAX(L.a.w - 16, 40));
   }
   draw_legend(self, cr, &L, &fg);
   if (hover)

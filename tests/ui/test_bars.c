@@ -589,6 +589,15 @@ test_screenshots(void)
     g_assert_cmpint(cairo_surface_write_to_png(img.s, path), ==, CAIRO_STATUS_SUCCESS);
     image_clear(&img);
   }
+  /* Narrow, nothing sampled yet: the hint wraps inside the plot. */
+  conform_bars_set_hover_category(b, -1);
+  conform_bars_clear_values(b);
+  conform_bars_set_empty_text(b, "Class shares come with explicit samples: Sample now (Ctrl+R) or the end of training");
+  g_autofree char *path = g_build_filename(dir, "bars-empty-250x260.png", NULL);
+  Image img;
+  image_render(&img, b, 250, 260);
+  g_assert_cmpint(cairo_surface_write_to_png(img.s, path), ==, CAIRO_STATUS_SUCCESS);
+  image_clear(&img);
 }
 
 /* ---- widget ------------------------------------------------------------- */
