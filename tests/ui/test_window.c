@@ -11,6 +11,7 @@
 #include "conform-constraint-editor.h"
 #include "conform-curves.h"
 #include "conform-histogram.h"
+#include "conform-images.h"
 #include "conform-scatter.h"
 #include "conform-window.h"
 
@@ -224,6 +225,11 @@ test_views_other_dims(void)
 static void
 test_class_shares(void)
 {
+  g_autofree char *idx = g_build_filename(CONFORM_FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz", NULL);
+  if (!g_file_test(idx, G_FILE_TEST_EXISTS)) {
+    g_test_skip("Fashion-MNIST is not installed (package dataset-fashion-mnist)");
+    return;
+  }
   ConformWindow *w = open_window("fashion-brightness");
   ConformRun *run = conform_window_get_run(w);
   GtkWidget *pane = conform_window_get_view(w, "shares-pane");
