@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "conform-bars.h"
 #include "conform-compare-view.h"
 #include "conform-curves.h"
 #include "conform-histogram.h"
@@ -116,11 +117,11 @@ static const char *const export_items[] = {"Samples plot (PNG)",     "Violation 
                                            "Learning rate (PNG)",    "Sampling trajectory frame (PNG)",
                                            "Samples and violations (CSV)",
                                            "Held-out ELBO / log-likelihood, VAE (PNG)",
-                                           "Compare view (PNG)", NULL};
+                                           "Compare view (PNG)", "Class shares (PNG)", NULL};
 static const char *const export_names[] = {"samples.png", "violations.png", "loss.png", "violation-curve.png",
                                            "learning-rate.png", "trajectory.png", "samples.csv", "vae-curves.png",
-                                           "compare.png"};
-enum { EXPORT_CSV = 6, EXPORT_VAE = 7, EXPORT_COMPARE = 8 };
+                                           "compare.png", "shares.png"};
+enum { EXPORT_CSV = 6, EXPORT_VAE = 7, EXPORT_COMPARE = 8, EXPORT_SHARES = 9 };
 
 static gboolean
 export_to(ConformWindow *self, guint what, const char *path, int w, int h, GError **error)
@@ -138,6 +139,17 @@ export_to(ConformWindow *self, guint what, const char *path, int w, int h, GErro
   case EXPORT_VAE: return conform_curves_export_png(CONFORM_CURVES(self->vae_curves), path, w, h, error);
   case EXPORT_COMPARE:
     return conform_compare_view_export_png(CONFORM_COMPARE_VIEW(self->compare), path, w, h, error);
+  case EXPORT_SHARES: {
+    /* the pane's title and info line become the picture's title */
+    ConformBars *b = CONFORM_BARS(self->shares);
+    const char *info = gtk_label_get_text(GTK_LABEL(self->shares_info));
+    g_autofree char *title = g_strdup_printf("%s%s%s", gtk_label_get_text(GTK_LABEL(self->shares_title)),
+                                             *info ? " · " : "", info);
+    conform_bars_set_title(b, title);
+    gboolean ok = conform_bars_export_png(b, path, w, h, error);
+    conform_bars_set_title(b, NULL);
+    return ok;
+  }
   case EXPORT_CSV:
   default: {
     ConformSampleSet *s = self->run ? conform_run_get_samples(self->run) : NULL;

@@ -33,6 +33,7 @@ struct _ConformWindow {
   int image_size;                        /* 0 unless the experiment's data are images */
   GtkWidget *vae_curves; /* held-out ELBO / log-likelihood, shown for VAEs only */
   int vae_elbo, vae_ll, vae_ll_full;
+  GtkWidget *shares, *shares_pane, *shares_title, *shares_info; /* ConformBars of category shares, under the samples */
   GtkWidget *compare;    /* ConformCompareView (the Compare tab) */
   int compare_page;
   GtkWidget *bg_check, *arrows_check, *logy_check, *smoothing;
@@ -49,6 +50,16 @@ struct _ConformWindow {
 };
 
 GSettings *conform_window_settings_(ConformWindow *self);
+/* The "shares" chart under the samples: n_categories names along x, n_series
+ * (<= CONFORM_BARS_MAX_SERIES) series named series_labels with
+ * values[s][0 .. n_categories) (NaN: missing; values or values[s] NULL:
+ * all missing), in the colours samples (orange), training (blue), then
+ * bluish green and reddish purple, and a dashed line at the uniform share
+ * 1/n_categories. title heads the pane (NULL: "Shares"), info is a line of
+ * markup beside it (NULL: none). n_categories == 0 hides the pane. */
+void conform_window_set_shares_(ConformWindow *self, const char *title, int n_categories, const char *const *names,
+                                int n_series, const char *const *series_labels, const double *const *values,
+                                const char *info);
 void conform_window_show_message_(ConformWindow *self, const char *text, gboolean is_error);
 void conform_window_error_dialog_(ConformWindow *self, const char *title, const char *detail);
 void conform_window_update_title_(ConformWindow *self);

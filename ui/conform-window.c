@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "conform-application.h"
+#include "conform-bars.h"
 #include "conform-compare-view.h"
 #include "conform-constraint-editor.h"
 #include "conform-curves.h"
 #include "conform-image-data.h"
 #include "conform-image-grid.h"
+#include "conform-images.h"
 #include "conform-histogram.h"
 #include "conform-io.h"
 #include "conform-presets.h"
@@ -93,6 +95,59 @@ strategy_series(const char *strategy)
 {
   int i = strv_index(strategies, strategy);
   return i < 0 ? 0 : i;
+}
+
+/* ---- category shares ------------------------------------------------------------- */
+
+void
+conform_window_set_shares_(ConformWindow *self, const char *title, int n_categories, const char *const *names,
+                           int n_series, const char *const *series_labels, const double *const *values,
+                           const char *info)
+{
+  static const int colours[CONFORM_BARS_MAX_SERIES] = {0, 4, 2, 6}; /* orange, blue, bluish green, purple */
+  g_return_if_fail(CONFORM_IS_WINDOW(self));
+  g_return_if_fail(n_series >= 0 && n_series <= CONFORM_BARS_MAX_SERIES);
+  ConformBars *b = CONFORM_BARS(self->shares);
+  gtk_widget_set_visible(self->shares_pane, n_categories > 0);
+  if (n_categories <= 0) {
+    conform_bars_set_categories(b, NULL, 0);
+    conform_bars_remove_all_series(b);
+    return;
+  }
+  conform_bars_set_categories(b, names, n_categories);
+  gboolean same = conform_bars_get_n_series(b) == n_series;
+  for (int s = 0; same && s < n_series; s++)
+    same = g_strcmp0(conform_bars_get_series_label(b, s), series_labels[s]) == 0;
+  if (!same) {
+    conform_bars_remove_all_series(b);
+    for (int s = 0; s < n_series; s++)
+      conform_bars_add_series(b, series_labels[s], colours[s]);
+  }
+  for (int s = 0; s < n_series; s++)
+    conform_bars_set_values(b, s, values ? values[s] : NULL, values && values[s] ? n_categories : 0);
+  g_autofree char *uniform = g_strdup_printf("uniform 1/%d", n_categories);
+  conform_bars_set_reference_line(b, uniform, 1.0 / n_categories);
+  g_autofree char *head = g_markup_printf_escaped("<b>%s</b>", title ? title : "Shares");
+  gtk_label_set_markup(GTK_LABEL(self->shares_title), head);
+  gtk_label_set_markup(GTK_LABEL(self->shares_info), info ? info : "");
+}
+
+/* Predicted classes of the samples and of training images, with the
+ * classifier-feature Frechet distance and its floor (explicit samples only:
+ * previews skip these metrics). */
+static void
+show_class_shares(ConformWindow *self, const ConformSampleSet *s)
+{
+  const ConformSummary *m = &s->summary;
+  const char *labels[] = {"samples", "training"};
+  const double *values[] = {m->class_share, m->train_share};
+  g_autofree char *info = NULL;
+  if (isfinite(m->fd_classifier))
+    info = g_markup_printf_escaped("step %ld · %d samples · FD %.3g <span alpha='60%%'>(floor %.3g)</span>", s->step,
+                                   s->n, m->fd_classifier, m->fd_floor);
+  else
+    info = g_markup_printf_escaped("step %ld · %d samples", s->step, s->n);
+  conform_window_set_shares_(self, "Class shares", 10, conform_fashion_mnist_class_names(), 2, labels, values, info);
 }
 
 /* ---- status ------------------------------------------------------------------- */
@@ -328,6 +383,8 @@ run_samples_cb(ConformRun *run, gpointer data, ConformWindow *self)
     conform_curves_append(CONFORM_CURVES(self->violation), self->viol_p99, (double)s->step, v->p99);
     conform_curves_append(CONFORM_CURVES(self->violation), self->viol_max, (double)s->step, v->max);
   }
+  if (self->image_size > 0 && s->summary.has_classes)
+    show_class_shares(self, s);
   if (s->summary.has_vae) {
     /* previews carry the cheap metrics (CONFORM_VAE_PREVIEW_N rows, K =
      * CONFORM_VAE_PREVIEW_K), explicit samples the full ones (K = 50) */
@@ -412,6 +469,12 @@ attach_run(ConformWindow *self, ConformRun *run)
   gtk_stack_set_visible_child_name(GTK_STACK(self->samples_stack), self->image_size ? "images" : "scatter");
   gtk_widget_set_visible(self->bg_check, !self->image_size); /* scatter-only toggles */
   gtk_widget_set_visible(self->arrows_check, !self->image_size);
+  {
+    /* image data: class shares arrive with explicit samples; other data: no chart */
+    const char *labels[] = {"samples", "training"};
+    conform_window_set_shares_(self, "Class shares", self->image_size ? 10 : 0, conform_fashion_mnist_class_names(),
+                               2, labels, NULL, NULL);
+  }
   g_auto(GStrv) names = coordinate_names(dim);
   for (int k = 0; k < 2; k++) {
     ConformScatter *sc = CONFORM_SCATTER(k ? self->traj_scatter : self->scatter);
@@ -900,6 +963,34 @@ build_views(ConformWindow *self)
   gtk_stack_add_named(GTK_STACK(self->samples_stack), self->image_grid, "images");
   GtkWidget *samples_pane = labelled_pane("Samples", self->samples_stack, toggles);
 
+  /* Category shares under the samples (image data: predicted classes). */
+  self->shares = conform_bars_new();
+  conform_bars_set_y_label(CONFORM_BARS(self->shares), "share");
+  conform_bars_set_empty_text(CONFORM_BARS(self->shares),
+                              "Class shares come with explicit samples: Sample now (Ctrl+R) or the end of training");
+  gtk_widget_set_size_request(self->shares, 240, 170);
+  self->shares_info = gtk_label_new(NULL);
+  gtk_label_set_ellipsize(GTK_LABEL(self->shares_info), PANGO_ELLIPSIZE_END);
+  gtk_label_set_xalign(GTK_LABEL(self->shares_info), 1);
+  gtk_widget_add_css_class(self->shares_info, "numeric");
+  gtk_widget_set_tooltip_text(self->shares_info,
+                              "FD: Frechet distance of the bundled classifier's penultimate features between the "
+                              "samples and held-out images (lower is better); floor: the same for as many training "
+                              "images, what a perfect model would reach");
+  self->shares_pane = labelled_pane_full("Class shares", self->shares, self->shares_info, &self->shares_title);
+  /* on the title, not the chart: its hover readout would be covered */
+  gtk_widget_set_tooltip_text(self->shares_title,
+                              "Share of each class among the samples and among training images, as predicted by "
+                              "the bundled classifier; the dashed line is the uniform share. Hover a class for "
+                              "its values.");
+  gtk_widget_set_visible(self->shares_pane, FALSE);
+  GtkWidget *samples_col = gtk_paned_new(GTK_ORIENTATION_VERTICAL);
+  gtk_paned_set_start_child(GTK_PANED(samples_col), samples_pane);
+  gtk_paned_set_end_child(GTK_PANED(samples_col), self->shares_pane);
+  gtk_paned_set_resize_end_child(GTK_PANED(samples_col), FALSE);
+  gtk_paned_set_shrink_end_child(GTK_PANED(samples_col), FALSE);
+  gtk_paned_set_position(GTK_PANED(samples_col), 470);
+
   GtkWidget *curve_tools = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
   self->logy_check = gtk_check_button_new_with_label("Log y");
   gtk_check_button_set_active(GTK_CHECK_BUTTON(self->logy_check), TRUE);
@@ -936,7 +1027,7 @@ build_views(ConformWindow *self)
   gtk_paned_set_end_child(GTK_PANED(right), curves_box);
   gtk_paned_set_position(GTK_PANED(right), 260);
   GtkWidget *explore = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
-  gtk_paned_set_start_child(GTK_PANED(explore), samples_pane);
+  gtk_paned_set_start_child(GTK_PANED(explore), samples_col);
   gtk_paned_set_end_child(GTK_PANED(explore), right);
   gtk_paned_set_position(GTK_PANED(explore), 560);
 
@@ -1260,6 +1351,9 @@ conform_window_get_view(ConformWindow *self, const char *name)
   if (g_str_equal(name, "violation")) return self->violation;
   if (g_str_equal(name, "lr")) return self->lr;
   if (g_str_equal(name, "vae-curves")) return self->vae_curves;
+  if (g_str_equal(name, "shares")) return self->shares;
+  if (g_str_equal(name, "shares-pane")) return self->shares_pane;
+  if (g_str_equal(name, "shares-info")) return self->shares_info;
   if (g_str_equal(name, "compare")) return self->compare;
   if (g_str_equal(name, "trajectory")) return self->traj_scatter;
   if (g_str_equal(name, "trajectory-scale")) return self->traj_scale;

@@ -7,9 +7,11 @@
 #include <string.h>
 
 #include "conform-application.h"
+#include "conform-bars.h"
 #include "conform-constraint-editor.h"
 #include "conform-curves.h"
 #include "conform-histogram.h"
+#include "conform-images.h"
 #include "conform-scatter.h"
 #include "conform-window.h"
 
@@ -217,6 +219,60 @@ test_views_other_dims(void)
   close_window(w);
 }
 
+/* Image data: explicit samples fill the class-share chart (10 Fashion-MNIST
+ * classes, samples and training shares, each summing to 1) and its FD line;
+ * vector data hide it. */
+static void
+test_class_shares(void)
+{
+  g_autofree char *idx = g_build_filename(CONFORM_FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz", NULL);
+  if (!g_file_test(idx, G_FILE_TEST_EXISTS)) {
+    g_test_skip("Fashion-MNIST is not installed (package dataset-fashion-mnist)");
+    return;
+  }
+  ConformWindow *w = open_window("fashion-brightness");
+  ConformRun *run = conform_window_get_run(w);
+  GtkWidget *pane = conform_window_get_view(w, "shares-pane");
+  ConformBars *bars = CONFORM_BARS(conform_window_get_view(w, "shares"));
+  g_assert_true(gtk_widget_get_visible(pane));
+  g_assert_cmpint(conform_bars_get_n_categories(bars), ==, 10);
+  g_assert_cmpstr(conform_bars_get_category(bars, 9), ==, "Ankle boot");
+  g_assert_cmpint(conform_bars_get_n_series(bars), ==, 2);
+  g_assert_true(isnan(conform_bars_get_value(bars, 0, 0))); /* nothing sampled yet */
+  /* An untrained model is enough: the classifier still assigns classes. */
+  conform_run_request_samples(run, 64, 8);
+  WAIT_UNTIL(conform_run_get_samples(run) && conform_run_get_samples(run)->summary.has_classes, "class shares");
+  drain();
+  for (int s = 0; s < 2; s++) {
+    double sum = 0;
+    for (int c = 0; c < 10; c++) {
+      double v = conform_bars_get_value(bars, s, c);
+      g_assert_false(isnan(v));
+      g_assert_cmpfloat(v, >=, 0);
+      sum += v;
+    }
+    g_assert_cmpfloat(fabs(sum - 1), <, 1e-6);
+  }
+  g_assert_cmpstr(conform_bars_get_series_label(bars, 0), ==, "samples");
+  g_assert_cmpstr(conform_bars_get_series_label(bars, 1), ==, "training");
+  g_assert_nonnull(strstr(gtk_label_get_text(GTK_LABEL(conform_window_get_view(w, "shares-info"))), "FD"));
+  g_autofree char *readout = conform_bars_get_readout(bars, 5);
+  g_assert_true(g_str_has_prefix(readout, "Sandal: samples "));
+  screenshot(GTK_WIDGET(w), "window-class-shares.png");
+  g_autofree char *xdir = g_dir_make_tmp("conform-shares-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename(xdir, "shares.png", NULL);
+  g_autoptr(GError) err = NULL;
+  g_assert_true(conform_window_export(w, "shares.png", path, 800, 360, &err));
+  g_assert_no_error(err);
+  g_unlink(path);
+  g_rmdir(xdir);
+  close_window(w);
+
+  ConformWindow *v = open_window("moons");
+  g_assert_false(gtk_widget_get_visible(conform_window_get_view(v, "shares-pane")));
+  close_window(v);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -229,6 +285,7 @@ main(int argc, char **argv)
   g_test_add_func("/window/save-and-reopen", test_save_and_reopen);
   g_test_add_func("/window/cancel-mid-run-and-close", test_cancel_mid_run_and_close);
   g_test_add_func("/window/views-other-dims", test_views_other_dims);
+  g_test_add_func("/window/class-shares", test_class_shares);
   int rc = g_test_run();
   g_object_unref(app);
   return rc;
