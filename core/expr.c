@@ -481,6 +481,10 @@ parse_power(Parser *p)
     return -1;
   }
   double v = p->s->nodes[e].value;
+  if (!(fabs(v) <= 1e6)) { /* the graph takes it as a float */
+    fail(p, e_at, CF_ERR_PARSE, "the exponent %g is too large (at most 1e6 in magnitude)", v);
+    return -1;
+  }
   p->s->n_nodes = e; /* the exponent lives in the POW node */
   return make(p, CF_EXPR_POW, a, -1, v, at);
 }

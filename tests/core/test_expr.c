@@ -125,6 +125,7 @@ test_errors(void)
     { "x0 = 2x1", 2, CF_ERR_PARSE, "1:7: expected an operator (+ - * / ^) or the end of the line but found 'x1' (write * for a product" },
     { "2 x0 = 1", 2, CF_ERR_PARSE, "1:3: expected an operator (+ - * / ^) or '=' but found 'x0'" },
     { "x0 ^ x1 = 1", 2, CF_ERR_PARSE, "1:6: the exponent must be a constant" },
+    { "x0 ^ -1e7 = 1", 2, CF_ERR_PARSE, "1:6: the exponent -1e+07 is too large" },
     { "1 + 2 = 3", 2, CF_ERR_PARSE, "1:1: the equation uses no coordinate x0..x1" },
     { "x0 = 1 / 0", 2, CF_ERR_PARSE, "1:8: this constant part evaluates to infinity" },
     { "x0 = sqrt(-1)", 2, CF_ERR_PARSE, "1:6: this constant part evaluates to NaN" },
