@@ -197,6 +197,23 @@ CfNode cf_add_channel(CfGraph *g, CfNode x, CfNode v, int C, int HW);
 void cf_ref_conv2d(float *y, const float *x, const float *w, const float *bias, int B, int C_in, int H,
                    int W, int C_out, int k, int stride, int pad);
 
+/* ---- expression ops (ops_math.c) ----------------------------------------------
+ * Used by compiled constraint expressions (expr.h) and the explicit gradient
+ * of an input-convex network (namm.h). Domains follow IEEE float: x / 0 is
+ * +-inf (0 / 0 NaN) and so are the gradients there. */
+
+CfNode cf_div(CfGraph *g, CfNode a, CfNode b); /* a ./ b, same shape */
+CfNode cf_sin(CfGraph *g, CfNode a);
+CfNode cf_cos(CfGraph *g, CfNode a);
+/* a^p elementwise for a constant p (powf semantics): any base when p is an
+ * integer (-2^3 = -8, (-2)^-2 = 0.25), a >= 0 otherwise (a < 0 gives NaN);
+ * d/da = p a^(p-1), which is inf at a = 0 for p < 1 (p = 0: gradient 0). */
+CfNode cf_pow_const(CfGraph *g, CfNode a, float p);
+/* Broadcast products: a (B,n) .* c (B,1) (each row scaled by its own value),
+ * resp. a (B,n) .* v (1,n) (each column scaled by its own value). */
+CfNode cf_mul_col(CfGraph *g, CfNode a, CfNode c);
+CfNode cf_mul_row(CfGraph *g, CfNode a, CfNode v);
+
 /* ---- reference kernels (tests and benchmarks) ------------------------------ */
 
 /* Naive triple loop C = op(A) op(B) in double accumulation. C (M,N). */

@@ -47,6 +47,13 @@ typedef enum {
   CF_OP_AVGPOOL,     /* iarg: C, H, W, k */
   CF_OP_GROUP_NORM,  /* iarg: C, HW, groups; farg[0] = eps; scratch: mean, rstd per (sample, group) */
   CF_OP_ADD_CHANNEL, /* iarg: C, HW */
+  /* Expression ops (ops_math.c). */
+  CF_OP_DIV,
+  CF_OP_SIN,
+  CF_OP_COS,
+  CF_OP_POW,         /* farg[0] = exponent p */
+  CF_OP_MUL_COL,     /* a (B,n) .* c (B,1) */
+  CF_OP_MUL_ROW,     /* a (B,n) .* v (1,n) */
 } CfOpKind;
 
 typedef struct {
@@ -93,5 +100,10 @@ void cf_op_backward(CfGraph *g, CfNodeRec *n);
  * CF_OP_CONV2D .. CF_OP_ADD_CHANNEL kinds. */
 void cf_image_forward(CfGraph *g, CfNodeRec *n);
 void cf_image_backward(CfGraph *g, CfNodeRec *n);
+
+/* Expression kernels (ops_math.c), called from cf_op_forward/backward for the
+ * CF_OP_DIV .. CF_OP_MUL_ROW kinds. */
+void cf_math_forward(CfGraph *g, CfNodeRec *n);
+void cf_math_backward(CfGraph *g, CfNodeRec *n);
 
 #endif

@@ -676,6 +676,13 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
   case CF_OP_GROUP_NORM:
   case CF_OP_ADD_CHANNEL:
     cf_image_forward(g, n);
+    break;  case CF_OP_DIV: /* expression ops: ops_math.c */
+  case CF_OP_SIN:
+  case CF_OP_COS:
+  case CF_OP_POW:
+  case CF_OP_MUL_COL:
+  case CF_OP_MUL_ROW:
+    cf_math_forward(g, n);
     break;
   }
 }
@@ -904,6 +911,13 @@ cf_op_backward(CfGraph *g, CfNodeRec *n)
   case CF_OP_GROUP_NORM:
   case CF_OP_ADD_CHANNEL:
     cf_image_backward(g, n);
+    break;  case CF_OP_DIV: /* expression ops: ops_math.c */
+  case CF_OP_SIN:
+  case CF_OP_COS:
+  case CF_OP_POW:
+  case CF_OP_MUL_COL:
+  case CF_OP_MUL_ROW:
+    cf_math_backward(g, n);
     break;
   }
 }

@@ -1,0 +1,16 @@
+/* libFuzzer target for the equation parser (core/expr.c). Build with
+ * -Dfuzz=enabled under clang; run e.g.
+ *   build/tests/fuzz/fuzz-expr tests/fuzz/corpus -max_total_time=60 */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fuzz_expr_body.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  cf_fuzz_expr_one(data, size);
+  return 0;
+}
