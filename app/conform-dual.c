@@ -2,6 +2,8 @@
 
 #include "conform-dual.h"
 
+#include "dual.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -119,6 +121,29 @@ conform_dual_parse(const ConformConfig *cfg, ConformDualConstraint *out, int *n,
     }
     out[i].threshold = v;
   }
+  return TRUE;
+}
+
+gboolean
+conform_dual_predicted_shares(const ConformConfig *cfg, const ConformTrainRecord *r, const double *pi, int K,
+                              double *out)
+{
+  ConformDualConstraint dc[CONFORM_DUAL_MAX];
+  int n;
+  if (g_strcmp0(cfg->strategy, "dual") != 0 || !r || r->n_dual < 1 || K < 1 || !conform_dual_parse(cfg, dc, &n, NULL) ||
+      n != r->n_dual)
+    return FALSE;
+  int cls[CONFORM_DUAL_MAX];
+  double lam[CONFORM_DUAL_MAX];
+  gboolean any = FALSE;
+  for (int i = 0; i < n; i++) {
+    cls[i] = dc[i].kind == CONFORM_DUAL_CLASS ? dc[i].cls : -1;
+    any |= cls[i] >= 0;
+    lam[i] = r->lambda[i];
+  }
+  if (!any)
+    return FALSE;
+  cf_dual_predicted_shares(pi, K, cls, lam, n, out);
   return TRUE;
 }
 

@@ -29,4 +29,11 @@ gboolean conform_dual_parse(const ConformConfig *cfg, ConformDualConstraint *out
  * mask; "" is 0. */
 gboolean conform_class_list_parse(const char *text, const char *key, guint *mask, GError **error);
 
+/* Shares the multipliers of record r predict for training shares pi (K
+ * classes) under cfg's dual.constraints: (pi_k + lambda_k) / (1 + sum
+ * lambda) (core/dual.h). FALSE when r carries no multipliers or cfg has no
+ * class constraint. */
+gboolean conform_dual_predicted_shares(const ConformConfig *cfg, const ConformTrainRecord *r, const double *pi, int K,
+                                       double *out);
+
 G_END_DECLS

@@ -34,6 +34,15 @@ struct _ConformWindow {
   GtkWidget *vae_curves; /* held-out ELBO / log-likelihood, shown for VAEs only */
   int vae_elbo, vae_ll, vae_ll_full;
   GtkWidget *shares, *shares_pane, *shares_title, *shares_info; /* ConformBars of category shares, under the samples */
+  /* the latest measured class shares (labelled data), re-drawn with the
+   * shares the dual multipliers predict as records arrive */
+  gboolean have_shares;
+  int share_k, share_n;
+  long share_step;
+  double share_samples[10], share_train[10], share_fd, share_fd_floor;
+  /* strategy dual: lambda_i and slack_i per constraint over steps */
+  GtkWidget *dual_curves, *lr_box;
+  int dual_lambda[8], dual_slack[8], n_dual_series;
   GtkWidget *compare;    /* ConformCompareView (the Compare tab) */
   int compare_page;
   GtkWidget *bg_check, *arrows_check, *logy_check, *smoothing;

@@ -11,6 +11,7 @@
 #include "conform-compare-view.h"
 #include "conform-constraint-editor.h"
 #include "conform-curves.h"
+#include "conform-dual.h"
 #include "conform-image-data.h"
 #include "conform-image-grid.h"
 #include "conform-images.h"
@@ -19,7 +20,7 @@
 #include "conform-presets.h"
 #include "conform-scatter.h"
 
-static const char *const strategies[] = {"none", "projection", "projected-sampling", "constrained-layer", "cgauss",
+static const char *const strategies[] = {"none", "projection", "projected-sampling", "constrained-layer", "cgauss", "dual",
                                          NULL};
 
 
@@ -132,22 +133,97 @@ conform_window_set_shares_(ConformWindow *self, const char *title, int n_categor
   gtk_label_set_markup(GTK_LABEL(self->shares_info), info ? info : "");
 }
 
-/* Predicted classes of the samples and of training images, with the
- * classifier-feature Frechet distance and its floor (explicit samples only:
- * previews skip these metrics). */
+/* Class shares of the samples (images: the classifier's predictions;
+ * labelled vector data: the nearest class centroid) beside the training
+ * shares and, for dual training with class constraints, the shares the
+ * latest multipliers predict; with the classifier-feature Frechet distance
+ * for images (explicit samples only: image previews skip these metrics). */
+static void
+render_shares(ConformWindow *self)
+{
+  if (!self->have_shares || !self->run)
+    return;
+  const int K = self->share_k;
+  const char *names_img[10];
+  char names_buf[10][16];
+  const char *const *names = names_img;
+  if (self->image_size) {
+    names = conform_fashion_mnist_class_names();
+  } else {
+    for (int c = 0; c < K; c++) {
+      g_snprintf(names_buf[c], sizeof names_buf[c], "class %d", c);
+      names_img[c] = names_buf[c];
+    }
+  }
+  const char *labels[3] = {"samples", "training", "predicted (dual)"};
+  const double *values[3] = {self->share_samples, self->share_train, NULL};
+  double predicted[10];
+  const GArray *rec = conform_run_get_records(self->run);
+  int n_series = 2;
+  if (rec->len > 0 &&
+      conform_dual_predicted_shares(conform_run_get_config(self->run),
+                                    &g_array_index(rec, ConformTrainRecord, rec->len - 1), self->share_train, K,
+                                    predicted)) {
+    values[2] = predicted;
+    n_series = 3;
+  }
+  g_autofree char *info = NULL;
+  if (isfinite(self->share_fd))
+    info = g_markup_printf_escaped("step %ld · %d samples · FD %.3g <span alpha='60%%'>(floor %.3g)</span>",
+                                   self->share_step, self->share_n, self->share_fd, self->share_fd_floor);
+  else
+    info = g_markup_printf_escaped("step %ld · %d samples", self->share_step, self->share_n);
+  conform_window_set_shares_(self, "Class shares", K, names, n_series, labels, values, info);
+}
+
 static void
 show_class_shares(ConformWindow *self, const ConformSampleSet *s)
 {
   const ConformSummary *m = &s->summary;
-  const char *labels[] = {"samples", "training"};
-  const double *values[] = {m->class_share, m->train_share};
-  g_autofree char *info = NULL;
-  if (isfinite(m->fd_classifier))
-    info = g_markup_printf_escaped("step %ld · %d samples · FD %.3g <span alpha='60%%'>(floor %.3g)</span>", s->step,
-                                   s->n, m->fd_classifier, m->fd_floor);
-  else
-    info = g_markup_printf_escaped("step %ld · %d samples", s->step, s->n);
-  conform_window_set_shares_(self, "Class shares", 10, conform_fashion_mnist_class_names(), 2, labels, values, info);
+  self->have_shares = TRUE;
+  self->share_k = self->image_size ? 10 : CLAMP(m->n_classes, 1, 10);
+  self->share_n = s->n;
+  self->share_step = s->step;
+  memcpy(self->share_samples, m->class_share, sizeof self->share_samples);
+  memcpy(self->share_train, m->train_share, sizeof self->share_train);
+  self->share_fd = m->fd_classifier;
+  self->share_fd_floor = m->fd_floor;
+  render_shares(self);
+}
+
+/* A fresh plot of lambda_i and slack_i for the run's dual constraints
+ * (hidden for other strategies). */
+static void
+setup_dual_curves(ConformWindow *self, const ConformConfig *cfg)
+{
+  if (self->dual_curves)
+    gtk_box_remove(GTK_BOX(self->lr_box), self->dual_curves);
+  self->dual_curves = conform_curves_new();
+  ConformCurves *dc = CONFORM_CURVES(self->dual_curves);
+  conform_curves_set_title(dc, "dual variables: multiplier λ and slack (loss − threshold)");
+  conform_curves_set_x_label(dc, "step");
+  gtk_widget_set_vexpand(self->dual_curves, TRUE);
+  gtk_widget_set_tooltip_text(self->dual_curves,
+                              "Strategy dual: each constraint's Lagrange multiplier (solid colours) and its slack, the "
+                              "mean constraint loss of the latest dual step minus its threshold (> 0: violated, so λ "
+                              "grows). Same step axis as the loss.");
+  gtk_box_append(GTK_BOX(self->lr_box), self->dual_curves);
+  ConformDualConstraint d[8];
+  int n = 0;
+  self->n_dual_series = 0;
+  if (g_strcmp0(cfg->strategy, "dual") == 0 && conform_dual_parse(cfg, d, &n, NULL)) {
+    for (int i = 0; i < n; i++) {
+      g_autofree char *l = g_strdup_printf("λ %s", d[i].name), *sl = g_strdup_printf("slack %s", d[i].name);
+      self->dual_lambda[i] = conform_curves_add_series(dc, l, i % 8);
+      self->dual_slack[i] = conform_curves_add_series(dc, sl, (i + 4) % 8);
+    }
+    self->n_dual_series = n;
+  }
+  gtk_widget_set_visible(self->dual_curves, self->n_dual_series > 0);
+  /* dual runs show the multipliers where the learning rate was, and where
+   * the violation curves were when there is no constraint */
+  gtk_widget_set_visible(self->lr, self->n_dual_series == 0);
+  gtk_widget_set_visible(self->violation, self->n_dual_series == 0 || cfg->constraint.m > 0);
 }
 
 /* ---- status ------------------------------------------------------------------- */
@@ -292,6 +368,17 @@ push_records(ConformWindow *self)
     }
     conform_curves_append_many(CONFORM_CURVES(self->loss), self->loss_series, x, y, (int)n);
     conform_curves_append_many(CONFORM_CURVES(self->lr), self->lr_series, x, lr, (int)n);
+    for (int k = 0; k < self->n_dual_series; k++) {
+      for (guint i = 0; i < n; i++) {
+        const ConformTrainRecord *r = &g_array_index(rec, ConformTrainRecord, first + i);
+        y[i] = k < r->n_dual ? r->lambda[k] : NAN;
+        lr[i] = k < r->n_dual ? r->slack[k] : NAN;
+      }
+      conform_curves_append_many(CONFORM_CURVES(self->dual_curves), self->dual_lambda[k], x, y, (int)n);
+      conform_curves_append_many(CONFORM_CURVES(self->dual_curves), self->dual_slack[k], x, lr, (int)n);
+    }
+    if (self->n_dual_series > 0)
+      render_shares(self); /* the predicted shares follow the multipliers */
     g_free(x);
     g_free(y);
     g_free(lr);
@@ -383,7 +470,7 @@ run_samples_cb(ConformRun *run, gpointer data, ConformWindow *self)
     conform_curves_append(CONFORM_CURVES(self->violation), self->viol_p99, (double)s->step, v->p99);
     conform_curves_append(CONFORM_CURVES(self->violation), self->viol_max, (double)s->step, v->max);
   }
-  if (self->image_size > 0 && s->summary.has_classes)
+  if (s->summary.has_classes)
     show_class_shares(self, s);
   if (s->summary.has_vae) {
     /* previews carry the cheap metrics (CONFORM_VAE_PREVIEW_N rows, K =
@@ -470,11 +557,14 @@ attach_run(ConformWindow *self, ConformRun *run)
   gtk_widget_set_visible(self->bg_check, !self->image_size); /* scatter-only toggles */
   gtk_widget_set_visible(self->arrows_check, !self->image_size);
   {
-    /* image data: class shares arrive with explicit samples; other data: no chart */
+    /* labelled data: class shares arrive with samples (images: explicit
+     * ones); other data: no chart */
     const char *labels[] = {"samples", "training"};
-    conform_window_set_shares_(self, "Class shares", self->image_size ? 10 : 0, conform_fashion_mnist_class_names(),
-                               2, labels, NULL, NULL);
+    int K = self->image_size ? 10 : 0; /* labelled vector data: from the first samples on */
+    self->have_shares = FALSE;
+    conform_window_set_shares_(self, "Class shares", K, conform_fashion_mnist_class_names(), 2, labels, NULL, NULL);
   }
+  setup_dual_curves(self, rc);
   g_auto(GStrv) names = coordinate_names(dim);
   for (int k = 0; k < 2; k++) {
     ConformScatter *sc = CONFORM_SCATTER(k ? self->traj_scatter : self->scatter);
@@ -1017,6 +1107,7 @@ build_views(ConformWindow *self)
   gtk_widget_set_vexpand(self->vae_curves, TRUE);
   gtk_box_append(GTK_BOX(lr_box), self->lr);
   gtk_box_append(GTK_BOX(lr_box), self->vae_curves);
+  self->lr_box = lr_box;
   gtk_paned_set_end_child(GTK_PANED(curves_lower), lr_box);
   gtk_paned_set_position(GTK_PANED(curves_lower), 150);
   gtk_paned_set_position(GTK_PANED(curves_box), 230);
