@@ -1442,6 +1442,7 @@ conform_window_get_view(ConformWindow *self, const char *name)
   if (g_str_equal(name, "violation")) return self->violation;
   if (g_str_equal(name, "lr")) return self->lr;
   if (g_str_equal(name, "vae-curves")) return self->vae_curves;
+  if (g_str_equal(name, "dual-curves")) return self->dual_curves;
   if (g_str_equal(name, "shares")) return self->shares;
   if (g_str_equal(name, "shares-pane")) return self->shares_pane;
   if (g_str_equal(name, "shares-info")) return self->shares_info;

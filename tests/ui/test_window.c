@@ -273,6 +273,60 @@ test_class_shares(void)
   close_window(v);
 }
 
+/* Strategy dual on mixture-minority: chosen in the header and applied by
+ * Reset; while it trains, the dual-variables plot follows one multiplier
+ * and one slack per class constraint, and the class-share chart shows the
+ * measured, training and predicted shares of the 8 modes. */
+static void
+test_dual(void)
+{
+  ConformWindow *w = open_window("mixture-minority");
+  GtkWidget *dual_curves = conform_window_get_view(w, "dual-curves");
+  g_assert_false(gtk_widget_get_visible(dual_curves));
+  g_assert_true(gtk_widget_get_visible(conform_window_get_view(w, "lr")));
+  GtkDropDown *dd = GTK_DROP_DOWN(conform_window_get_view(w, "strategy"));
+  GtkStringList *model = GTK_STRING_LIST(gtk_drop_down_get_model(dd));
+  guint dual = G_MAXUINT;
+  for (guint i = 0; i < g_list_model_get_n_items(G_LIST_MODEL(model)); i++)
+    if (g_strcmp0(gtk_string_list_get_string(model, i), "dual") == 0)
+      dual = i;
+  g_assert_cmpuint(dual, !=, G_MAXUINT);
+  gtk_drop_down_set_selected(dd, dual);
+  drain();
+  gtk_widget_activate_action(GTK_WIDGET(w), "win.reset", NULL);
+  WAIT_UNTIL(conform_window_get_run(w) && g_strcmp0(conform_run_get_config(conform_window_get_run(w))->strategy, "dual") == 0 &&
+                 conform_run_get_state(conform_window_get_run(w)) == CONFORM_RUN_PAUSED,
+             "dual run ready");
+  ConformRun *run = conform_window_get_run(w);
+  dual_curves = conform_window_get_view(w, "dual-curves");
+  g_assert_true(gtk_widget_get_visible(dual_curves));
+  g_assert_false(gtk_widget_get_visible(conform_window_get_view(w, "lr")));
+  g_assert_cmpint(conform_curves_get_n_series(CONFORM_CURVES(dual_curves)), ==, 6); /* lambda + slack, 3 classes */
+  gtk_widget_activate_action(GTK_WIDGET(w), "win.train-toggle", NULL);
+  WAIT_UNTIL(conform_run_get_step(run) >= 600, "600 dual steps");
+  gtk_widget_activate_action(GTK_WIDGET(w), "win.train-toggle", NULL);
+  WAIT_UNTIL(conform_run_get_state(run) == CONFORM_RUN_PAUSED, "paused");
+  conform_run_request_samples(run, 2000, 0);
+  WAIT_UNTIL(conform_run_get_samples(run) && conform_run_get_samples(run)->summary.has_classes &&
+                 conform_run_get_samples(run)->step >= 600,
+             "class shares of dual samples");
+  drain();
+  g_assert_cmpint(conform_curves_get_n_points(CONFORM_CURVES(dual_curves), 0), >, 10);
+  double lo, hi;
+  g_assert_true(conform_curves_get_y_extent(CONFORM_CURVES(dual_curves), 0, &lo, &hi));
+  g_assert_cmpfloat(hi, >, 0.0); /* the multiplier of class 1 has grown */
+  ConformBars *bars = CONFORM_BARS(conform_window_get_view(w, "shares"));
+  g_assert_true(gtk_widget_get_visible(conform_window_get_view(w, "shares-pane")));
+  g_assert_cmpint(conform_bars_get_n_categories(bars), ==, 8);
+  g_assert_cmpint(conform_bars_get_n_series(bars), ==, 3);
+  g_assert_cmpstr(conform_bars_get_series_label(bars, 2), ==, "predicted (dual)");
+  /* thinned mode 1: the prediction lifts it far above its training share */
+  g_assert_cmpfloat(conform_bars_get_value(bars, 2, 1), >, 3 * conform_bars_get_value(bars, 1, 1));
+  g_assert_cmpfloat(conform_bars_get_value(bars, 0, 1), >, 2 * conform_bars_get_value(bars, 1, 1));
+  screenshot(GTK_WIDGET(w), "window-dual.png");
+  close_window(w);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -286,6 +340,7 @@ main(int argc, char **argv)
   g_test_add_func("/window/cancel-mid-run-and-close", test_cancel_mid_run_and_close);
   g_test_add_func("/window/views-other-dims", test_views_other_dims);
   g_test_add_func("/window/class-shares", test_class_shares);
+  g_test_add_func("/window/dual", test_dual);
   int rc = g_test_run();
   g_object_unref(app);
   return rc;
