@@ -28,6 +28,14 @@ static const char *const images[] = {
   NULL,
 };
 
+/* the image settings plus the thumbnail's 49 values as inputs */
+static const char *const superres[] = {
+  "data.inputs=49", "model.arch=unet", "data.image_size=14", "data.n_train=60000", "data.n_ref=1000",
+  "model.unet_base=32", "model.unet_levels=2", "model.temb_dim=64", "train.steps=3000", "train.batch=64",
+  "train.lr=0.001", "train.warmup=100", "sample.n=64", "sample.sampler=ddim", "sample.steps=50", "sample.x0_clip=1",
+  "eval.max_n=1000", NULL,
+};
+
 static const ConformPreset presets[] = {
   {"gaussians", "gaussians", NULL, "8 Gaussian modes on a ring of radius 2 (no constraint; add one with --constraint)", toy2d},
   {"moons", "moons", NULL, "two interleaving half circles (no constraint)", toy2d},
@@ -47,6 +55,9 @@ static const ConformPreset presets[] = {
    "Fashion-MNIST rescaled to one total intensity: the sum of the pixels is 0.25 H W", images},
   {"fashion-symmetric", "fashion-symmetric", NULL,
    "Fashion-MNIST made left-right symmetric: x[i][j] = x[i][W-1-j] (H W / 2 rows)", images},
+  {"fashion-superres", "fashion-superres", NULL,
+   "Fashion-MNIST generated for a given 7 x 7 thumbnail: its 49 block means equal the thumbnail, k = thumbnail "
+   "per sample", superres},
 };
 
 const ConformPreset *
