@@ -558,6 +558,11 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     return NULL;
   }
   cf_norm_invert(&s->norm, r->x, n);
+  /* the given inputs verbatim (not through the normalisation and back), so
+   * the final projection below uses exactly the held-out row's k */
+  for (int i = 0; i < n && nx > 0; i++)
+    memcpy(r->x + (gsize)i * dim, s->ref.x + (gsize)(o->use_condition ? o->condition_row : i % s->ref.n) * dim,
+           sizeof(float) * nx);
   memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
   /* For projected-sampling and cgauss this removes the round-off of mapping
    * back from model space. */
