@@ -462,6 +462,40 @@ test_cli(void)
   run_clear(&r);
 }
 
+/* conform bench unet-train image-sample: each figure, its GFLOP/s, peak
+ * fraction (0 < f <= 1.5: the in-process sgemm peak is a best of 3) and
+ * memory, with the stated units. */
+static void
+test_bench_rows(void)
+{
+  Run r = run("bench", "--quick", "unet-train", "image-sample", NULL);
+  g_assert_cmpint(r.status, ==, 0);
+  static const struct {
+    const char *name, *unit;
+  } rows[] = {{"unet-train", "steps/s"}, {"unet-train-gflops", "GFLOP/s"}, {"unet-train-peak-fraction", "ratio"},
+              {"unet-train-peak-rss", "MiB"}, {"image-sample", "images/s"}, {"image-sample-gflops", "GFLOP/s"},
+              {"image-sample-peak-fraction", "ratio"}};
+  g_auto(GStrv) lines = g_strsplit(r.out, "\n", -1);
+  for (gsize k = 0; k < G_N_ELEMENTS(rows); k++) {
+    gboolean found = FALSE;
+    for (int i = 0; lines[i] && !found; i++) {
+      g_auto(GStrv) f = g_strsplit(lines[i], "\t", -1);
+      if (g_strv_length(f) < 3 || strcmp(f[0], rows[k].name) != 0)
+        continue;
+      found = TRUE;
+      double v = g_ascii_strtod(f[1], NULL);
+      g_assert_cmpstr(f[2], ==, rows[k].unit);
+      g_assert_true(isfinite(v) && v > 0);
+      if (g_str_has_suffix(rows[k].name, "peak-fraction"))
+        g_assert_cmpfloat(v, <=, 1.5);
+    }
+    if (!found)
+      g_error("bench printed no %s line:\n%s", rows[k].name, r.out);
+  }
+  g_test_message("%s", r.out);
+  run_clear(&r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -474,6 +508,7 @@ main(int argc, char **argv)
   g_test_add_func("/image-data/superres-engine", test_superres_engine);
   g_test_add_func("/image-data/png-folder-source", test_png_folder_source);
   g_test_add_func("/image-data/cli", test_cli);
+  g_test_add_func("/image-data/bench", test_bench_rows);
   int rc = g_test_run();
   if (rc == 0) {
     g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmpdir);
