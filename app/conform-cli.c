@@ -309,6 +309,12 @@ cmd_train(int argc, char **argv)
   conform_config_init(&cfg);
   GError *error = NULL;
   int rc;
+  /* a folder of images is recorded with its absolute path, so the experiment loads from anywhere */
+  if (data && g_file_test(data, G_FILE_TEST_IS_DIR)) {
+    char *abs = g_canonicalize_filename(data, NULL);
+    g_free(data);
+    data = abs;
+  }
   if (!conform_config_apply_preset(&cfg, preset ? preset : CONFORM_DEFAULT_PRESET, &error) ||
       (data && !conform_config_set(&cfg, "data.source", data, &error)) ||
       (constraint && !conform_config_load_constraint(&cfg, constraint, &error)) ||

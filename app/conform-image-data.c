@@ -16,7 +16,10 @@
 gboolean
 conform_image_source_is_folder(const char *name)
 {
-  return name && name[0] != '\0' && g_file_test(name, G_FILE_TEST_IS_DIR);
+  /* a built-in name wins over a directory of that name in the working directory */
+  return name && name[0] != '\0' && !cf_data_generator_find(name) && conform_image_source_inputs(name) == 0 &&
+         g_strcmp0(name, "fashion-mnist") != 0 && g_strcmp0(name, "fashion-brightness") != 0 &&
+         g_strcmp0(name, "fashion-symmetric") != 0 && g_file_test(name, G_FILE_TEST_IS_DIR);
 }
 
 gboolean
