@@ -12,6 +12,7 @@
 #include "conform-compare.h"
 #include "conform-config.h"
 #include "conform-engine.h"
+#include "conform-image-data.h"
 #include "conform-io.h"
 #include "conform-presets.h"
 #include "constraint.h"
@@ -225,7 +226,9 @@ cmd_presets(int argc, char **argv)
         con = g_strdup(txt);
       free(txt);
     }
-    printf("%s\t%d\t%s\t%s%s\n", p[i].name, gi ? gi->dim : 0, con, p[i].description,
+    /* image presets: inputs (the superres thumbnail) + the image at the preset's size */
+    int dim = gi ? gi->dim : conform_image_source_is(p[i].data) ? cfg.inputs + cfg.image_size * cfg.image_size : 0;
+    printf("%s\t%d\t%s\t%s%s\n", p[i].name, dim, con, p[i].description,
            g_strcmp0(p[i].name, CONFORM_DEFAULT_PRESET) == 0 ? " [default]" : "");
     conform_config_clear(&cfg);
   }

@@ -391,6 +391,10 @@ check_condition_samples(const char *csv, int index, int expect_n)
 static void
 test_cli(void)
 {
+  Run p = run("presets", NULL);
+  g_assert_cmpint(p.status, ==, 0);
+  assert_contains(p.out, "\nfashion-superres\t245\t49 rows"); /* thumbnail + 14 x 14 image */
+  run_clear(&p);
   if (!have_fashion())
     return;
   const char *strategies[] = {"projection", "cgauss"};
