@@ -112,15 +112,47 @@ train_step(CfDdpm *m, CfAdam *adam, const float *x0, CfRng *rng)
   cf_adam_step_scaled(adam, m->params.value, m->params.grad, 1e-4f, cf_clip_scale(gn, 1.0));
 }
 
-/* Trains a denoiser on random data for a fixed wall time (after warm-up). */
+/* An MLP denoiser of dim -> width x depth -> dim with a time embedding of temb. */
+static CfDenoiserConfig
+mlp_config(int dim, int width, int depth, int temb)
+{
+  return (CfDenoiserConfig){.dim = dim, .width = width, .depth = depth, .temb_dim = temb};
+}
+
+/* The image presets' U-Net on size x size images (base 32, 2 levels, temb 64). */
+static CfDenoiserConfig
+unet_config(int size)
+{
+  return (CfDenoiserConfig){.dim = size * size, .temb_dim = 64, .arch = CF_ARCH_UNET, .img_c = 1, .img_h = size,
+                            .img_w = size, .unet_base = 32, .unet_levels = 2};
+}
+
+/* "MLP [dim+temb] -> width x depth -> dim" or "U-Net HxW, base b, L levels". */
+static char *
+denoiser_desc(const CfDenoiserConfig *dc)
+{
+  if (dc->arch == CF_ARCH_UNET)
+    return g_strdup_printf("U-Net %dx%d, base %d, %d levels", dc->img_h, dc->img_w, dc->unet_base, dc->unet_levels);
+  return g_strdup_printf("MLP [%d+%d] -> %dx%d -> %d", dc->dim, dc->temb_dim, dc->width, dc->depth, dc->dim);
+}
+
+/* Forward FLOPs of the denoiser for a batch of B. */
+static double
+forward_flops(const CfDdpm *m, int B)
+{
+  return m->cfg.arch == CF_ARCH_UNET ? cf_unet_flops(&m->net.unet, B) : cf_mlp_flops(&m->net.mlp, B);
+}
+
+/* Trains a denoiser (MLP or U-Net) on random data for a fixed wall time
+ * (after warm-up). */
 static void
-bench_ddpm_train(Bench *b, const char *name, int dim, int width, int depth, int temb, int B)
+bench_ddpm_train(Bench *b, const char *name, const CfDenoiserConfig *dc, int B)
 {
   rss_reset();
   CfDdpm m;
   CfError err;
-  CfDenoiserConfig dc = {dim, width, depth, temb};
-  if (cf_ddpm_init(&m, &dc, CF_SCHEDULE_LINEAR, 1000, &err) != CF_OK || cf_ddpm_prepare_train(&m, B, &err) != CF_OK) {
+  const int dim = dc->dim;
+  if (cf_ddpm_init(&m, dc, CF_SCHEDULE_LINEAR, 1000, &err) != CF_OK || cf_ddpm_prepare_train(&m, B, &err) != CF_OK) {
     fprintf(stderr, "conform bench: %s\n", err.msg);
     return;
   }
@@ -137,16 +169,20 @@ bench_ddpm_train(Bench *b, const char *name, int dim, int width, int depth, int 
   for (int w = 0; w < 3; w++) { /* warm-up: page in arenas, start BLAS threads */
     train_step(&m, &adam, x0, &rng);
   }
+  /* a U-Net step takes a second: check the clock after every step, and
+   * take at least 5 (quick: 1) */
+  const int chunk = dc->arch == CF_ARCH_UNET ? 1 : 10;
+  const long min_steps = b->quick ? 1 : 5;
   double t0 = now_s(), dt;
   do {
-    for (int k = 0; k < 10; k++)
+    for (int k = 0; k < chunk; k++)
       train_step(&m, &adam, x0, &rng);
-    steps += 10;
+    steps += chunk;
     dt = now_s() - t0;
-  } while (dt < budget);
+  } while (dt < budget || steps < min_steps);
   double sps = (double)steps / dt;
-  g_autofree char *note = g_strdup_printf("dim %d, MLP [%d+%d] -> %dx%d -> %d, batch %d, Adam + clipping; %ld steps",
-                                          dim, dim, temb, width, depth, dim, B, steps);
+  g_autofree char *desc = denoiser_desc(dc);
+  g_autofree char *note = g_strdup_printf("dim %d, %s, batch %d, Adam + clipping; %ld steps", dim, desc, B, steps);
   emit(name, sps, "steps/s", note);
   emit_matrix(b, name, sps * cf_ddpm_train_flops(&m, B) / 1e9);
   emit_rss(name);
@@ -155,19 +191,22 @@ bench_ddpm_train(Bench *b, const char *name, int dim, int width, int depth, int 
   cf_ddpm_clear(&m);
 }
 
+/* DDIM with 50 steps from an untrained denoiser (the cost does not depend
+ * on the weights), n samples evaluated in chunks of `chunk` as the app's
+ * sampler does. */
 static void
-bench_ddim_sample(Bench *b, const char *name, int dim, int width, int depth, int temb, int n)
+bench_ddim_sample(Bench *b, const char *name, const CfDenoiserConfig *dc, int n, int chunk, const char *unit)
 {
   rss_reset();
   CfDdpm m;
   CfError err;
-  CfDenoiserConfig dc = {dim, width, depth, temb};
-  CF_ASSERT(cf_ddpm_init(&m, &dc, CF_SCHEDULE_LINEAR, 1000, &err) == CF_OK);
+  const int dim = dc->dim;
+  CF_ASSERT(cf_ddpm_init(&m, dc, CF_SCHEDULE_LINEAR, 1000, &err) == CF_OK);
   CfRng rng;
   cf_rng_seed(&rng, 3);
   cf_ddpm_randomize(&m, &rng);
   CfDdpmEval ev;
-  CF_ASSERT(cf_ddpm_eval_init(&ev, &m, 512, &err) == CF_OK);
+  CF_ASSERT(cf_ddpm_eval_init(&ev, &m, chunk, &err) == CF_OK);
   cf_ddpm_eval_load(&ev, m.params.value);
   float *out = cf_alloc_floats((size_t)n * dim);
   CfSamplerConfig sc = {CF_SAMPLER_DDIM, 50, 0.0f, 0.0f};
@@ -176,10 +215,12 @@ bench_ddim_sample(Bench *b, const char *name, int dim, int width, int depth, int
                                NULL, &err);
   double dt = now_s() - t0;
   CF_ASSERT(st == CF_OK);
-  g_autofree char *note = g_strdup_printf("DDIM 50 steps, %d samples of dim %d, MLP width %d x %d", n, dim, width, depth);
-  emit(name, n / dt, "samples/s", note);
-  /* Forward FLOPs only: 50 passes of the MLP. */
-  emit_matrix(b, name, 50.0 * cf_mlp_flops(&m.net.mlp, n) / dt / 1e9);
+  g_autofree char *desc = denoiser_desc(dc);
+  g_autofree char *note = g_strdup_printf("DDIM 50 steps, %d samples of dim %d in chunks of %d, %s", n, dim, chunk,
+                                          desc);
+  emit(name, n / dt, unit, note);
+  /* Forward FLOPs only: 50 passes of the denoiser (over whole chunks) */
+  emit_matrix(b, name, 50.0 * forward_flops(&m, (n + chunk - 1) / chunk * chunk) / dt / 1e9);
   emit_rss(name);
   cf_free_aligned(out);
   cf_ddpm_eval_clear(&ev);
@@ -296,8 +337,9 @@ bench_cgauss(Bench *b, const char *name, int n, int m, int B, gboolean sum)
   g_free(bb);
 }
 
-static const char *const workloads[] = {"toy-ddpm-train", "image-ddpm-train", "projection", "toy-ddim-sample",
-                                        "cgauss-dense", "cgauss-sum", "ui-latency", NULL};
+static const char *const workloads[] = {"toy-ddpm-train", "image-ddpm-train", "unet-train", "projection",
+                                        "toy-ddim-sample", "image-sample", "cgauss-dense", "cgauss-sum",
+                                        "ui-latency", NULL};
 
 static ConformBenchUiFn ui_hook; /* set once by main() before anything runs */
 
@@ -342,14 +384,20 @@ conform_bench_main(int argc, char **argv)
   bench_sgemm(&b);
   gboolean all = argc <= 2;
 #define WANT(name) (all || g_strv_contains((const char *const *)argv + 2, name))
+  const CfDenoiserConfig toy = mlp_config(2, 128, 3, 32), mlp784 = mlp_config(784, 1024, 3, 128);
+  const CfDenoiserConfig unet28 = unet_config(28); /* the image presets' denoiser at 28 x 28 */
   if (WANT("toy-ddpm-train"))
-    bench_ddpm_train(&b, "toy-ddpm-train", 2, 128, 3, 32, 256);
+    bench_ddpm_train(&b, "toy-ddpm-train", &toy, 256);
   if (WANT("image-ddpm-train"))
-    bench_ddpm_train(&b, "image-ddpm-train", 784, 1024, 3, 128, 128);
+    bench_ddpm_train(&b, "image-ddpm-train", &mlp784, 128);
+  if (WANT("unet-train"))
+    bench_ddpm_train(&b, "unet-train", &unet28, 64);
   if (WANT("projection"))
     bench_projection(&b);
   if (WANT("toy-ddim-sample"))
-    bench_ddim_sample(&b, "toy-ddim-sample", 2, 128, 3, 32, b.quick ? 2000 : 20000);
+    bench_ddim_sample(&b, "toy-ddim-sample", &toy, b.quick ? 2000 : 20000, 512, "samples/s");
+  if (WANT("image-sample")) /* in chunks of 32, as the app's sampler */
+    bench_ddim_sample(&b, "image-sample", &unet28, b.quick ? 32 : 128, 32, "images/s");
   if (WANT("cgauss-dense"))
     bench_cgauss(&b, "cgauss-dense", 2048, 1024, b.quick ? 8 : 64, FALSE);
   if (WANT("cgauss-sum"))

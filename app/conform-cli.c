@@ -12,6 +12,7 @@
 #include "conform-compare.h"
 #include "conform-config.h"
 #include "conform-engine.h"
+#include "conform-image-data.h"
 #include "conform-io.h"
 #include "conform-presets.h"
 #include "constraint.h"
@@ -136,19 +137,26 @@ sample_and_evaluate(ConformEngine *e, const ConformSampleOptions *o, float **sam
   if (!conform_engine_sample(e, o, samples, NULL, NULL, progress_cb, &sp, error))
     return FALSE;
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
-  conform_engine_evaluate(e, *samples, o->n, summary);
+  conform_engine_evaluate_for(e, *samples, o->n, o, summary);
   summary->sample_seconds = secs;
   return TRUE;
 }
 
+/* --condition-image: unset */
+#define NO_CONDITION G_MININT
+
+/* condition: a held-out row (test image) whose inputs every sample takes, or NO_CONDITION. */
 static int
-train_and_save(ConformConfig *cfg, const char *out_dir)
+train_and_save(ConformConfig *cfg, const char *out_dir, int condition)
 {
   GError *error = NULL;
   if (!conform_ensure_dir(out_dir, &error))
     return fail(error);
   g_autoptr(ConformEngine) e = conform_engine_new(cfg, &error);
   if (!e)
+    return fail(error);
+  /* checked before training, so a bad index costs no training time */
+  if (condition != NO_CONDITION && !conform_engine_check_condition(e, condition, &error))
     return fail(error);
   print_warnings(e);
   const char *inject = g_getenv("CONFORM_DEBUG_NAN_STEP");
@@ -165,7 +173,8 @@ train_and_save(ConformConfig *cfg, const char *out_dir)
     fprintf(stderr, "conform: warning: %s\n", conform_engine_dual_warning(e));
   float *samples = NULL;
   ConformSummary summary;
-  ConformSampleOptions so = {.n = cfg->n_samples, .eta = -1};
+  ConformSampleOptions so = {.n = cfg->n_samples, .eta = -1, .use_condition = condition != NO_CONDITION,
+                             .condition_row = condition};
   if (trained && !sample_and_evaluate(e, &so, &samples, &summary, &error))
     return fail(error);
   /* A failed run still saves its last good state. */
@@ -219,7 +228,9 @@ cmd_presets(int argc, char **argv)
         con = g_strdup(txt);
       free(txt);
     }
-    printf("%s\t%d\t%s\t%s%s\n", p[i].name, gi ? gi->dim : 0, con, p[i].description,
+    /* image presets: inputs (the superres thumbnail) + the image at the preset's size */
+    int dim = gi ? gi->dim : conform_image_source_is(p[i].data) ? cfg.inputs + cfg.image_size * cfg.image_size : 0;
+    printf("%s\t%d\t%s\t%s%s\n", p[i].name, dim, con, p[i].description,
            g_strcmp0(p[i].name, CONFORM_DEFAULT_PRESET) == 0 ? " [default]" : "");
     conform_config_clear(&cfg);
   }
@@ -275,7 +286,7 @@ cmd_train(int argc, char **argv)
 {
   g_autofree char *preset = NULL, *strategy = NULL, *out = NULL, *constraint = NULL, *data = NULL, *model = NULL;
   g_auto(GStrv) sets = NULL;
-  int steps = -1;
+  int steps = -1, condition = NO_CONDITION;
   gint64 seed = -1;
   GOptionEntry entries[] = {
     {"preset", 'p', 0, G_OPTION_ARG_STRING, &preset, "Preset (see conform presets; default " CONFORM_DEFAULT_PRESET ")", "P"},
@@ -285,8 +296,12 @@ cmd_train(int argc, char **argv)
     {"seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Random seed", "S"},
     {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Experiment directory to write (default runs/PRESET-SEED)", "DIR"},
     {"constraint", 'c', 0, G_OPTION_ARG_FILENAME, &constraint, "Constraint file (A x = b) replacing the preset's", "FILE"},
-    {"data", 'd', 0, G_OPTION_ARG_FILENAME, &data, "CSV file of training data replacing the preset's", "FILE.csv"},
+    {"data", 'd', 0, G_OPTION_ARG_FILENAME, &data, "CSV file or folder of PNG images replacing the preset's data",
+     "FILE.csv|DIR"},
     {"set", 0, 0, G_OPTION_ARG_STRING_ARRAY, &sets, "Any setting, e.g. train.lr=0.001 (repeatable)", "KEY=VALUE"},
+    {"condition-image", 0, 0, G_OPTION_ARG_INT, &condition,
+     "Every sample takes test image INDEX's inputs (fashion-superres: its thumbnail; any preset with inputs: "
+     "held-out row INDEX)", "INDEX"},
     {NULL},
   };
   int code = 0;
@@ -299,6 +314,12 @@ cmd_train(int argc, char **argv)
   conform_config_init(&cfg);
   GError *error = NULL;
   int rc;
+  /* a folder of images is recorded with its absolute path, so the experiment loads from anywhere */
+  if (data && g_file_test(data, G_FILE_TEST_IS_DIR)) {
+    char *abs = g_canonicalize_filename(data, NULL);
+    g_free(data);
+    data = abs;
+  }
   if (!conform_config_apply_preset(&cfg, preset ? preset : CONFORM_DEFAULT_PRESET, &error) ||
       (data && !conform_config_set(&cfg, "data.source", data, &error)) ||
       (constraint && !conform_config_load_constraint(&cfg, constraint, &error)) ||
@@ -329,7 +350,7 @@ cmd_train(int argc, char **argv)
   {
     g_autofree char *dir = out ? g_strdup(out)
                                : g_strdup_printf("runs/%s-%" G_GUINT64_FORMAT, cfg.preset, cfg.seed);
-    rc = train_and_save(&cfg, dir);
+    rc = train_and_save(&cfg, dir, condition);
   }
 out:
   conform_config_clear(&cfg);
@@ -340,7 +361,7 @@ static int
 cmd_sample(int argc, char **argv)
 {
   g_autofree char *strategy = NULL, *sampler = NULL, *out = NULL;
-  int n = -1, steps = -1;
+  int n = -1, steps = -1, condition = NO_CONDITION;
   gint64 seed = -1;
   double eta = -1;
   GOptionEntry entries[] = {
@@ -351,6 +372,9 @@ cmd_sample(int argc, char **argv)
     {"eta", 0, 0, G_OPTION_ARG_DOUBLE, &eta, "DDIM eta (>= 0)", "ETA"},
     {"seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Sampling seed", "S"},
     {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Output CSV file (raw space)", "FILE.csv"},
+    {"condition-image", 0, 0, G_OPTION_ARG_INT, &condition,
+     "Every sample takes test image INDEX's inputs (fashion-superres: its thumbnail; any preset with inputs: "
+     "held-out row INDEX)", "INDEX"},
     {NULL},
   };
   int code = 0;
@@ -375,9 +399,12 @@ cmd_sample(int argc, char **argv)
   const ConformConfig *cfg = conform_engine_config(e);
   if (steps > cfg->T)
     return usage_error("sample: --sampling-steps %d exceeds T = %d", steps, cfg->T);
+  if (condition != NO_CONDITION && !conform_engine_check_condition(e, condition, &error))
+    return fail(error);
   ConformSampleOptions so = {
     .n = n > 0 ? n : cfg->n_samples, .strategy = strategy, .sampler = sampler, .sampling_steps = steps,
-    .eta = eta, .seed = (guint64)seed, .use_seed = seed >= 0,
+    .eta = eta, .seed = (guint64)seed, .use_seed = seed >= 0, .use_condition = condition != NO_CONDITION,
+    .condition_row = condition,
   };
   float *x = NULL;
   Progress sp = progress_new("sampling", NULL);
@@ -495,7 +522,7 @@ conform_cli_run_headless(const char *preset, const char *out_dir)
     dir = g_build_filename(g_get_user_data_dir(), "conform", "runs", name, NULL);
   }
   fprintf(stderr, "conform: no window yet; running the default preset '%s' headless\n", preset);
-  int rc = train_and_save(&cfg, dir);
+  int rc = train_and_save(&cfg, dir, NO_CONDITION);
   conform_config_clear(&cfg);
   return rc;
 }

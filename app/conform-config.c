@@ -26,7 +26,7 @@ static const ConformKey keys[] = {
    "VAE's likelihood, every reverse step of a DDPM), dual (DDPM: primal-dual training with Lagrange multipliers on "
    "the dual.constraints)"},
   {"experiment.seed", CONFORM_KEY_UINT64, OFF(seed), 0, 0, NULL, FALSE, "random seed (data, initialisation, training, sampling)"},
-  {"data.source", CONFORM_KEY_STRING, OFF(data), 0, 0, NULL, FALSE, "built-in generator name or path of a CSV file"},
+  {"data.source", CONFORM_KEY_STRING, OFF(data), 0, 0, NULL, FALSE, "built-in generator name, path of a CSV file, or a folder of PNG images (training data for image models)"},
   {"data.n_train", CONFORM_KEY_INT, OFF(n_train), 16, 10000000, NULL, FALSE, "training samples drawn from a generator"},
   {"data.n_ref", CONFORM_KEY_INT, OFF(n_ref), 16, 1000000, NULL, FALSE, "held-out reference samples for the quality metrics"},
   {"data.image_size", CONFORM_KEY_INT, OFF(image_size), 14, 28, NULL, FALSE,
@@ -401,11 +401,15 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
   gboolean images = conform_image_source_is(cfg->data);
   if (g_strcmp0(cfg->arch, "unet") == 0 && !images) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
-                "model.arch=unet needs image data (data.source fashion-mnist, fashion-brightness or fashion-symmetric)");
+                "model.arch=unet needs image data (data.source fashion-mnist, fashion-brightness, fashion-symmetric, "
+                "fashion-superres or a folder of PNG files)");
     return FALSE;
   }
-  if (g_strcmp0(cfg->arch, "unet") == 0 && cfg->inputs > 0) {
-    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "model.arch=unet takes no data.inputs");
+  /* image rows are [inputs | image]: the inputs are the source's (the superres thumbnail) */
+  if (images && cfg->inputs != conform_image_source_inputs(cfg->data)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "data.inputs must be %d for data.source %s (got %d)%s",
+                conform_image_source_inputs(cfg->data), cfg->data, cfg->inputs,
+                conform_image_source_inputs(cfg->data) > 0 ? ": the inputs are the 7 x 7 thumbnail" : "");
     return FALSE;
   }
   if (g_strcmp0(cfg->sampler, "ddim") == 0 && cfg->sampling_steps > cfg->T) {

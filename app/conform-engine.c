@@ -11,6 +11,7 @@
 #include "conform-image-data.h"
 #include "conform-images.h"
 #include "conform-io.h"
+#include "conform-presets.h"
 #include "idx.h"
 
 #define RECORD_EVERY 10
@@ -128,8 +129,8 @@ load_data(ConformEngine *e, GError **error)
   const ConformConfig *cfg = &e->cfg;
   CfError err;
   CfRng rng;
-  if (conform_image_source_is(cfg->data))
-    return conform_image_source_load(cfg, &e->train, &e->ref, error);
+  if (conform_image_source_is(cfg->data)) /* a PNG folder's skipped files become warnings */
+    return conform_image_source_load(cfg, &e->train, &e->ref, &e->warnings, error);
   if (cf_data_generator_find(cfg->data)) {
     cf_rng_seed_stream(&rng, cfg->seed, STREAM_DATA);
     if (cf_data_generate(&e->train, cfg->data, cfg->n_train, &rng, &err) != CF_OK)
@@ -379,16 +380,31 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   gboolean images = conform_image_source_is(cfg->data);
   if ((images ? cf_image_norm(&e->norm, e->dim, &err) : cf_norm_fit(&e->norm, &e->train, &err)) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
-  /* A preset's own image constraint follows data.image_size. */
-  if (images && e->cfg.constraint.m > 0 && e->cfg.constraint.n != e->dim &&
+  /* A preset's own image constraint follows data.image_size (that of the
+   * preset's source: the data may be a PNG folder now). */
+  const ConformPreset *pre = conform_preset_find(e->cfg.preset);
+  if (images && pre && e->cfg.constraint.m > 0 && e->cfg.constraint.n != e->dim &&
       g_strcmp0(e->cfg.constraint_source, e->cfg.preset) == 0) {
-    cf_constraint_clear(&e->cfg.constraint);
-    if (!conform_image_source_constraint(e->cfg.data, e->cfg.image_size, &e->cfg.constraint, error))
+    CfConstraint c;
+    cf_constraint_init(&c);
+    g_autoptr(GError) cerr = NULL;
+    if (conform_image_source_constraint(pre->data, e->cfg.image_size, &c, &cerr)) {
+      cf_constraint_clear(&e->cfg.constraint);
+      e->cfg.constraint = c;
+    } else if (cerr) {
+      g_propagate_error(error, g_steal_pointer(&cerr));
       return NULL;
+    }
   }
   cf_norm_apply(&e->norm, e->train.x, e->train.n);
+  g_autofree char *data_warnings = g_steal_pointer(&e->warnings);
   if (!setup_constraint(e, error))
     return NULL;
+  if (data_warnings) { /* the data's warnings first, then the constraint's */
+    char *w = e->warnings ? g_strdup_printf("%s\n%s", data_warnings, e->warnings) : g_steal_pointer(&data_warnings);
+    g_free(e->warnings);
+    e->warnings = w;
+  }
 
   CfRng rng;
   cf_rng_seed_stream(&rng, cfg->seed, STREAM_INIT);
@@ -623,7 +639,7 @@ checkpoint_header(const ConformEngine *e)
                          e->adam.t, e->train_seconds, e->params->total);
 }
 
-/* samples.png: the image samples in a grid, 8 per row, 2x; with
+/* samples.png (conform_image_samples_write_png): the image samples in a grid, 8 per row, 2x; with
  * sample.annotate a green (satisfied) or red (violated, relative to the
  * eval tolerance) frame per image. */
 static gboolean
@@ -641,7 +657,8 @@ write_sample_grid(ConformEngine *e, const char *dir, const float *samples, int n
     g_free(v);
   }
   g_autofree char *path = g_build_filename(dir, "samples.png", NULL);
-  return conform_image_grid_write_png(path, samples, n, size, size, MIN(n, 8), 0.0f, 1.0f, border, 2, error);
+  /* only the image part of each row; superres thumbnails beside their samples */
+  return conform_image_samples_write_png(path, samples, n, e->dim, size, e->nx, border, error);
 }
 
 static GString *

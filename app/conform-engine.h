@@ -60,7 +60,8 @@ typedef struct {
   double predicted_share[10];
   double cond_rmse;        /* with data.inputs: RMS error of the outputs against the held-out
                             * rows whose inputs they were generated for, in units of each
-                            * output's standard deviation (NaN without inputs) */
+                            * output's standard deviation (images: of all pixels pooled;
+                            * NaN without inputs) */
   double train_seconds;
   double sample_seconds;
 } ConformSummary;
@@ -76,6 +77,10 @@ typedef struct {
   gboolean preview;     /* skip the O(n^2) quality metrics (NaN in the summary) */
   gboolean preview_vae; /* with preview, VAE only: cheap VAE metrics (CONFORM_VAE_PREVIEW_N held-out
                          * rows, CONFORM_VAE_PREVIEW_K importance samples) instead of none */
+  gboolean use_condition; /* with data.inputs: every sample takes the inputs (and k) of held-out row
+                           * condition_row (image sources: test image condition_row, e.g. its
+                           * superres thumbnail) instead of row i mod n_ref */
+  int condition_row;
 } ConformSampleOptions;
 
 /* The cheap held-out VAE metrics of previews (explicit samples: 500 rows, K = 50). */
@@ -177,6 +182,13 @@ float *conform_engine_params_copy(const ConformEngine *e, gsize *n);
 gboolean conform_engine_sample(ConformEngine *e, const ConformSampleOptions *opts, float **out, float **raw_out,
                                CfAbortFn abort_fn, CfProgressFn progress_fn, void *cb_user, GError **error);
 void conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *out);
+/* The same for samples drawn with options o (NULL: as conform_engine_evaluate):
+ * with a condition row, cond_rmse compares every sample with that row. */
+void conform_engine_evaluate_for(ConformEngine *e, const float *samples, int n, const ConformSampleOptions *o,
+                                 ConformSummary *out);
+/* USAGE error unless held-out row `row` can condition every sample: the
+ * experiment has inputs (data.inputs > 0) and 0 <= row < n_ref. */
+gboolean conform_engine_check_condition(const ConformEngine *e, int row, GError **error);
 /* Held-out reference data (raw space) and training data (raw space copies). */
 const float *conform_engine_reference(const ConformEngine *e, int *n);
 

@@ -49,6 +49,13 @@ static const char *const finetune_images[] = {
   "data.classes=9", "dual.constraints=teacher", "dual.thresholds=0.002", "dual.lr=20", "dual.every=2",
   "dual.batch_ratio=1", NULL,
 };
+/* the image settings plus the thumbnail's 49 values as inputs */
+static const char *const superres[] = {
+  "data.inputs=49", "model.arch=unet", "data.image_size=14", "data.n_train=60000", "data.n_ref=1000",
+  "model.unet_base=32", "model.unet_levels=2", "model.temb_dim=64", "train.steps=3000", "train.batch=64",
+  "train.lr=0.001", "train.warmup=100", "sample.n=64", "sample.sampler=ddim", "sample.steps=50", "sample.x0_clip=1",
+  "eval.max_n=1000", NULL,
+};
 
 static const ConformPreset presets[] = {
   {"gaussians", "gaussians", NULL, "8 Gaussian modes on a ring of radius 2 (no constraint; add one with --constraint)", toy2d},
@@ -78,6 +85,9 @@ static const ConformPreset presets[] = {
    "fine-tune a model pretrained without ankle boots (train.init) on ankle boots only; strategy dual keeps the old "
    "classes (teacher constraint)",
    finetune_images},
+  {"fashion-superres", "fashion-superres", NULL,
+   "Fashion-MNIST generated for a given 7 x 7 thumbnail: its 49 block means equal the thumbnail, k = thumbnail "
+   "per sample", superres},
 };
 
 const ConformPreset *

@@ -10,7 +10,41 @@
 #include <string.h>
 
 static void sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality,
-                             ConformSummary *out);
+                             int cond_row, ConformSummary *out);
+
+/* -1 (sample i answers held-out row i mod n_ref) or the options' condition row. */
+static int
+cond_row_of(const ConformSampleOptions *o)
+{
+  return o && o->use_condition ? o->condition_row : -1;
+}
+
+static gboolean
+check_condition(const ConformConfig *cfg, int nx, int n_ref, int row, GError **error)
+{
+  if (nx == 0) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "preset '%s' has no inputs to condition on (data.inputs = 0); use a conditional preset such as "
+                "fashion-superres (a thumbnail per image) or cstr", cfg->preset);
+    return FALSE;
+  }
+  if (row < 0 || row >= n_ref) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "condition %d is out of range: the experiment holds out %d row%s (0..%d)%s", row, n_ref,
+                n_ref == 1 ? "" : "s", n_ref - 1,
+                conform_image_source_is(cfg->data) && !conform_image_source_is_folder(cfg->data)
+                  ? "; for test images beyond that raise data.n_ref (at most 10000)"
+                  : "");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+conform_engine_check_condition(const ConformEngine *e, int row, GError **error)
+{
+  return check_condition(&e->cfg, e->nx, e->ref.n, row, error);
+}
 
 
 void
@@ -33,6 +67,17 @@ conform_sampler_free(ConformSampler *s)
   if (s->clf)
     conform_classifier_free(s->clf);
   g_free(s);
+}
+
+/* The images (n x size^2) of image rows (n x dim): their last size^2 columns. */
+static float *
+image_part(const float *rows, int n, int dim, int size)
+{
+  const int d = size * size, off = conform_image_row_offset(dim, size);
+  float *img = g_new(float, (gsize)n * d);
+  for (int i = 0; i < n; i++)
+    memcpy(img + (gsize)i * d, rows + (gsize)i * dim + off, sizeof(float) * d);
+  return img;
 }
 
 ConformSampler *
@@ -59,10 +104,12 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
   }
   memcpy(s->ref.x, e->ref.x, sizeof(float) * (size_t)e->ref.n * e->ref.dim);
-  if (conform_image_source_is(e->cfg.data)) { /* up to 1000 training images, raw */
+  if (conform_image_source_is(e->cfg.data)) { /* up to 1000 training images, raw, without inputs */
     s->n_train_img = MIN(e->train.n, 1000);
-    s->train_img = g_memdup2(e->train.x, sizeof(float) * (gsize)s->n_train_img * e->dim);
-    cf_norm_invert(&e->norm, s->train_img, s->n_train_img);
+    float *rows = g_memdup2(e->train.x, sizeof(float) * (gsize)s->n_train_img * e->dim);
+    cf_norm_invert(&e->norm, rows, s->n_train_img);
+    s->train_img = image_part(rows, s->n_train_img, e->dim, e->cfg.image_size);
+    g_free(rows);
   }
   if (cset_build(&s->cs, &e->cs.raw, &s->norm, e->nx, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
@@ -362,7 +409,7 @@ vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *st
     project_raw_exact(&s->cs.proj_raw, r->x, n);
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
   sample_set_violations(r, &s->cs.raw);
-  sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
+  sampler_evaluate(s, r->x, n, r->viol, !o->preview, -1, &r->summary);
   if (!o->preview)
     vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, VAE_EVAL_MAX, VAE_IW_K, &r->summary);
   else if (o->preview_vae)
@@ -379,6 +426,8 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   const ConformConfig *cfg = &s->cfg;
   const char *strategy = o->strategy ? o->strategy : cfg->strategy;
   const char *sampler = o->sampler ? o->sampler : cfg->sampler;
+  if (o->use_condition && !check_condition(cfg, s->nx, s->ref.n, o->condition_row, error))
+    return NULL;
   if (s->vae)
     return vae_sampler_run(s, o, strategy, error);
   gboolean project_after = g_strcmp0(strategy, "projection") == 0;
@@ -448,13 +497,14 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   else
     cf_rng_seed_stream(&rng, cfg->seed, STREAM_SAMPLE);
   /* With inputs, sample i is generated for the inputs of held-out row
-   * i mod n_ref (model space), with k_i = b - A_x x_i. */
+   * i mod n_ref, or of the condition row for all (model space), with
+   * k_i = b - A_x x_i. */
   float *xin = NULL, *kin = NULL, *y = r->x, *ytraj = r->traj;
   if (nx > 0) {
     xin = g_new(float, (gsize)n * nx);
     float *row = g_new(float, dim);
     for (int i = 0; i < n; i++) {
-      memcpy(row, s->ref.x + (gsize)(i % s->ref.n) * dim, sizeof(float) * dim);
+      memcpy(row, s->ref.x + (gsize)(o->use_condition ? o->condition_row : i % s->ref.n) * dim, sizeof(float) * dim);
       cf_norm_apply(&s->norm, row, 1);
       memcpy(xin + (gsize)i * nx, row, sizeof(float) * nx);
     }
@@ -516,6 +566,11 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     return NULL;
   }
   cf_norm_invert(&s->norm, r->x, n);
+  /* the given inputs verbatim (not through the normalisation and back), so
+   * the final projection below uses exactly the held-out row's k */
+  for (int i = 0; i < n && nx > 0; i++)
+    memcpy(r->x + (gsize)i * dim, s->ref.x + (gsize)(o->use_condition ? o->condition_row : i % s->ref.n) * dim,
+           sizeof(float) * nx);
   memcpy(r->raw, r->x, sizeof(float) * (size_t)n * dim);
   /* For projected-sampling and cgauss this removes the round-off of mapping
    * back from model space. */
@@ -544,7 +599,7 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
       g_free(v);
     }
   }
-  sampler_evaluate(s, r->x, n, r->viol, !o->preview, &r->summary);
+  sampler_evaluate(s, r->x, n, r->viol, !o->preview, cond_row_of(o), &r->summary);
   r->summary.sample_seconds = secs;
   return r;
 }
@@ -569,7 +624,7 @@ conform_engine_sample(ConformEngine *e, const ConformSampleOptions *o, float **o
  * per-sample violations when they are already computed. */
 static void
 evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDataset *ref, double train_seconds,
-                 const float *x, int n, const double *viol, gboolean with_quality, ConformSummary *s)
+                 const float *x, int n, const double *viol, gboolean with_quality, int cond_row, ConformSummary *s)
 {
   memset(s, 0, sizeof *s);
   s->n = n;
@@ -577,18 +632,32 @@ evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDatase
   s->cond_rmse = NAN;
   const int nx = cfg->inputs, dim = ref->dim;
   if (nx > 0 && ref->n > 1) {
-    /* sample i answers the inputs of held-out row i mod n_ref: RMS error of
-     * its outputs against that row's, in units of each output's spread */
-    double se = 0;
-    for (int j = nx; j < dim; j++) {
+    /* sample i answers the inputs of held-out row i mod n_ref (or all the
+     * condition row's): RMS error of its outputs against that row's, in
+     * units of each output's spread */
+    /* images: one spread for all pixels, the root of their mean variance
+     * (an always-black border pixel's own spread is ~0) */
+    gboolean images = conform_image_source_is(cfg->data);
+    double pooled = 0;
+    for (int j = nx; images && j < dim; j++) {
       double mu = 0, var = 0;
       for (int i = 0; i < ref->n; i++)
         mu += ref->x[(gsize)i * dim + j] / ref->n;
       for (int i = 0; i < ref->n; i++)
         var += (ref->x[(gsize)i * dim + j] - mu) * (ref->x[(gsize)i * dim + j] - mu) / (ref->n - 1);
+      pooled += var / (dim - nx);
+    }
+    double se = 0;
+    for (int j = nx; j < dim; j++) {
+      double mu = 0, var = pooled;
+      for (int i = 0; !images && i < ref->n; i++)
+        mu += ref->x[(gsize)i * dim + j] / ref->n;
+      for (int i = 0; !images && i < ref->n; i++)
+        var += (ref->x[(gsize)i * dim + j] - mu) * (ref->x[(gsize)i * dim + j] - mu) / (ref->n - 1);
       double sd = var > 0 ? sqrt(var) : 1.0;
       for (int i = 0; i < n; i++) {
-        double d = (x[(gsize)i * dim + j] - ref->x[(gsize)(i % ref->n) * dim + j]) / sd;
+        int k = cond_row >= 0 && cond_row < ref->n ? cond_row : i % ref->n;
+        double d = (x[(gsize)i * dim + j] - ref->x[(gsize)k * dim + j]) / sd;
         se += d * d;
       }
     }
@@ -630,18 +699,21 @@ image_metrics(ConformSampler *s, const float *x, int n, ConformSummary *out)
   }
   if (!s->clf || n < 2)
     return;
-  out->fd_classifier = conform_fd_classifier(s->clf, x, n, s->ref.x, s->ref.n, NULL);
+  /* the classifier sees the image part of the rows (without superres thumbnails) */
+  g_autofree float *img = image_part(x, n, s->dim, s->cfg.image_size);
+  g_autofree float *ref = image_part(s->ref.x, s->ref.n, s->dim, s->cfg.image_size);
+  out->fd_classifier = conform_fd_classifier(s->clf, img, n, ref, s->ref.n, NULL);
   int nf = MIN(n, s->n_train_img);
-  out->fd_floor = conform_fd_classifier(s->clf, s->train_img, nf, s->ref.x, s->ref.n, NULL);
-  out->has_classes = conform_class_shares(s->clf, x, n, out->class_share, NULL) &&
+  out->fd_floor = conform_fd_classifier(s->clf, s->train_img, nf, ref, s->ref.n, NULL);
+  out->has_classes = conform_class_shares(s->clf, img, n, out->class_share, NULL) &&
                      conform_class_shares(s->clf, s->train_img, s->n_train_img, out->train_share, NULL);
 }
 
 static void
-sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality,
+sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality, int cond_row,
                  ConformSummary *out)
 {
-  evaluate_samples(&s->cfg, &s->cs.raw, &s->ref, s->train_seconds, x, n, viol, with_quality, out);
+  evaluate_samples(&s->cfg, &s->cs.raw, &s->ref, s->train_seconds, x, n, viol, with_quality, cond_row, out);
   out->fd_classifier = out->fd_floor = NAN;
   if (with_quality && s->train_img)
     image_metrics(s, x, n, out);
@@ -651,7 +723,14 @@ sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, g
 void
 conform_engine_evaluate(ConformEngine *e, const float *samples, int n, ConformSummary *s)
 {
-  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, samples, n, NULL, TRUE, s);
+  conform_engine_evaluate_for(e, samples, n, NULL, s);
+}
+
+void
+conform_engine_evaluate_for(ConformEngine *e, const float *samples, int n, const ConformSampleOptions *o,
+                            ConformSummary *s)
+{
+  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, samples, n, NULL, TRUE, cond_row_of(o), s);
   s->fd_classifier = s->fd_floor = NAN;
   gboolean images = conform_image_source_is(e->cfg.data);
   if (e->vae || images) {
@@ -742,6 +821,6 @@ conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old)
   if (project)
     project_rows_raw(&e->cs, r->x, n, dim);
   sample_set_violations(r, &e->cs.raw);
-  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, &r->summary);
+  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, -1, &r->summary);
   return r;
 }

@@ -454,8 +454,6 @@ denoiser_validate(const CfDenoiserConfig *cfg, CfError *err)
     if (cfg->unet_base < 1 || cfg->unet_base > 512)
       return cf_error_set(err, CF_ERR_INVALID, "denoiser: U-Net base channels must be in [1, 512] (got %d)",
                           cfg->unet_base);
-    if (cfg->cond_dim != 0)
-      return cf_error_set(err, CF_ERR_INVALID, "denoiser: the U-Net takes no conditioning inputs");
   } else if (cfg->arch != CF_ARCH_MLP) {
     return cf_error_set(err, CF_ERR_INVALID, "denoiser: unknown architecture %d", (int)cfg->arch);
   }
@@ -477,6 +475,7 @@ unet_config(const CfDenoiserConfig *cfg)
   for (int l = 0; l < CF_UNET_MAX_LEVELS; l++)
     uc.mult[l] = l == 0 ? 1 : 2;
   uc.temb_dim = cfg->temb_dim;
+  uc.cond_dim = cfg->cond_dim;
   uc.groups = 8; /* the largest power of two <= 8 dividing the base (then every width) */
   while (cfg->unet_base % uc.groups != 0)
     uc.groups /= 2;
@@ -507,7 +506,7 @@ denoiser_build(CfGraph *g, CfParams *p, const CfDenoiserNet *net, const CfDenois
 {
   CfNode emb = cf_time_embed(g, t, cfg->temb_dim, CF_DDPM_TEMB_MAX_PERIOD);
   if (cfg->arch == CF_ARCH_UNET)
-    return cf_unet_build(g, p, &net->unet, x, emb);
+    return cf_unet_build(g, p, &net->unet, x, emb, cond);
   CfNode h = cf_concat_cols(g, cond >= 0 ? cf_concat_cols(g, x, cond) : x, emb);
   return cf_mlp_build(g, p, &net->mlp, h, CF_ACT_SILU);
 }

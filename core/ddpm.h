@@ -102,7 +102,9 @@ typedef struct {
   /* U-Net (arch CF_ARCH_UNET): images of img_c x img_h x img_w = dim
    * (CHW rows), unet_base channels at the finest of unet_levels levels
    * (multipliers 1, 2, 2, 2), group norm with 8 groups (or fewer when the
-   * base is smaller). The time embedding enters every block. */
+   * base is smaller). The time embedding enters every block; conditioning
+   * inputs (cond_dim > 0) enter the time features and an extra input
+   * channel (unet.h). */
   int img_c, img_h, img_w;
   int unet_base, unet_levels;
 } CfDenoiserConfig;

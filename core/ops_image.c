@@ -136,13 +136,14 @@ cf_group_norm(CfGraph *g, CfNode x, CfNode gamma, CfNode beta, int C, int H, int
   CF_ASSERT(C > 0 && H > 0 && W > 0 && nx->cols == C * H * W);
   CF_ASSERT(groups >= 1 && C % groups == 0 && eps >= 0.0f);
   CF_ASSERT(ng->rows == 1 && ng->cols == C && nbeta->rows == 1 && nbeta->cols == C);
-  CfNode n = cf_graph_push(g, CF_OP_GROUP_NORM, nx->rows, nx->cols, x, gamma, beta);
+  const int B = nx->rows; /* read before the push: it may move the node array */
+  CfNode n = cf_graph_push(g, CF_OP_GROUP_NORM, B, nx->cols, x, gamma, beta);
   if (n >= 0) {
     CfNodeRec *r = &g->nodes[n];
     int args[3] = { C, H * W, groups };
     memcpy(r->iarg, args, sizeof args);
     r->farg[0] = eps;
-    r->scratch_floats = 2 * (size_t)nx->rows * (size_t)groups; /* mean, rstd */
+    r->scratch_floats = 2 * (size_t)B * (size_t)groups; /* mean, rstd */
   }
   return n;
 }

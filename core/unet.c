@@ -78,7 +78,7 @@ void
 cf_unet_declare(CfUnet *u, CfParams *p, const char *prefix, const CfUnetConfig *cfg)
 {
   CF_ASSERT(u && p && prefix && cfg);
-  CF_ASSERT(cfg->C > 0 && cfg->base > 0 && cfg->temb_dim > 0 && cfg->groups > 0);
+  CF_ASSERT(cfg->C > 0 && cfg->base > 0 && cfg->temb_dim > 0 && cfg->groups > 0 && cfg->cond_dim >= 0);
   CF_ASSERT(cfg->levels >= 1 && cfg->levels <= CF_UNET_MAX_LEVELS);
   memset(u, 0, sizeof *u);
   u->cfg = *cfg;
@@ -99,7 +99,14 @@ cf_unet_declare(CfUnet *u, CfParams *p, const char *prefix, const CfUnetConfig *
   u->t1_b = add(&d, "time", "1.b", 1, u->tdim, CF_INIT_ZERO, 0.0f);
   u->t2_w = add(&d, "time", "2.w", u->tdim, u->tdim, CF_INIT_UNIFORM_FAN_IN, 1.0f);
   u->t2_b = add(&d, "time", "2.b", 1, u->tdim, CF_INIT_ZERO, 0.0f);
-  add_conv(&d, "in", "conv", cfg->C, u->ch[0], 3, &u->in_w, &u->in_b);
+  u->cond_w = u->cplane_w = u->cplane_b = -1;
+  if (cfg->cond_dim > 0) {
+    u->cond_w = add(&d, "cond", "time.w", u->tdim, cfg->cond_dim, CF_INIT_UNIFORM_FAN_IN, 1.0f);
+    u->cplane_w = add(&d, "cond", "plane.w", cfg->H * cfg->W, cfg->cond_dim, CF_INIT_UNIFORM_FAN_IN, 1.0f);
+    u->cplane_b = add(&d, "cond", "plane.b", 1, cfg->H * cfg->W, CF_INIT_ZERO, 0.0f);
+  }
+  /* the conditioning plane is one more input channel */
+  add_conv(&d, "in", "conv", cfg->C + (cfg->cond_dim > 0), u->ch[0], 3, &u->in_w, &u->in_b);
   int ch = u->ch[0];
   for (int l = 0; l < L; l++) {
     snprintf(part, sizeof part, "down%d", l);
@@ -156,18 +163,32 @@ build_block(CfGraph *g, CfParams *p, const CfUnet *u, const CfUnetBlock *blk, Cf
 }
 
 CfNode
-cf_unet_build(CfGraph *g, CfParams *p, const CfUnet *u, CfNode x, CfNode temb)
+cf_unet_build(CfGraph *g, CfParams *p, const CfUnet *u, CfNode x, CfNode temb, CfNode cond)
 {
   const CfUnetConfig *c = &u->cfg;
   CF_ASSERT(u->ok);
   CF_ASSERT(cf_graph_cols(g, x) == c->C * c->H * c->W);
   CF_ASSERT(cf_graph_cols(g, temb) == c->temb_dim && cf_graph_rows(g, temb) == cf_graph_rows(g, x));
+  CF_ASSERT((c->cond_dim > 0) == (cond >= 0));
+  if (cond >= 0)
+    CF_ASSERT(cf_graph_cols(g, cond) == c->cond_dim && cf_graph_rows(g, cond) == cf_graph_rows(g, x));
   int L = c->levels;
-  /* shared time features t = SiLU(W2 SiLU(W1 temb + b1) + b2) */
-  CfNode t = cf_linear_act(g, temb, cf_param(g, p, u->t1_w), cf_param(g, p, u->t1_b), CF_PW_SILU);
+  /* shared time features t = SiLU(W2 SiLU(W1 temb [+ Wc c] + b1) + b2) */
+  CfNode t;
+  if (cond >= 0) {
+    CfNode pre = cf_add(g, cf_linear(g, temb, cf_param(g, p, u->t1_w), cf_param(g, p, u->t1_b)),
+                        cf_linear(g, cond, cf_param(g, p, u->cond_w), -1));
+    t = cf_silu(g, pre);
+  } else {
+    t = cf_linear_act(g, temb, cf_param(g, p, u->t1_w), cf_param(g, p, u->t1_b), CF_PW_SILU);
+  }
   t = cf_linear_act(g, t, cf_param(g, p, u->t2_w), cf_param(g, p, u->t2_b), CF_PW_SILU);
 
-  CfNode h = conv3(g, p, x, u->in_w, u->in_b, c->C, u->ch[0], c->H, c->W);
+  /* input: x, or [x | P c + p] (the conditioning plane as channel C) */
+  CfNode in = x;
+  if (cond >= 0)
+    in = cf_concat_cols(g, x, cf_linear(g, cond, cf_param(g, p, u->cplane_w), cf_param(g, p, u->cplane_b)));
+  CfNode h = conv3(g, p, in, u->in_w, u->in_b, c->C + (cond >= 0), u->ch[0], c->H, c->W);
   CfNode skip[CF_UNET_MAX_LEVELS];
   for (int l = 0; l < L; l++) {
     h = build_block(g, p, u, &u->down[l], h, t, u->h[l], u->w[l]);
@@ -211,7 +232,9 @@ cf_unet_flops(const CfUnet *u, int B)
   const CfUnetConfig *c = &u->cfg;
   int L = c->levels;
   double f = 2.0 * B * ((double)c->temb_dim * u->tdim + (double)u->tdim * u->tdim);
-  f += conv_flops(B, c->C, u->ch[0], 3, c->H, c->W);
+  /* conditioning: Wc c, P c and the extra input channel */
+  f += 2.0 * B * (double)c->cond_dim * (u->tdim + (double)c->H * c->W);
+  f += conv_flops(B, c->C + (c->cond_dim > 0), u->ch[0], 3, c->H, c->W);
   for (int l = 0; l < L; l++)
     f += block_flops(u, &u->down[l], B, u->h[l], u->w[l]);
   f += block_flops(u, &u->mid, B, u->h[L - 1], u->w[L - 1]);

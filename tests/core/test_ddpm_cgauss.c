@@ -389,24 +389,29 @@ test_nullspace_training(void)
 }
 
 /* Conditioning inputs: the training graph and the evaluator agree for the
- * same (x_t, cond, t), in chunks, and the output depends on cond. */
+ * same (x_t, cond, t), in chunks, and the output depends on cond; for the
+ * MLP ([x_t | cond | temb]) and the U-Net (cond into the time features and
+ * an extra input plane). */
 static void
-test_conditioning(void)
+check_conditioning(const CfDenoiserConfig *dc)
 {
-  CfDenoiserConfig dc = {2, 16, 2, 8, 3};
+  const int B = 10, d = dc->dim, nc = dc->cond_dim;
   CfDdpm m;
   CfError err = {0};
-  g_assert_cmpint(cf_ddpm_init(&m, &dc, CF_SCHEDULE_LINEAR, 100, &err), ==, CF_OK);
+  g_assert_cmpint(cf_ddpm_init(&m, dc, CF_SCHEDULE_LINEAR, 100, &err), ==, CF_OK);
   CfRng rng;
   cf_rng_seed(&rng, 12);
   cf_ddpm_randomize(&m, &rng);
-  const int B = 10;
+  /* the U-Net's output conv starts at zero: perturb so eps depends on its inputs */
+  for (size_t i = 0; i < m.params.total; i++)
+    m.params.value[i] += 0.01f * (float)cf_rng_normal(&rng);
   g_assert_cmpint(cf_ddpm_prepare_train(&m, B, &err), ==, CF_OK);
-  float x0[10 * 2], cond[10 * 3];
-  cf_rng_fill_normal(&rng, x0, 20);
-  cf_rng_fill_normal(&rng, cond, 30);
+  float *x0 = g_new(float, B * d), *cond = g_new(float, B * nc), *cond2 = g_new(float, B * nc);
+  float *eps = g_new(float, B * d), *eps2 = g_new(float, B * d);
+  cf_rng_fill_normal(&rng, x0, (size_t)B * d);
+  cf_rng_fill_normal(&rng, cond, (size_t)B * nc);
   (void)cf_ddpm_train_step_cond(&m, x0, cond, &rng);
-  g_assert_cmpmem(cf_graph_value(m.train, m.in_cond), sizeof cond, cond, sizeof cond);
+  g_assert_cmpmem(cf_graph_value(m.train, m.in_cond), sizeof(float) * B * nc, cond, sizeof(float) * B * nc);
   const float *xt = cf_graph_value(m.train, m.in_x), *tt = cf_graph_value(m.train, m.in_t);
   int t[10];
   for (int b = 0; b < B; b++)
@@ -414,23 +419,35 @@ test_conditioning(void)
   CfDdpmEval ev;
   g_assert_cmpint(cf_ddpm_eval_init(&ev, &m, 4, &err), ==, CF_OK);
   ev.cond = cond;
-  float eps[20];
   cf_ddpm_eval_eps(&ev, xt, t, B, eps);
   const float *pred = cf_graph_value(m.train, m.out_eps);
-  for (int i = 0; i < 20; i++)
+  for (int i = 0; i < B * d; i++)
     g_assert_cmpfloat(fabs(eps[i] - pred[i]), <=, 1e-5 * (1 + fabs(pred[i])));
-  float cond2[30];
-  for (int i = 0; i < 30; i++)
+  for (int i = 0; i < B * nc; i++)
     cond2[i] = cond[i] + 1.0f;
   ev.cond = cond2;
-  float eps2[20];
   cf_ddpm_eval_eps(&ev, xt, t, B, eps2);
   double diff = 0;
-  for (int i = 0; i < 20; i++)
+  for (int i = 0; i < B * d; i++)
     diff += fabs(eps2[i] - eps[i]);
   g_assert_cmpfloat(diff, >, 1e-3);
+  g_free(x0);
+  g_free(cond);
+  g_free(cond2);
+  g_free(eps);
+  g_free(eps2);
   cf_ddpm_eval_clear(&ev);
   cf_ddpm_clear(&m);
+}
+
+static void
+test_conditioning(void)
+{
+  CfDenoiserConfig mlp = {2, 16, 2, 8, 3};
+  check_conditioning(&mlp);
+  CfDenoiserConfig unet = {.dim = 64, .temb_dim = 16, .cond_dim = 4, .arch = CF_ARCH_UNET, .img_c = 1, .img_h = 8,
+                           .img_w = 8, .unet_base = 8, .unet_levels = 2};
+  check_conditioning(&unet);
 }
 
 
@@ -455,7 +472,7 @@ test_unet_denoiser(void)
   g_assert_cmpint(cf_ddpm_init(&m, &bad, CF_SCHEDULE_LINEAR, 100, &err), ==, CF_OK);
   cf_ddpm_clear(&m);
   bad = dc;
-  bad.cond_dim = 2;
+  bad.cond_dim = -1;
   g_assert_cmpint(cf_ddpm_init(&m, &bad, CF_SCHEDULE_LINEAR, 100, &err), ==, CF_ERR_INVALID);
   g_assert_cmpint(cf_ddpm_init(&m, &dc, CF_SCHEDULE_LINEAR, 100, &err), ==, CF_OK);
   CfRng rng;
