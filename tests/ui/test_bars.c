@@ -8,87 +8,22 @@
 #include <string.h>
 
 #include "conform-bars.h"
+#include "pixels.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
-typedef struct {
-  cairo_surface_t *s;
-  int w, h;
-  int bg[3];
-} Image;
-
-/* Renders on the background conform_export_png would use. */
 static void
-image_render(Image *img, ConformBars *bars, int w, int h)
+draw_widget(GtkWidget *w, cairo_t *cr, int width, int height)
 {
-  gboolean dark = conform_palette_is_dark(GTK_WIDGET(bars));
-  img->w = w;
-  img->h = h;
-  img->s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, w, h);
-  cairo_t *cr = cairo_create(img->s);
-  double bg = dark ? 0.14 : 1.0;
-  cairo_set_source_rgb(cr, bg, bg, bg);
-  cairo_paint(cr);
-  conform_bars_draw(bars, cr, w, h);
-  cairo_destroy(cr);
-  cairo_surface_flush(img->s);
-  img->bg[0] = img->bg[1] = img->bg[2] = (int)lround(bg * 255);
+  conform_bars_draw(CONFORM_BARS(w), cr, width, height);
 }
 
 static void
-image_clear(Image *img)
+image_render(Image *img, ConformBars *widget, int w, int h)
 {
-  cairo_surface_destroy(img->s);
+  pixels_render(img, GTK_WIDGET(widget), draw_widget, w, h);
 }
 
-static void
-image_rgb(const Image *img, int x, int y, int *r, int *g, int *b)
-{
-  x = CLAMP(x, 0, img->w - 1);
-  y = CLAMP(y, 0, img->h - 1);
-  const guint8 *row = cairo_image_surface_get_data(img->s) + y * cairo_image_surface_get_stride(img->s);
-  guint32 p = ((const guint32 *)row)[x];
-  *r = (p >> 16) & 0xff;
-  *g = (p >> 8) & 0xff;
-  *b = p & 0xff;
-}
-
-static gboolean
-is_colour(const Image *img, int x, int y, const GdkRGBA *c, int tol)
-{
-  int r, g, b;
-  image_rgb(img, x, y, &r, &g, &b);
-  return ABS(r - (int)lround(c->red * 255)) <= tol && ABS(g - (int)lround(c->green * 255)) <= tol &&
-         ABS(b - (int)lround(c->blue * 255)) <= tol;
-}
-
-static int
-count_colour(const Image *img, int x0, int y0, int x1, int y1, const GdkRGBA *c, int tol)
-{
-  int n = 0;
-  for (int y = MAX(y0, 0); y <= MIN(y1, img->h - 1); y++)
-    for (int x = MAX(x0, 0); x <= MIN(x1, img->w - 1); x++)
-      n += is_colour(img, x, y, c, tol);
-  return n;
-}
-
-static int
-count_ink(const Image *img, int x0, int y0, int x1, int y1, int min_diff)
-{
-  int n = 0;
-  for (int y = MAX(y0, 0); y <= MIN(y1, img->h - 1); y++)
-    for (int x = MAX(x0, 0); x <= MIN(x1, img->w - 1); x++) {
-      int r, g, b;
-      image_rgb(img, x, y, &r, &g, &b);
-      if (ABS(r - img->bg[0]) > min_diff || ABS(g - img->bg[1]) > min_diff || ABS(b - img->bg[2]) > min_diff)
-        n++;
-    }
-  return n;
-}
-
-/* Height in pixels of the tallest run of colour c in any column of
- * [x0, x1] between rows y0 and y1: the bar of that colour in a category's
- * slot, measured from the picture alone. */
 static int
 column_height(const Image *img, int x0, int x1, int y0, int y1, const GdkRGBA *c)
 {
