@@ -124,6 +124,22 @@ conform_dual_parse(const ConformConfig *cfg, ConformDualConstraint *out, int *n,
   return TRUE;
 }
 
+/* Predicted shares from the multipliers of constraints dc; FALSE without a
+ * class constraint (then nothing moves mass between classes). */
+static gboolean
+predict_shares(const ConformDualConstraint *dc, int n, const double *lambda, const double *pi, int K, double *out)
+{
+  int cls[CONFORM_DUAL_MAX];
+  gboolean any = FALSE;
+  for (int i = 0; i < n; i++) {
+    cls[i] = dc[i].kind == CONFORM_DUAL_CLASS ? dc[i].cls : -1;
+    any |= cls[i] >= 0;
+  }
+  if (any)
+    cf_dual_predicted_shares(pi, K, cls, lambda, n, out);
+  return any;
+}
+
 gboolean
 conform_dual_predicted_shares(const ConformConfig *cfg, const ConformTrainRecord *r, const double *pi, int K,
                               double *out)
@@ -133,18 +149,10 @@ conform_dual_predicted_shares(const ConformConfig *cfg, const ConformTrainRecord
   if (g_strcmp0(cfg->strategy, "dual") != 0 || !r || r->n_dual < 1 || K < 1 || !conform_dual_parse(cfg, dc, &n, NULL) ||
       n != r->n_dual)
     return FALSE;
-  int cls[CONFORM_DUAL_MAX];
   double lam[CONFORM_DUAL_MAX];
-  gboolean any = FALSE;
-  for (int i = 0; i < n; i++) {
-    cls[i] = dc[i].kind == CONFORM_DUAL_CLASS ? dc[i].cls : -1;
-    any |= cls[i] >= 0;
+  for (int i = 0; i < n; i++)
     lam[i] = r->lambda[i];
-  }
-  if (!any)
-    return FALSE;
-  cf_dual_predicted_shares(pi, K, cls, lam, n, out);
-  return TRUE;
+  return predict_shares(dc, n, lam, pi, K, out);
 }
 
 /* ---- the engine's part ------------------------------------------------------ */
@@ -393,47 +401,46 @@ copy_row(ConformEngine *e, int dst, int src)
     memcpy(e->cond + (gsize)dst * e->nx, row, sizeof(float) * e->nx);
 }
 
-gboolean
-engine_dual_step(ConformEngine *e, float *loss, GError **error)
+float
+engine_dual_step(ConformEngine *e)
 {
   const int B = e->cfg.batch, bc = e->dual_bc, BT = e->batch_total;
-  int row = B, n_data;
-  /* rows: main [0, B), class constraints, then teacher rows */
+  int n_class = 0;
   for (int i = 0; i < e->n_dual; i++)
-    if (e->dual_c[i].kind == CONFORM_DUAL_CLASS)
-      for (int k = 0; k < bc; k++, row++)
-        copy_row(e, row, e->dual_rows[i][cf_rng_below(&e->rng_train, (uint64_t)e->dual_nrows[i])]);
-  n_data = row;
-  for (; row < BT; row++) /* teacher rows: inputs of random data rows */
-    if (e->nx > 0)
-      copy_row(e, row, (int)cf_rng_below(&e->rng_train, (uint64_t)e->train.n));
-  /* weights: main rows 1/B (their mean loss), constraint i's rows lambda_i / bc */
+    n_class += e->dual_c[i].kind == CONFORM_DUAL_CLASS;
+  /* rows: main [0, B) (already filled), class constraints, then teacher rows;
+   * weights: main rows 1/B (their mean loss), a constraint's rows lambda_i / bc
+   * (violation: lambda_i / B on the main rows' violation terms) */
+  const int n_data = B + n_class * bc;
+  int off[CONFORM_DUAL_MAX]; /* first row of each class or teacher constraint */
+  int next_class = B, next_teacher = n_data;
   for (int r = 0; r < BT; r++) {
     e->dual_w[r] = r < B ? 1.0f / B : 0.0f;
     e->dual_wv[r] = 0.0f;
   }
-  int off = B;
   for (int i = 0; i < e->n_dual; i++) {
+    const ConformDualConstraint *d = &e->dual_c[i];
     const float lam = (float)e->dual.lambda[i];
-    switch (e->dual_c[i].kind) {
-    case CONFORM_DUAL_CLASS:
-      for (int k = 0; k < bc; k++)
-        e->dual_w[off + k] = lam / bc;
-      off += bc;
-      break;
-    case CONFORM_DUAL_VIOLATION:
+    if (d->kind == CONFORM_DUAL_VIOLATION) {
+      off[i] = 0;
       for (int r = 0; r < B; r++)
         e->dual_wv[r] = lam / B;
-      break;
-    case CONFORM_DUAL_TEACHER:
-      break;
+      continue;
     }
+    off[i] = d->kind == CONFORM_DUAL_CLASS ? next_class : next_teacher;
+    for (int k = 0; k < bc; k++) {
+      const int row = off[i] + k;
+      if (d->kind == CONFORM_DUAL_CLASS)
+        copy_row(e, row, e->dual_rows[i][cf_rng_below(&e->rng_train, (uint64_t)e->dual_nrows[i])]);
+      else if (e->nx > 0) /* teacher rows: inputs of random data rows */
+        copy_row(e, row, (int)cf_rng_below(&e->rng_train, (uint64_t)e->train.n));
+      e->dual_w[row] = lam / bc;
+    }
+    if (d->kind == CONFORM_DUAL_CLASS)
+      next_class += bc;
+    else
+      next_teacher += bc;
   }
-  int teacher_off = n_data;
-  for (int i = 0; i < e->n_dual; i++)
-    if (e->dual_c[i].kind == CONFORM_DUAL_TEACHER)
-      for (int k = 0; k < bc; k++)
-        e->dual_w[teacher_off + k] = (float)e->dual.lambda[i] / bc;
   gboolean viol = has_kind(e, CONFORM_DUAL_VIOLATION);
   if (viol && e->nx > 0)
     cset_out_k(&e->cs, TRUE, e->cond, e->nx, BT, e->kbuf);
@@ -454,48 +461,29 @@ engine_dual_step(ConformEngine *e, float *loss, GError **error)
   double main = 0, L[CONFORM_DUAL_MAX];
   for (int r = 0; r < B; r++)
     main += e->row_err[r];
-  *loss = (float)(main / B);
-  off = B;
   for (int i = 0; i < e->n_dual; i++) {
+    const gboolean v = e->dual_c[i].kind == CONFORM_DUAL_VIOLATION;
+    const float *rows = (v ? e->row_viol : e->row_err) + off[i];
+    const int n = v ? B : bc;
     double s = 0;
-    switch (e->dual_c[i].kind) {
-    case CONFORM_DUAL_CLASS:
-      for (int k = 0; k < bc; k++)
-        s += e->row_err[off + k];
-      off += bc;
-      L[i] = s / bc;
-      break;
-    case CONFORM_DUAL_TEACHER:
-      for (int k = 0; k < bc; k++)
-        s += e->row_err[teacher_off + k];
-      L[i] = s / bc;
-      break;
-    case CONFORM_DUAL_VIOLATION:
-      for (int r = 0; r < B; r++)
-        s += e->row_viol[r];
-      L[i] = s / B;
-      break;
-    }
+    for (int k = 0; k < n; k++)
+      s += rows[k];
+    L[i] = s / n;
   }
-  if (!isfinite(*loss))
-    return TRUE; /* the caller restores the last good state */
-  CfError err;
+  const float loss = (float)(main / B);
   bool stepped = false;
-  if (cf_dual_observe(&e->dual, L, &stepped, &err) != CF_OK) {
-    *loss = NAN; /* a non-finite constraint loss: same recovery as the main loss */
-    return TRUE;
-  }
-  if (stepped)
+  if (!isfinite(loss) || cf_dual_observe(&e->dual, L, &stepped, NULL) != CF_OK)
+    return NAN; /* the caller restores the last good state */
+  if (stepped && !e->dual_warning)
     for (int i = 0; i < e->n_dual; i++)
-      if (cf_dual_capped(&e->dual, i, 20) && !e->dual_warning) {
+      if (cf_dual_capped(&e->dual, i, 20)) {
         e->dual_warning = g_strdup_printf(
             "dual: the multiplier of %s sits at its cap %g: its threshold %g looks unreachable (loss %.4g); it "
             "stays capped, raise dual.thresholds or use dual.gamma > 0",
             e->dual_c[i].name, e->dual.cap, e->dual_c[i].threshold, e->dual.last_mean[i]);
-
+        break;
       }
-  (void)error;
-  return TRUE;
+  return loss;
 }
 
 void
@@ -559,4 +547,11 @@ const char *
 conform_engine_dual_warning(const ConformEngine *e)
 {
   return e->dual_warning;
+}
+
+gboolean
+engine_dual_predicted_shares(const ConformEngine *e, double *out)
+{
+  return e->dual_on && e->n_classes > 0 &&
+         predict_shares(e->dual_c, e->n_dual, e->dual.lambda, e->class_pi, e->n_classes, out);
 }

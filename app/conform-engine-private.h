@@ -113,13 +113,16 @@ void engine_dual_clear(ConformEngine *e);
 /* One composite pass on the main rows already in e->batch / e->cond
  * (rows [0, batch)): fills the constraint rows, accumulates the Lagrangian's
  * gradient and records the constraint losses for the dual step. Returns the
- * main loss; FALSE with an error on bad input. */
-gboolean engine_dual_step(ConformEngine *e, float *loss, GError **error);
+ * main loss; NaN when a loss is not finite (the caller restores). */
+float engine_dual_step(ConformEngine *e);
 /* Class metrics of raw samples x (n x dim) into s: vector data by nearest
  * centroid (train_share = pi), images through class_share already set;
  * then class_tv_target. */
 void class_metrics(int n_classes, guint mask, const double *pi, const float *centroid, const float *x, int n,
                    int dim, ConformSummary *s);
+/* The class shares the current multipliers predict (FALSE: not dual, no
+ * labels or no class constraint). */
+gboolean engine_dual_predicted_shares(const ConformEngine *e, double *out);
 /* Fills r's dual fields from the current multipliers. */
 void engine_dual_fill_record(const ConformEngine *e, ConformTrainRecord *r);
 

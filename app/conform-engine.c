@@ -586,14 +586,7 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
           break;
         }
       }
-      if (e->dual_on) {
-        if (!engine_dual_step(e, &loss, error)) {
-          ok = FALSE;
-          break;
-        }
-      } else {
-        loss = cf_ddpm_train_step_cond(&e->model, e->batch, e->cond, &e->rng_train);
-      }
+      loss = e->dual_on ? engine_dual_step(e) : cf_ddpm_train_step_cond(&e->model, e->batch, e->cond, &e->rng_train);
     }
     /* Global norm once (NaN check and clipping); the clip scale is applied
      * inside the Adam pass. */

@@ -742,13 +742,7 @@ conform_engine_evaluate_for(ConformEngine *e, const float *samples, int n, const
       image_metrics(sm, samples, n, s);
   }
   class_metrics(e->n_classes, e->class_mask, e->class_pi, e->class_centroid, samples, n, e->dim, s);
-  if (e->dual_on && e->n_classes > 0) {
-    int cls[CONFORM_DUAL_MAX];
-    for (int i = 0; i < e->n_dual; i++)
-      cls[i] = e->dual_c[i].kind == CONFORM_DUAL_CLASS ? e->dual_c[i].cls : -1;
-    cf_dual_predicted_shares(e->class_pi, e->n_classes, cls, e->dual.lambda, e->n_dual, s->predicted_share);
-    s->has_predicted = TRUE;
-  }
+  s->has_predicted = engine_dual_predicted_shares(e, s->predicted_share);
 }
 
 GString *
