@@ -83,6 +83,7 @@ struct _ConformRun {
 
   /* shared: sampling (one job in flight, newest request waiting) */
   gboolean sampling;
+  GThread *sample_thread; /* worker-owned: the latest job's thread, joined before the next and at the end */
   ConformSampleSet *latest; /* newest sample set, for saving from the worker */
 
   /* main-thread state */
@@ -398,8 +399,9 @@ start_sampling(ConformRun *self, ConformEngine *e, int n, int traj_n, gboolean p
     .preview = preview,
     .preview_vae = preview, /* VAE: cheap held-out ELBO / log-likelihood for the live curves */
   };
-  GThread *t = g_thread_new("conform-sample", sample_thread, job);
-  g_thread_unref(t);
+  if (self->sample_thread) /* finished (sampling was FALSE): reap it */
+    g_thread_join(self->sample_thread);
+  self->sample_thread = g_thread_new("conform-sample", sample_thread, job);
   return TRUE;
 }
 
@@ -591,17 +593,14 @@ worker_main(gpointer data)
       worker_apply(&w, c);
     cmd_free(c);
   }
-  post_state(self, w.engine, CONFORM_RUN_STOPPED, w.sps);
-  /* Wait for an in-flight sampling job (it holds a reference and is cancelled
-   * with us) so no thread outlives the run's work. */
-  for (;;) {
-    g_mutex_lock(&self->lock);
-    gboolean sampling = self->sampling;
-    g_mutex_unlock(&self->lock);
-    if (!sampling)
-      break;
-    g_usleep(2000);
+  /* Join an in-flight sampling job (cancelled with us) before saying
+   * STOPPED, so no thread outlives the run's work: a program that quits once
+   * its runs stopped must not exit under a sampler still inside BLAS. */
+  if (self->sample_thread) {
+    g_thread_join(self->sample_thread);
+    self->sample_thread = NULL;
   }
+  post_state(self, w.engine, CONFORM_RUN_STOPPED, w.sps);
   conform_engine_free(w.engine);
   g_task_return_boolean(task, TRUE);
   g_object_unref(task);
