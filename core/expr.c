@@ -882,3 +882,177 @@ cf_lin_distance_load(CfGraph *g, const CfLinDistance *ld, const CfConstraint *c)
     nb[i] = (float)-c->b[i];
   }
 }
+
+/* ---- change of coordinates and projection ------------------------------------------ */
+
+CfStatus
+cf_expr_set_affine(CfExprSet *s, const float *scale, const float *shift, CfError *err)
+{
+  CF_ASSERT(s && scale && shift);
+  /* each coordinate node becomes (scale_k * u_k) + shift_k: up to 4 more nodes */
+  size_t cap = (size_t)s->n_nodes * 5;
+  CfExprNode *nodes = cf_alloc_array(cap, sizeof *nodes);
+  int *map = cf_alloc_array((size_t)s->n_nodes, sizeof *map);
+  if (!nodes || !map) {
+    free(nodes);
+    free(map);
+    return cf_error_set(err, CF_ERR_NOMEM, "out of memory rewriting %d equations", s->n_eq);
+  }
+  int n = 0;
+  for (int j = 0; j < s->n_eq; j++) {
+    int first = n;
+    for (int i = s->first[j]; i <= s->root[j]; i++) {
+      CfExprNode v = s->nodes[i];
+      v.a = v.a >= 0 ? map[v.a] : -1;
+      v.b = v.b >= 0 ? map[v.b] : -1;
+      if (v.kind != CF_EXPR_VAR) {
+        nodes[n] = v;
+        map[i] = n++;
+        continue;
+      }
+      double sc = scale[v.var], sh = shift[v.var];
+      nodes[n] = v;
+      int at = n++;
+      if (sc != 1.0) {
+        nodes[n] = (CfExprNode){CF_EXPR_NUM, -1, -1, 0, sc, v.line, v.col};
+        nodes[n + 1] = (CfExprNode){CF_EXPR_MUL, n, at, 0, 0.0, v.line, v.col};
+        at = n + 1;
+        n += 2;
+      }
+      if (sh != 0.0) {
+        nodes[n] = (CfExprNode){CF_EXPR_NUM, -1, -1, 0, sh, v.line, v.col};
+        nodes[n + 1] = (CfExprNode){CF_EXPR_ADD, at, n, 0, 0.0, v.line, v.col};
+        at = n + 1;
+        n += 2;
+      }
+      map[i] = at;
+    }
+    s->first[j] = first;
+    s->root[j] = map[s->root[j]];
+  }
+  free(map);
+  free(s->nodes);
+  s->nodes = nodes;
+  s->n_nodes = n;
+  return CF_OK;
+}
+
+/* Solves the SPD system M d = r (k x k, row-major, overwritten) by Cholesky;
+ * FALSE if M is not numerically positive definite. */
+static bool
+small_cholesky_solve(double *M, double *r, int k)
+{
+  for (int j = 0; j < k; j++) {
+    double d = M[j * k + j];
+    for (int p = 0; p < j; p++)
+      d -= M[j * k + p] * M[j * k + p];
+    if (!(d > 0.0))
+      return false;
+    d = sqrt(d);
+    M[j * k + j] = d;
+    for (int i = j + 1; i < k; i++) {
+      double v = M[i * k + j];
+      for (int p = 0; p < j; p++)
+        v -= M[i * k + p] * M[j * k + p];
+      M[i * k + j] = v / d;
+    }
+  }
+  for (int i = 0; i < k; i++) { /* L y = r */
+    for (int p = 0; p < i; p++)
+      r[i] -= M[i * k + p] * r[p];
+    r[i] /= M[i * k + i];
+  }
+  for (int i = k - 1; i >= 0; i--) { /* L^T d = y */
+    for (int p = i + 1; p < k; p++)
+      r[i] -= M[p * k + i] * r[p];
+    r[i] /= M[i * k + i];
+  }
+  return true;
+}
+
+CfStatus
+cf_expr_project(const CfExprSet *s, float *x, int B, double tol, int max_iter, int *n_failed, CfError *err)
+{
+  CF_ASSERT(s && s->n_eq > 0 && B >= 0 && max_iter >= 1);
+  const int k = s->n_eq, d = s->dim;
+  size_t nw = cf_expr_work_doubles(s) + 2 * (size_t)d + (size_t)k * d + (size_t)k * k + 2 * (size_t)k;
+  double *w = cf_alloc_array(nw, sizeof(double));
+  if (!w)
+    return cf_error_set(err, CF_ERR_NOMEM, "out of memory projecting onto %d equations", k);
+  double *work = w, *xd = w + cf_expr_work_doubles(s), *xt = xd + d, *J = xt + d, *M = J + (size_t)k * d,
+         *r = M + (size_t)k * k, *dl = r + k;
+  int failed = 0;
+  for (int i = 0; i < B; i++) {
+    float *row = x + (size_t)i * d;
+    for (int c = 0; c < d; c++)
+      xd[c] = row[c];
+    bool ok = false;
+    for (int it = 0; it < max_iter; it++) {
+      cf_expr_eval(s, xd, r, J, work);
+      double rmax = 0.0;
+      for (int j = 0; j < k; j++)
+        rmax = fmax(rmax, fabs(r[j]));
+      if (!(rmax == rmax) || isinf(rmax))
+        break;
+      if (rmax <= tol) {
+        ok = true;
+        break;
+      }
+      /* minimum-norm Gauss-Newton step: dx = J^T (J J^T + mu I)^{-1} r,
+       * mu a tiny relative ridge for rank-deficient J (e.g. a circle's centre) */
+      double tr = 0.0;
+      for (int a = 0; a < k; a++)
+        for (int b = 0; b <= a; b++) {
+          double v = 0.0;
+          for (int c = 0; c < d; c++)
+            v += J[(size_t)a * d + c] * J[(size_t)b * d + c];
+          M[a * k + b] = M[b * k + a] = v;
+          if (a == b)
+            tr += v;
+        }
+      double mu = 1e-12 * (tr > 0.0 ? tr : 1.0);
+      for (int a = 0; a < k; a++) {
+        M[a * k + a] += mu;
+        dl[a] = r[a];
+      }
+      if (!small_cholesky_solve(M, dl, k))
+        break;
+      /* halve the step until the residual does not grow (damped Newton) */
+      double r0 = 0.0;
+      for (int j = 0; j < k; j++)
+        r0 += r[j] * r[j];
+      double t = 1.0;
+      for (int h = 0; h < 30; h++, t *= 0.5) {
+        for (int c = 0; c < d; c++) {
+          double v = 0.0;
+          for (int a = 0; a < k; a++)
+            v += J[(size_t)a * d + c] * dl[a];
+          xt[c] = xd[c] - t * v;
+        }
+        cf_expr_eval(s, xt, r, NULL, work);
+        double r1 = 0.0;
+        for (int j = 0; j < k; j++)
+          r1 += r[j] * r[j];
+        if (r1 <= r0 || h == 29)
+          break;
+      }
+      memcpy(xd, xt, sizeof(double) * d);
+    }
+    if (!ok) {
+      cf_expr_eval(s, xd, r, NULL, work);
+      double rmax = 0.0;
+      for (int j = 0; j < k; j++)
+        rmax = fmax(rmax, fabs(r[j]));
+      ok = rmax <= tol;
+    }
+    if (ok)
+      for (int c = 0; c < d; c++)
+        row[c] = (float)xd[c];
+    else
+      failed++;
+  }
+  free(w);
+  if (n_failed)
+    *n_failed = failed;
+  return CF_OK;
+}

@@ -103,6 +103,23 @@ void cf_expr_eval(const CfExprSet *s, const double *x, double *r, double *J, dou
 CfStatus cf_expr_residuals(const CfExprSet *s, const float *x, int B, double *r, double *J, CfError *err);
 CfStatus cf_expr_distance(const CfExprSet *s, const float *x, int B, double *d, CfError *err);
 
+/* ---- change of coordinates and projection ------------------------------------ */
+
+/* Rewrites the equations for coordinates u with x_k = scale_k u_k + shift_k
+ * (e.g. raw equations onto normalised model space): every x<k> becomes
+ * (scale_k * x<k>) + shift_k, so r(u) equals the old r(x). In place; on
+ * CF_ERR_NOMEM s is unchanged. */
+CfStatus cf_expr_set_affine(CfExprSet *s, const float *scale, const float *shift, CfError *err);
+
+/* Projects B rows of x (B x dim) onto {r(x) = 0} by damped minimum-norm
+ * Gauss-Newton steps dx = -J^T (J J^T)^{-1} r in double until max_j |r_j| <= tol
+ * (at most max_iter steps). From a point near the set this converges to
+ * the nearest point to first order (exactly the radial projection for a
+ * sphere). Rows that do not converge are left unchanged and counted in
+ * *n_failed (may be NULL). */
+CfStatus cf_expr_project(const CfExprSet *s, float *x, int B, double tol, int max_iter, int *n_failed,
+                         CfError *err);
+
 /* ---- autodiff graph builders -------------------------------------------------- */
 
 /* Residual node (B, n_eq) of the equations on x (B, dim). */

@@ -356,6 +356,86 @@ test_lin_distance(void)
   cf_constraint_clear(&c);
 }
 
+/* r(u) of the rewritten equations equals r(x) at x = scale .* u + shift, and
+ * so does the Jacobian chain rule dr/du = dr/dx .* scale. */
+static void
+test_affine(void)
+{
+  const char *text = "x0^2 + x1^2 = 1\nsin(x2) * x0 = x1 / 3 + exp(x2)";
+  CfExprSet s, t;
+  parse_ok(&s, text, 3);
+  parse_ok(&t, text, 3);
+  const float scale[3] = { 2.0f, 1.0f, 0.5f }, shift[3] = { 0.0f, -1.5f, 0.25f };
+  CfError err;
+  g_assert_cmpint(cf_expr_set_affine(&t, scale, shift, &err), ==, CF_OK);
+  g_assert_cmpint(t.n_eq, ==, 2);
+  g_assert_cmpint(t.n_nodes, >, s.n_nodes);
+  double *ws = g_new(double, cf_expr_work_doubles(&s)), *wt = g_new(double, cf_expr_work_doubles(&t));
+  const double u[3] = { 0.3, -0.7, 1.1 };
+  double x[3], rs[2], rt[2], Js[6], Jt[6];
+  for (int k = 0; k < 3; k++)
+    x[k] = scale[k] * u[k] + shift[k];
+  cf_expr_eval(&s, x, rs, Js, ws);
+  cf_expr_eval(&t, u, rt, Jt, wt);
+  for (int j = 0; j < 2; j++) {
+    g_assert_cmpfloat(fabs(rs[j] - rt[j]), <, 1e-12);
+    for (int k = 0; k < 3; k++)
+      g_assert_cmpfloat(fabs(Js[j * 3 + k] * scale[k] - Jt[j * 3 + k]), <, 1e-12);
+  }
+  g_free(ws);
+  g_free(wt);
+  cf_expr_set_clear(&s);
+  cf_expr_set_clear(&t);
+}
+
+/* Gauss-Newton projection: onto the unit sphere it is the radial map
+ * x / |x|; onto a plane the orthogonal projection; rows with no solution
+ * stay as they were and are counted. */
+static void
+test_project(void)
+{
+  CfExprSet s;
+  parse_ok(&s, "x0^2 + x1^2 + x2^2 = 1", 3);
+  float x[3 * 50], want[3 * 50];
+  guint32 seed = 7;
+  for (int i = 0; i < 150; i++) {
+    seed = seed * 1664525u + 1013904223u;
+    x[i] = (float)((seed >> 8) / 16777216.0 * 4.0 - 2.0);
+  }
+  for (int i = 0; i < 50; i++) {
+    double n = sqrt((double)x[3 * i] * x[3 * i] + (double)x[3 * i + 1] * x[3 * i + 1] + (double)x[3 * i + 2] * x[3 * i + 2]);
+    for (int k = 0; k < 3; k++)
+      want[3 * i + k] = (float)(x[3 * i + k] / n);
+  }
+  int failed = -1;
+  CfError err;
+  g_assert_cmpint(cf_expr_project(&s, x, 50, 1e-10, 50, &failed, &err), ==, CF_OK);
+  g_assert_cmpint(failed, ==, 0);
+  double worst = 0.0;
+  for (int i = 0; i < 150; i++)
+    worst = fmax(worst, fabs((double)x[i] - want[i]));
+  g_test_message("sphere projection: max |x - x/|x|| = %.2e", worst);
+  g_assert_cmpfloat(worst, <, 1e-6);
+  cf_expr_set_clear(&s);
+
+  parse_ok(&s, "x0 + 2*x1 - x2 = 3", 3);
+  float p[3] = { 1.0f, 1.0f, 1.0f }; /* r = 1 + 2 - 1 - 3 = -1; a = (1,2,-1), |a|^2 = 6 */
+  g_assert_cmpint(cf_expr_project(&s, p, 1, 1e-12, 20, &failed, &err), ==, CF_OK);
+  g_assert_cmpint(failed, ==, 0);
+  g_assert_cmpfloat(fabs(p[0] - (1.0 + 1.0 / 6)), <, 1e-6);
+  g_assert_cmpfloat(fabs(p[1] - (1.0 + 2.0 / 6)), <, 1e-6);
+  g_assert_cmpfloat(fabs(p[2] - (1.0 - 1.0 / 6)), <, 1e-6);
+  cf_expr_set_clear(&s);
+
+  parse_ok(&s, "x0^2 + 1 = 0", 2); /* no real solution */
+  float q[4] = { 0.5f, 2.0f, -3.0f, 1.0f };
+  g_assert_cmpint(cf_expr_project(&s, q, 2, 1e-8, 40, &failed, &err), ==, CF_OK);
+  g_assert_cmpint(failed, ==, 2);
+  g_assert_cmpfloat(q[0], ==, 0.5f);
+  g_assert_cmpfloat(q[2], ==, -3.0f);
+  cf_expr_set_clear(&s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -368,5 +448,7 @@ main(int argc, char **argv)
   g_test_add_func("/expr/graph_matches", test_graph_matches);
   g_test_add_func("/expr/graph_constant_operands", test_graph_constant_operands);
   g_test_add_func("/expr/lin_distance", test_lin_distance);
+  g_test_add_func("/expr/affine", test_affine);
+  g_test_add_func("/expr/project", test_project);
   return g_test_run();
 }
