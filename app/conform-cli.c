@@ -162,11 +162,11 @@ train_and_save(ConformConfig *cfg, const char *out_dir, int condition)
   const char *inject = g_getenv("CONFORM_DEBUG_NAN_STEP");
   if (inject)
     conform_engine_debug_inject_nan(e, g_ascii_strtoll(inject, NULL, 10));
-  fprintf(stderr, "conform: training preset '%s' (data %s, dim %d, strategy %s, %d steps, seed %" G_GUINT64_FORMAT ")\n",
-          cfg->preset, cfg->data, conform_engine_dim(e), cfg->strategy, cfg->steps, cfg->seed);
+  fprintf(stderr, "conform: training preset '%s' (data %s, dim %d, strategy %s, %ld steps, seed %" G_GUINT64_FORMAT ")\n",
+          cfg->preset, cfg->data, conform_engine_dim(e), cfg->strategy, conform_config_total_steps(cfg), cfg->seed);
   Progress tp = progress_new("training", e);
   GError *train_error = NULL;
-  gboolean trained = conform_engine_train(e, cfg->steps, NULL, progress_cb, &tp, &train_error);
+  gboolean trained = conform_engine_train(e, conform_config_total_steps(cfg), NULL, progress_cb, &tp, &train_error);
   if (!trained && tp.tty)
     fputc('\n', stderr);
   if (conform_engine_dual_warning(e))

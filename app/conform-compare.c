@@ -308,7 +308,7 @@ run_group(Comparison *c, const ConformConfig *base, const char *train, guint64 s
       g_string_append_printf(users, "%s%s", users->len ? ", " : "", c->entries[i].strategy);
   g_autofree char *what = g_strdup_printf("training %s with strategy %s (for %s)", ec->model_type, train, users->str);
   Progress p = {what, isatty(STDERR_FILENO), g_get_monotonic_time(), e};
-  if (!conform_engine_train(e, ec->steps, NULL, progress_cb, &p, error)) {
+  if (!conform_engine_train(e, conform_config_total_steps(ec), NULL, progress_cb, &p, error)) {
     if (p.tty)
       fputc('\n', stderr);
     return FALSE;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "conform-dual.h"
+#include "conform-mirror.h"
 #include "conform-presets.h"
 #include "data.h"
 
@@ -20,11 +21,11 @@ G_DEFINE_QUARK(conform-error-quark, conform_error)
 static const ConformKey keys[] = {
   {"experiment.preset", CONFORM_KEY_STRING, OFF(preset), 0, 0, NULL, FALSE, "preset the experiment started from"},
   {"experiment.strategy", CONFORM_KEY_CHOICE, OFF(strategy), 0, 0,
-   "none|projection|projected-sampling|constrained-layer|cgauss|dual", TRUE,
+   "none|projection|projected-sampling|constrained-layer|cgauss|dual|mirror", TRUE,
    "constraint strategy: none, projection (post-hoc), projected-sampling (DDPM: project after every reverse step), "
    "constrained-layer (VAE: projected decoder mean trained with L1), cgauss (exactly conditioned Gaussian: the "
    "VAE's likelihood, every reverse step of a DDPM), dual (DDPM: primal-dual training with Lagrange multipliers on "
-   "the dual.constraints)"},
+   "the dual.constraints), mirror (DDPM: a diffusion model in a learned mirror space, mapped back by the learned inverse map; the mirror.* settings)"},
   {"experiment.seed", CONFORM_KEY_UINT64, OFF(seed), 0, 0, NULL, FALSE, "random seed (data, initialisation, training, sampling)"},
   {"data.source", CONFORM_KEY_STRING, OFF(data), 0, 0, NULL, FALSE, "built-in generator name, path of a CSV file, or a folder of PNG images (training data for image models)"},
   {"data.n_train", CONFORM_KEY_INT, OFF(n_train), 16, 10000000, NULL, FALSE, "training samples drawn from a generator"},
@@ -79,6 +80,30 @@ static const ConformKey keys[] = {
    "strategy dual: main batch size / each constraint's batch size (keep it near |D| : |D_i|)"},
   {"dual.cap", CONFORM_KEY_DOUBLE, OFF(dual_cap), 1e-6, 1e9, NULL, FALSE,
    "strategy dual: multipliers are capped here; one that sits at the cap marks an unreachable threshold"},
+  {"constraint.equations", CONFORM_KEY_STRING, OFF(equations), 0, 0, NULL, FALSE,
+   "non-linear constraint: equations over the raw coordinates x0, x1, ..., one per line or separated by ';', e.g. "
+   "x0^2 + x1^2 = 1 (+ - * / ^, sqrt exp log sin cos abs, pi); the distance to the set is sum |lhs - rhs|; "
+   "replaces a matrix constraint (empty: none)"},
+  {"mirror.steps", CONFORM_KEY_INT, OFF(mirror_steps), 1, 100000000, NULL, FALSE,
+   "strategy mirror: training steps of the mirror maps g and f, before the diffusion model's train.steps"},
+  {"mirror.batch", CONFORM_KEY_INT, OFF(mirror_batch), 1, 65536, NULL, FALSE, "strategy mirror: batch size of the maps (paper: 16)"},
+  {"mirror.lr", CONFORM_KEY_DOUBLE, OFF(mirror_lr), 1e-8, 1, NULL, FALSE, "strategy mirror: Adam learning rate of the maps (paper: 2e-4)"},
+  {"mirror.alpha", CONFORM_KEY_DOUBLE, OFF(mirror_alpha), 0, 0.999, NULL, FALSE,
+   "strategy mirror: g(x) = alpha x + (1 - alpha) grad R(x), R input-convex (paper: 0.9)"},
+  {"mirror.lambda_cyc", CONFORM_KEY_DOUBLE, OFF(mirror_lambda_cyc), 0, 1e6, NULL, FALSE,
+   "strategy mirror: weight of the cycle-consistency terms |f(g(x)) - x| and |g(f(y)) - y| (paper: 1)"},
+  {"mirror.lambda_constr", CONFORM_KEY_DOUBLE, OFF(mirror_lambda_constr), 0, 1e6, NULL, FALSE,
+   "strategy mirror: weight of the constraint distance of f(g(x) + sigma eps) (paper: 1)"},
+  {"mirror.lambda_reg", CONFORM_KEY_DOUBLE, OFF(mirror_lambda_reg), 0, 1e6, NULL, FALSE,
+   "strategy mirror: weight of the regulariser |grad R(x)| (paper: 1e-3)"},
+  {"mirror.sigma_max", CONFORM_KEY_DOUBLE, OFF(mirror_sigma_max), 0, 100, NULL, FALSE,
+   "strategy mirror: noise sigma ~ U(0, sigma_max) added in mirror space (model units; paper: 0.1)"},
+  {"mirror.width", CONFORM_KEY_INT, OFF(mirror_width), 1, 4096, NULL, FALSE, "strategy mirror: width of the input-convex network R"},
+  {"mirror.depth", CONFORM_KEY_INT, OFF(mirror_depth), 1, 8, NULL, FALSE, "strategy mirror: hidden layers of R"},
+  {"mirror.inv_width", CONFORM_KEY_INT, OFF(mirror_inv_width), 1, 4096, NULL, FALSE, "strategy mirror: width of the inverse map's MLP"},
+  {"mirror.inv_depth", CONFORM_KEY_INT, OFF(mirror_inv_depth), 1, 16, NULL, FALSE, "strategy mirror: hidden layers of the inverse map"},
+  {"mirror.ema", CONFORM_KEY_DOUBLE, OFF(mirror_ema), 0, 0.99999, NULL, FALSE,
+   "strategy mirror: EMA rate of the maps' weights (the averaged maps are used)"},
   {"sample.n", CONFORM_KEY_INT, OFF(n_samples), 1, 10000000, NULL, TRUE, "samples drawn after training"},
   {"sample.sampler", CONFORM_KEY_CHOICE, OFF(sampler), 0, 0, "ddpm|ddim", TRUE, "reverse sampler: ddpm (ancestral, T steps) or ddim"},
   {"sample.steps", CONFORM_KEY_INT, OFF(sampling_steps), 1, 100000, NULL, TRUE, "DDIM sampling steps (<= T)"},
@@ -136,6 +161,19 @@ conform_config_init(ConformConfig *cfg)
   cfg->dual_lr = 0.5;
   cfg->dual_batch_ratio = 4.0;
   cfg->dual_cap = 100.0;
+  cfg->mirror_steps = 3000;
+  cfg->mirror_batch = 64;
+  cfg->mirror_lr = 1e-3;
+  cfg->mirror_alpha = 0.9;
+  cfg->mirror_lambda_cyc = 1.0;
+  cfg->mirror_lambda_constr = 1.0;
+  cfg->mirror_lambda_reg = 1e-3;
+  cfg->mirror_sigma_max = 0.1;
+  cfg->mirror_width = 64;
+  cfg->mirror_depth = 3;
+  cfg->mirror_inv_width = 128;
+  cfg->mirror_inv_depth = 3;
+  cfg->mirror_ema = 0.995;
   cfg->width = 128;
   cfg->depth = 3;
   cfg->temb_dim = 32;
@@ -158,6 +196,7 @@ conform_config_init(ConformConfig *cfg)
   cfg->metric_max_n = 2000;
   cf_constraint_init(&cfg->constraint);
   cfg->constraint_source = g_strdup("");
+  cfg->equations = g_strdup("");
 }
 
 void
@@ -387,6 +426,18 @@ conform_config_apply_preset(ConformConfig *cfg, const char *preset, GError **err
   return TRUE;
 }
 
+long
+conform_config_total_steps(const ConformConfig *cfg)
+{
+  return (long)cfg->steps + (g_strcmp0(cfg->strategy, "mirror") == 0 ? cfg->mirror_steps : 0);
+}
+
+gboolean
+conform_config_has_constraint(const ConformConfig *cfg)
+{
+  return cfg->constraint.m > 0 || (cfg->equations && cfg->equations[0]);
+}
+
 gboolean
 conform_config_validate(const ConformConfig *cfg, GError **error)
 {
@@ -436,6 +487,46 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
   if (!conform_class_list_parse(cfg->classes, "data.classes", &mask, error) ||
       !conform_class_list_parse(cfg->thin_classes, "data.thin_classes", &mask, error))
     return FALSE;
+  gboolean has_eq = cfg->equations && cfg->equations[0];
+  if (has_eq) {
+    CfExprSet es;
+    if (!conform_equations_parse(cfg->equations, CF_EXPR_MAX_DIM, &es, error))
+      return FALSE;
+    cf_expr_set_clear(&es);
+    if (cfg->constraint.m > 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                  "the experiment has both a matrix constraint (%s) and constraint.equations: use one of them",
+                  cfg->constraint_source && cfg->constraint_source[0] ? cfg->constraint_source : "A x = b");
+      return FALSE;
+    }
+    static const char *const linear_only[] = {"projected-sampling", "constrained-layer", "cgauss", NULL};
+    if (g_strv_contains(linear_only, cfg->strategy)) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                  "strategy '%s' needs a linear constraint A x = b; with constraint.equations use none, projection "
+                  "or mirror",
+                  cfg->strategy);
+      return FALSE;
+    }
+  }
+  if (g_strcmp0(cfg->strategy, "mirror") == 0) {
+    if (vae || cfg->inputs > 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy 'mirror' needs %s",
+                  vae ? "model.type=ddpm (a diffusion model trained in the learned mirror space)"
+                      : "data.inputs=0 (the mirror maps act on whole rows, not on generated columns given inputs)");
+      return FALSE;
+    }
+    if (g_strcmp0(cfg->arch, "unet") == 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                  "strategy 'mirror' trains dense mirror maps and an MLP denoiser: use model.arch=mlp");
+      return FALSE;
+    }
+    if (cfg->init && cfg->init[0]) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                  "strategy 'mirror' trains its diffusion model in the mirror space it learns first: it cannot start "
+                  "from train.init (a model of the data space)");
+      return FALSE;
+    }
+  }
   gboolean needs_constraint = TRUE;
   if (g_strcmp0(cfg->strategy, "dual") == 0) {
     ConformDualConstraint dc[CONFORM_DUAL_MAX];
@@ -457,6 +548,11 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
         return FALSE;
       }
     }
+    if (needs_constraint && has_eq) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                  "dual.constraints=violation needs a linear constraint A x = b, not constraint.equations");
+      return FALSE;
+    }
     if (needs_constraint && cfg->constraint.m == 0) {
       g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
                   "dual.constraints=violation needs a constraint, and preset '%s' has none: pass --constraint FILE or "
@@ -465,9 +561,10 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
       return FALSE;
     }
   }
-  if (needs_constraint && g_strcmp0(cfg->strategy, "none") != 0 && cfg->constraint.m == 0) {
+  if (needs_constraint && g_strcmp0(cfg->strategy, "none") != 0 && !conform_config_has_constraint(cfg)) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
-                "strategy '%s' needs a constraint, and preset '%s' has none: pass --constraint FILE",
+                "strategy '%s' needs a constraint, and preset '%s' has none: pass --constraint FILE or --set "
+                "constraint.equations=...",
                 cfg->strategy, cfg->preset);
     return FALSE;
   }

@@ -23,7 +23,7 @@ typedef enum {
 typedef struct {
   /* [experiment] */
   char *preset;
-  char *strategy;      /* none | projection | projected-sampling (ddpm) | constrained-layer (vae) | cgauss | dual (ddpm) */
+  char *strategy;      /* none | projection | projected-sampling (ddpm) | constrained-layer (vae) | cgauss | dual (ddpm) | mirror (ddpm) */
   guint64 seed;
   /* [data] */
   char *data;          /* built-in generator name, or a CSV path */
@@ -53,6 +53,11 @@ typedef struct {
   double dual_lr;         /* dual learning rate */
   double dual_batch_ratio; /* main batch / constraint batch */
   double dual_cap;        /* multipliers are capped here */
+  /* [mirror] neural approximate mirror maps (strategy mirror): NAMM training
+   * steps before the diffusion model's train.steps, and its settings */
+  int mirror_steps, mirror_batch, mirror_width, mirror_depth, mirror_inv_width, mirror_inv_depth;
+  double mirror_alpha, mirror_lambda_cyc, mirror_lambda_constr, mirror_lambda_reg, mirror_sigma_max, mirror_lr,
+      mirror_ema;
   /* [sample] */
   int n_samples;
   char *sampler;       /* ddpm | ddim */
@@ -66,6 +71,8 @@ typedef struct {
   /* [constraint] raw data space; m == 0 means none */
   CfConstraint constraint;
   char *constraint_source; /* where it came from (preset name or file path) */
+  char *equations;     /* non-linear constraint: equations over the raw coordinates x0.., one per line
+                        * or ';'-separated ("" = none; excludes a matrix constraint) */
 } ConformConfig;
 
 typedef enum { CONFORM_KEY_INT, CONFORM_KEY_UINT64, CONFORM_KEY_DOUBLE, CONFORM_KEY_STRING, CONFORM_KEY_CHOICE } ConformKeyType;
@@ -95,6 +102,11 @@ gboolean conform_config_set_assignment(ConformConfig *cfg, const char *assignmen
 char *conform_config_get_string(const ConformConfig *cfg, const char *key);
 /* Loads a constraint file (validated later, against the data dimension). */
 gboolean conform_config_load_constraint(ConformConfig *cfg, const char *path, GError **error);
+/* Training steps of a run: train.steps, plus mirror.steps (the mirror maps
+ * first) for strategy mirror. */
+long conform_config_total_steps(const ConformConfig *cfg);
+/* The constraint acts (a matrix or equations). */
+gboolean conform_config_has_constraint(const ConformConfig *cfg);
 /* Cross-field checks (e.g. sampling steps <= T, strategy needs a constraint). */
 gboolean conform_config_validate(const ConformConfig *cfg, GError **error);
 

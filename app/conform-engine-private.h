@@ -4,15 +4,18 @@
 
 #include "conform-engine.h"
 #include "cgauss.h"
+#include "checkpoint.h"
 #include "conform-dual.h"
 #include "data.h"
 #include "ddpm.h"
 #include "dual.h"
+#include "expr.h"
+#include "namm.h"
 #include "optim.h"
 #include "vae.h"
 
 /* RNG streams, one per purpose, so extra draws in one never shift another. */
-enum { STREAM_DATA = 1, STREAM_REF, STREAM_INIT, STREAM_TRAIN, STREAM_SAMPLE, STREAM_METRIC };
+enum { STREAM_DATA = 1, STREAM_REF, STREAM_INIT, STREAM_TRAIN, STREAM_SAMPLE, STREAM_METRIC, STREAM_MIRROR };
 
 
 
@@ -33,6 +36,10 @@ typedef struct {
   int nx;
   CfCgauss out_raw, out_model;
   double *ax_raw, *ax_model;
+  /* constraint.equations instead of A x = b (m == 0 then): the equations
+   * over raw coordinates and rewritten for model space */
+  gboolean has_eq;
+  CfExprSet eq_raw, eq_model;
 } ConstraintSet;
 
 void cset_init(ConstraintSet *cs);
@@ -44,6 +51,17 @@ CfStatus cset_build(ConstraintSet *cs, const CfConstraint *raw, const CfNorm *no
 /* k (n x m) = b - A_x x for rows whose leading nx columns are the inputs
  * (row stride `stride`), in model or raw space. */
 void cset_out_k(const ConstraintSet *cs, gboolean model, const float *rows, int stride, int n, float *k);
+/* conform-mirror.c: equations in a ConstraintSet ("" or NULL: none). */
+gboolean cset_set_equations(ConstraintSet *cs, const char *text, int dim, const CfNorm *norm, GError **error);
+/* A matrix or equations. */
+gboolean cset_active(const ConstraintSet *cs);
+/* Per-sample violation of raw rows: ||A x - b||_2 and _inf, or for
+ * equations sum_j |r_j| and max_j |r_j| (either output may be NULL). */
+void cset_violation(const ConstraintSet *cs, const float *x, int n, double *l2, double *linf);
+/* eval.tolerance in absolute terms: relative to 1 + ||b||, or as is for equations. */
+double cset_tolerance(const ConstraintSet *cs, double tol_rel);
+/* Raw rows onto the equations (Gauss-Newton); returns rows that did not converge. */
+int cset_project_equations(ConstraintSet *cs, float *x, int n);
 /* y (n x ny) <- its Euclidean projection onto B y = k_i (k: n x m, or NULL
  * for b), in model or raw space. */
 CfStatus cset_out_project(ConstraintSet *cs, gboolean model, float *y, int n, const float *k, CfError *err);
@@ -101,7 +119,35 @@ struct ConformEngine {
   CfDdpmEval teacher;
   gboolean has_teacher;
   char *dual_warning;   /* the latest cap warning, or NULL */
+  /* Strategy mirror (conform-mirror.c): the maps train during steps
+   * 1 .. cfg.mirror_steps; then mtrain = g(train) (model space, train.n x
+   * dim) is what the diffusion model learns. */
+  CfNamm *namm;
+  CfRng rng_mirror;
+  float *namm_batch;
+  float *namm_good; /* params, EMA, Adam m, v of the maps at namm_good_step */
+  long namm_good_step, namm_good_t;
+  float *mtrain;
 };
+
+/* conform-mirror.c */
+gboolean engine_mirror_setup(ConformEngine *e, GError **error);
+CfStatus engine_mirror_constraint(ConformEngine *e, const ConstraintSet *cs, CfError *err);
+void engine_mirror_clear(ConformEngine *e);
+/* Still training the maps. */
+gboolean engine_mirror_phase(const ConformEngine *e);
+/* Steps of the diffusion model (the step count past the maps' steps). */
+long engine_model_step(const ConformEngine *e);
+/* One step of the maps (records it in *r); after the last, mtrain. On NaN
+ * the maps return to their last good state and a NUMERIC error says so. */
+gboolean engine_mirror_step(ConformEngine *e, ConformTrainRecord *r, GError **error);
+gboolean engine_mirror_map_data(ConformEngine *e, GError **error);
+/* Checkpoint arenas (4; 0 without mirror), header lines and loading. */
+int engine_mirror_arenas(const ConformEngine *e, CfCkptArena *out);
+char *engine_mirror_header(const ConformEngine *e);
+gboolean engine_mirror_load(ConformEngine *e, const CfCheckpoint *ck, const char *path, GError **error);
+/* A warning when the equations have no point where the data are, else NULL. */
+char *engine_equations_feasibility(ConformEngine *e);
 
 /* conform-dual.c: labelled-data filters (before normalisation) and the
  * primal-dual step. */
@@ -147,12 +193,15 @@ struct ConformSampler {
   float *class_centroid;
   gboolean vae;
   CfVae vmodel;     /* vae: an own copy (graphs and scratch are per model) */
+  CfNammEval *namm; /* strategy mirror: the inverse map f (EMA weights) */
   CfDataset ref; /* raw held-out reference, for the summary metrics */
   long step;
   double train_seconds;
 };
 
 gboolean core_error(GError **error, int code, const CfError *err);
+gboolean sampler_mirror_init(ConformSampler *s, const ConformEngine *e, GError **error);
+void sampler_mirror_clear(ConformSampler *s);
 /* A DDPM trained with cgauss (null-space training, constrained sampling). */
 gboolean ddpm_cgauss(const ConformConfig *cfg);
 /* The VAE's strategy is part of its training objective. */

@@ -29,6 +29,9 @@ cset_init(ConstraintSet *cs)
   cf_cgauss_init(&cs->out_raw);
   cf_cgauss_init(&cs->out_model);
   cs->ax_raw = cs->ax_model = NULL;
+  cs->has_eq = FALSE;
+  cf_expr_set_init(&cs->eq_raw);
+  cf_expr_set_init(&cs->eq_model);
 }
 
 void
@@ -43,6 +46,9 @@ cset_clear(ConstraintSet *cs)
   g_free(cs->ax_raw);
   g_free(cs->ax_model);
   cs->ax_raw = cs->ax_model = NULL;
+  cf_expr_set_clear(&cs->eq_raw);
+  cf_expr_set_clear(&cs->eq_model);
+  cs->has_eq = FALSE;
 }
 
 /* Splits c = [A_x | B] at column nx: the layer on [B | b] and A_x. */
@@ -266,6 +272,14 @@ apply_constraint(ConformEngine *e, const CfConstraint *reduced, GError **error)
   cset_init(&cs);
   if (cset_build(&cs, reduced, &e->norm, e->nx, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err);
+  if (!cset_set_equations(&cs, e->cfg.equations, e->dim, &e->norm, error)) {
+    cset_clear(&cs);
+    return FALSE;
+  }
+  if (engine_mirror_constraint(e, &cs, &err) != CF_OK) {
+    cset_clear(&cs);
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  }
   if ((e->vae && e->params && cf_vae_set_constraint(&e->vmodel, cs.model.m > 0 ? &cs.model : NULL, &err) != CF_OK) ||
       ddpm_training_constraint(e, &cs, &err) != CF_OK || engine_dual_constraint(e, &cs, &err) != CF_OK) {
     cset_clear(&cs);
@@ -400,6 +414,13 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
   g_autofree char *data_warnings = g_steal_pointer(&e->warnings);
   if (!setup_constraint(e, error))
     return NULL;
+  char *feas = engine_equations_feasibility(e);
+  if (feas) {
+    char *w = e->warnings ? g_strdup_printf("%s\n%s", e->warnings, feas) : g_strdup(feas);
+    g_free(e->warnings);
+    g_free(feas);
+    e->warnings = w;
+  }
   if (data_warnings) { /* the data's warnings first, then the constraint's */
     char *w = e->warnings ? g_strdup_printf("%s\n%s", data_warnings, e->warnings) : g_steal_pointer(&data_warnings);
     g_free(e->warnings);
@@ -456,7 +477,7 @@ conform_engine_new(const ConformConfig *cfg, GError **error)
     return g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "out of memory for the model"), NULL;
   if (cfg->init && cfg->init[0] && !init_from(e, cfg->init, error))
     return NULL;
-  if (!engine_dual_setup(e, error))
+  if (!engine_dual_setup(e, error) || !engine_mirror_setup(e, error))
     return NULL;
   if (e->ema)
     memcpy(e->ema, e->params->value, np * sizeof(float));
@@ -493,6 +514,7 @@ conform_engine_free(ConformEngine *e)
   g_free(e->cond);
   g_free(e->kbuf);
   engine_dual_clear(e);
+  engine_mirror_clear(e);
   if (e->records)
     g_array_unref(e->records);
   g_free(e);
@@ -516,6 +538,7 @@ int conform_engine_dim(const ConformEngine *e) { return e->dim; }
 long conform_engine_step(const ConformEngine *e) { return e->step; }
 const CfConstraint *conform_engine_constraint(const ConformEngine *e) { return &e->cs.raw; }
 const GArray *conform_engine_records(const ConformEngine *e) { return e->records; }
+gboolean conform_engine_mirror_phase(const ConformEngine *e) { return engine_mirror_phase(e); }
 const char *conform_engine_warnings(const ConformEngine *e) { return e->warnings; }
 
 const CfConstraintReport *
@@ -546,18 +569,36 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
       ok = FALSE;
       break;
     }
-    /* Minibatch drawn with replacement: inputs to cond, the rest to batch. */
+    if (engine_mirror_phase(e)) { /* strategy mirror: the maps first */
+      ConformTrainRecord r;
+      if (!engine_mirror_step(e, &r, error)) {
+        ok = FALSE;
+        break;
+      }
+      if (!engine_mirror_phase(e)) /* the diffusion model's last good state starts here */
+        remember_good(e);
+      if (e->step % RECORD_EVERY == 0 || k == n_steps - 1 || !engine_mirror_phase(e)) {
+        r.seconds = e->train_seconds + (double)(g_get_monotonic_time() - t0) / 1e6;
+        g_array_append_val(e->records, r);
+      }
+      if (progress_fn && (k % 50 == 0 || k == n_steps - 1))
+        progress_fn(cb_user, k + 1, n_steps);
+      continue;
+    }
+    /* Minibatch drawn with replacement: inputs to cond, the rest to batch
+     * (strategy mirror: from the mirror-space data). */
     const int nx = e->nx, ny = e->ny;
+    const float *src = e->mtrain ? e->mtrain : e->train.x;
     for (int i = 0; i < B; i++) {
       uint64_t r = cf_rng_below(&e->rng_train, (uint64_t)e->train.n);
-      const float *row = e->train.x + (size_t)r * dim;
+      const float *row = src + (size_t)r * dim;
       memcpy(e->batch + (size_t)i * ny, row + nx, sizeof(float) * ny);
       if (nx > 0)
         memcpy(e->cond + (size_t)i * nx, row, sizeof(float) * nx);
     }
     if (e->inject_nan_step == e->step + 1)
       params[0] = NAN;
-    float lr = cf_lr_at(&e->sched, e->step);
+    float lr = cf_lr_at(&e->sched, engine_model_step(e));
     float loss;
     if (e->vae) {
       double l;
@@ -608,8 +649,8 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
     if (e->step % GOOD_EVERY == 0)
       remember_good(e);
     if (e->step % RECORD_EVERY == 0 || k == n_steps - 1) {
-      ConformTrainRecord r = {e->step, loss, lr, (float)gn,
-                              e->train_seconds + (double)(g_get_monotonic_time() - t0) / 1e6, 0, {0}, {0}, {0}};
+      ConformTrainRecord r = {.step = e->step, .loss = loss, .lr = lr, .grad_norm = (float)gn,
+                              .seconds = e->train_seconds + (double)(g_get_monotonic_time() - t0) / 1e6};
       engine_dual_fill_record(e, &r);
       g_array_append_val(e->records, r);
     }
@@ -625,11 +666,12 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
 static char *
 checkpoint_header(const ConformEngine *e)
 {
+  g_autofree char *mirror = engine_mirror_header(e);
   return g_strdup_printf("model=%s\nlatent=%d\ndim=%d\nwidth=%d\ndepth=%d\ntemb_dim=%d\nT=%d\nschedule=%s\n"
-                         "step=%ld\nadam_t=%ld\ntrain_seconds=%.17g\nparams=%zu\n",
+                         "step=%ld\nadam_t=%ld\ntrain_seconds=%.17g\nparams=%zu\n%s",
                          e->vae ? "vae" : "ddpm", e->cfg.latent, e->dim, e->cfg.width, e->cfg.depth, e->cfg.temb_dim,
                          e->cfg.T, e->cfg.schedule, e->step,
-                         e->adam.t, e->train_seconds, e->params->total);
+                         e->adam.t, e->train_seconds, e->params->total, mirror);
 }
 
 /* samples.png (conform_image_samples_write_png): the image samples in a grid, 8 per row, 2x; with
@@ -640,11 +682,11 @@ write_sample_grid(ConformEngine *e, const char *dir, const float *samples, int n
 {
   const int size = e->cfg.image_size;
   g_autofree guint32 *border = NULL;
-  if (e->cfg.annotate && e->cs.raw.m > 0) {
+  if (e->cfg.annotate && cset_active(&e->cs)) {
     border = g_new(guint32, n);
     double *v = g_new(double, n);
-    cf_constraint_violation(&e->cs.raw, samples, n, v, NULL);
-    double tol = cf_violation_tolerance(e->cfg.tol_rel, e->cs.raw.b, e->cs.raw.m);
+    cset_violation(&e->cs, samples, n, v, NULL);
+    double tol = cset_tolerance(&e->cs, e->cfg.tol_rel);
     for (int i = 0; i < n; i++)
       border[i] = v[i] <= tol ? 0x009E73 : 0xD55E00; /* Okabe-Ito green / vermillion */
     g_free(v);
@@ -663,6 +705,9 @@ records_csv(const ConformEngine *e)
   GString *s = g_string_new("step,loss,lr,grad_norm,seconds");
   for (int i = 0; i < nd; i++)
     g_string_append_printf(s, ",lambda_%d,slack_%d,constraint_loss_%d", i, i, i);
+  /* strategy mirror: 1 for the maps' steps, and their loss terms */
+  if (e->namm)
+    g_string_append(s, ",namm,namm_cycle,namm_constraint,namm_reg");
   g_string_append_c(s, '\n');
   for (guint i = 0; i < e->records->len; i++) {
     const ConformTrainRecord *r = &g_array_index(e->records, ConformTrainRecord, i);
@@ -670,6 +715,9 @@ records_csv(const ConformEngine *e)
     for (int k = 0; k < nd; k++)
       g_string_append_printf(s, ",%.9g,%.9g,%.9g", k < r->n_dual ? r->lambda[k] : NAN, k < r->n_dual ? r->slack[k] : NAN,
                              k < r->n_dual ? r->closs[k] : NAN);
+    if (e->namm)
+      g_string_append_printf(s, ",%d,%.9g,%.9g,%.9g", r->namm, r->namm ? r->namm_cyc : NAN, r->namm ? r->namm_constr : NAN,
+                             r->namm ? r->namm_reg : NAN);
     g_string_append_c(s, '\n');
   }
   return s;
@@ -682,7 +730,7 @@ conform_engine_save(ConformEngine *e, const char *dir, const float *samples, int
   if (!conform_ensure_dir(dir, error))
     return FALSE;
   size_t np = e->params->total;
-  CfCkptArena arenas[7];
+  CfCkptArena arenas[11];
   int na = 0;
   arenas[na++] = (CfCkptArena){"params", np, e->params->value};
   if (e->ema)
@@ -691,6 +739,7 @@ conform_engine_save(ConformEngine *e, const char *dir, const float *samples, int
   arenas[na++] = (CfCkptArena){"adam.v", np, e->adam.v};
   arenas[na++] = (CfCkptArena){"norm.mean", (size_t)e->dim, e->norm.mean};
   arenas[na++] = (CfCkptArena){"norm.scale", (size_t)e->dim, e->norm.scale};
+  na += engine_mirror_arenas(e, arenas + na);
   g_autofree char *header = checkpoint_header(e);
   unsigned char *buf = NULL;
   size_t len = 0;
@@ -807,6 +856,12 @@ load_records(ConformEngine *e, const char *dir)
       p += u;
     }
     r.n_dual = nd;
+    if (!bad && e->namm) {
+      int u = 0;
+      bad = sscanf(p, ",%d,%f,%f,%f%n", &r.namm, &r.namm_cyc, &r.namm_constr, &r.namm_reg, &u) != 4 || r.namm < 0 ||
+            r.namm > 1;
+      p += u;
+    }
     if (!bad && *p != '\0')
       bad = TRUE;
     if (bad) {
@@ -953,6 +1008,7 @@ conform_engine_load(const char *dir, GError **error)
     e->adam.t = adam_t ? strtol(adam_t, NULL, 10) : e->step;
     e->train_seconds = secs ? g_ascii_strtod(secs, NULL) : 0;
     remember_good(e);
+    ok = ok && engine_mirror_load(e, &ck, ckpt_path, error);
     load_records(e, dir);
     if (e->dual_on && e->records->len > 0) { /* the multipliers continue */
       const ConformTrainRecord *r = &g_array_index(e->records, ConformTrainRecord, e->records->len - 1);
@@ -990,6 +1046,12 @@ conform_engine_set_live(ConformEngine *e, const char *key, const char *value, GE
                 "Reset", ddpm_cgauss(&e->cfg) ? "away from" : "to");
     return FALSE;
   }
+  if (!e->vae && g_strcmp0(key, "experiment.strategy") == 0 && (g_strcmp0(value, "mirror") == 0) != (e->namm != NULL)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "mirror trains the diffusion model in a learned mirror space: switching %s it applies after Reset",
+                e->namm ? "away from" : "to");
+    return FALSE;
+  }
   if (!e->vae && g_strcmp0(key, "experiment.strategy") == 0 && (g_strcmp0(value, "dual") == 0) != e->dual_on) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
                 "dual training changes the training batch and loss: switching %s it applies after Reset",
@@ -1021,6 +1083,17 @@ conform_engine_set_constraint(ConformEngine *e, const CfConstraint *c, const cha
 {
   /* Validate and build aside; the engine changes only when all succeeded. */
   const char *src = source ? source : "editor";
+  if (c && c->m > 0 && e->cs.has_eq) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "this experiment's constraint is constraint.equations; clear them (and Reset) to use a matrix");
+    return FALSE;
+  }
+  if ((!c || c->m == 0) && !e->cs.has_eq && e->namm) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "this diffusion model trains with 'mirror', which needs a constraint; Reset with strategy none to "
+                "drop it");
+    return FALSE;
+  }
   if ((!c || c->m == 0) &&
       ((e->vae && vae_strategy(e->cfg.strategy) >= CF_VAE_CONSTRAINED_LAYER) || ddpm_cgauss(&e->cfg))) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
@@ -1050,7 +1123,7 @@ conform_engine_set_constraint(ConformEngine *e, const CfConstraint *c, const cha
     CF_ASSERT(cf_constraint_copy(&e->cfg.constraint, c, NULL) == CF_OK);
   g_free(e->cfg.constraint_source);
   e->cfg.constraint_source = g_strdup(src);
-  if (e->cs.raw.m == 0 && g_strcmp0(e->cfg.strategy, "none") != 0) {
+  if (!cset_active(&e->cs) && g_strcmp0(e->cfg.strategy, "none") != 0) {
     g_free(e->cfg.strategy);
     e->cfg.strategy = g_strdup("none");
   }
@@ -1066,6 +1139,9 @@ conform_engine_set_constraint(ConformEngine *e, const CfConstraint *c, const cha
 char *
 conform_engine_constraint_summary(const ConformEngine *e)
 {
+  if (e->cs.has_eq)
+    return g_strdup_printf("%d equation%s · non-linear · distance sum |lhs - rhs| (raw data space)", e->cs.eq_raw.n_eq,
+                           e->cs.eq_raw.n_eq == 1 ? "" : "s");
   if (e->cfg.constraint.m == 0 || !e->has_report)
     return g_strdup("no constraint");
   const CfConstraintReport *r = &e->report;

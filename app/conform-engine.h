@@ -27,6 +27,11 @@ typedef struct {
    * threshold) and that mean loss; n_dual = 0 otherwise */
   int n_dual;
   float lambda[CONFORM_RECORD_DUAL_MAX], slack[CONFORM_RECORD_DUAL_MAX], closs[CONFORM_RECORD_DUAL_MAX];
+  /* strategy mirror: namm = 1 for a step of the mirror maps (loss, lr and
+   * grad_norm are theirs) with the loss terms: mean |cycle errors| / 2 each
+   * way, mean constraint distance of f(g(x) + sigma eps), mean |grad R| */
+  int namm;
+  float namm_cyc, namm_constr, namm_reg;
 } ConformTrainRecord;
 
 typedef struct {
@@ -99,6 +104,7 @@ typedef struct {
   float *raw;          /* n x dim, raw space, before post-hoc projection */
   double *viol;        /* n, ||A x - b||_2 of x (NULL without a constraint) */
   double *viol_raw;    /* n, of raw */
+  float *mirror;       /* strategy mirror: n x dim, the samples in mirror space (model units) before f */
   ConformSummary summary;
   /* Reverse trajectory of the first traj_n samples: (traj_steps + 1) x
    * traj_n x dim raw-space floats, x_T first; traj_t[k] is the time after
@@ -152,6 +158,8 @@ const char *conform_engine_dual_warning(const ConformEngine *e);
 /* The validated, reduced constraint in raw space (m == 0 without one). */
 const CfConstraint *conform_engine_constraint(const ConformEngine *e);
 const GArray *conform_engine_records(const ConformEngine *e); /* ConformTrainRecord */
+/* Strategy mirror: the mirror maps are still training (steps 1 .. mirror.steps). */
+gboolean conform_engine_mirror_phase(const ConformEngine *e);
 
 /* Runs n_steps training steps. On a non-finite loss or gradient it stops,
  * restores the parameters of the last step with a finite loss and returns

@@ -57,6 +57,16 @@ static const char *const superres[] = {
   "eval.max_n=1000", NULL,
 };
 
+/* mirror maps: the maps first (mirror.steps), then the diffusion model */
+static const char *const ring2d[] = {
+  "constraint.equations=x0^2 + x1^2 = 1", "train.steps=3000", "mirror.steps=3000", "sample.n=2000",
+  "sample.sampler=ddim", "sample.steps=100", NULL,
+};
+static const char *const shell3d[] = {
+  "constraint.equations=x0^2 + x1^2 + x2^2 = 1", "train.steps=3000", "mirror.steps=3000", "sample.n=2000",
+  "sample.sampler=ddim", "sample.steps=100", NULL,
+};
+
 static const ConformPreset presets[] = {
   {"gaussians", "gaussians", NULL, "8 Gaussian modes on a ring of radius 2 (no constraint; add one with --constraint)", toy2d},
   {"moons", "moons", NULL, "two interleaving half circles (no constraint)", toy2d},
@@ -85,6 +95,12 @@ static const ConformPreset presets[] = {
    "fine-tune a model pretrained without ankle boots (train.init) on ankle boots only; strategy dual keeps the old "
    "classes (teacher constraint)",
    finetune_images},
+  {"ring", "ring", NULL,
+   "points on the unit circle x0^2 + x1^2 = 1 (non-convex) in an uneven angular mixture: strategy mirror learns a "
+   "mirror map for it",
+   ring2d},
+  {"sphere-shell", "sphere-shell", NULL,
+   "points on the unit sphere in 3-D (x0^2 + x1^2 + x2^2 = 1), an uneven mixture of 4 caps", shell3d},
   {"fashion-superres", "fashion-superres", NULL,
    "Fashion-MNIST generated for a given 7 x 7 thumbnail: its 49 block means equal the thumbnail, k = thumbnail "
    "per sample", superres},

@@ -537,7 +537,7 @@ worker_main(gpointer data)
     if (busy) {
       /* A chunk of about CHUNK_SECONDS, sized from the measured speed. */
       long n = CLAMP((long)(w.sps * CHUNK_SECONDS), 1, 5000);
-      long target = conform_engine_config(w.engine)->steps, at = conform_engine_step(w.engine);
+      long target = conform_config_total_steps(conform_engine_config(w.engine)), at = conform_engine_step(w.engine);
       if (!w.training)
         n = MIN(n, w.steps_pending);
       else if (at < target)
@@ -572,7 +572,7 @@ worker_main(gpointer data)
         w.sample_preview = TRUE;
       }
       /* Reached the configured number of steps: pause and sample. */
-      if (w.training && conform_engine_step(w.engine) >= conform_engine_config(w.engine)->steps) {
+      if (w.training && conform_engine_step(w.engine) >= conform_config_total_steps(conform_engine_config(w.engine))) {
         w.training = FALSE;
         w.sample_n = MAX(w.sample_n, 0);
         w.sample_preview = FALSE;

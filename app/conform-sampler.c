@@ -61,6 +61,7 @@ conform_sampler_free(ConformSampler *s)
   } else {
     cf_ddpm_eval_clear(&s->eval);
   }
+  sampler_mirror_clear(s);
   cf_dataset_clear(&s->ref);
   g_free(s->train_img);
   g_free(s->class_centroid);
@@ -113,30 +114,42 @@ conform_engine_make_sampler(ConformEngine *e, GError **error)
   }
   if (cset_build(&s->cs, &e->cs.raw, &s->norm, e->nx, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_INPUT, &err), NULL;
+  if (!cset_set_equations(&s->cs, e->cfg.equations, e->dim, &s->norm, error) || !sampler_mirror_init(s, e, error))
+    return NULL;
   s->n_classes = e->n_classes;
   s->class_mask = e->class_mask;
   memcpy(s->class_pi, e->class_pi, sizeof s->class_pi);
   if (e->class_centroid)
     s->class_centroid = g_memdup2(e->class_centroid, sizeof(float) * (gsize)e->n_classes * e->dim);
-  conform_sampler_load(s, e->ema ? e->ema : e->params->value, e->step);
+  g_autofree float *snap = conform_engine_snapshot(e, &(gsize){0});
+  conform_sampler_load(s, snap, e->step);
   s->train_seconds = e->train_seconds;
   return g_steal_pointer(&s);
 }
 
+/* The model's parameters, then (strategy mirror) the maps' EMA weights. */
 float *
 conform_engine_snapshot(const ConformEngine *e, gsize *n)
 {
-  *n = e->params->total;
-  return g_memdup2(e->ema ? e->ema : e->params->value, *n * sizeof(float));
+  const size_t np = e->params->total, nm = e->namm ? e->namm->params.total : 0;
+  *n = np + nm;
+  float *a = g_new(float, *n);
+  memcpy(a, e->ema ? e->ema : e->params->value, np * sizeof(float));
+  if (nm)
+    memcpy(a + np, e->namm->ema, nm * sizeof(float));
+  return a;
 }
 
 void
 conform_sampler_load(ConformSampler *s, const float *arena, long step)
 {
-  if (s->vae)
+  if (s->vae) {
     memcpy(s->vmodel.params.value, arena, s->vmodel.params.total * sizeof(float));
-  else
+  } else {
     cf_ddpm_eval_load(&s->eval, arena);
+    if (s->namm)
+      cf_namm_eval_load(s->namm, arena + s->eval.params.total);
+  }
   s->step = step;
 }
 
@@ -155,6 +168,7 @@ sample_set_free_contents(ConformSampleSet *s)
   cf_free_aligned(s->raw);
   g_free(s->viol);
   g_free(s->viol_raw);
+  g_free(s->mirror);
   g_free(s->traj);
   g_free(s->traj_t);
   g_free(s->traj_viol_p50);
@@ -190,14 +204,14 @@ sample_set_new(int n, int dim, long step, const char *strategy, char *sampler)
 
 /* Per-sample ||A x - b|| of x and of raw (nothing without a constraint). */
 static void
-sample_set_violations(ConformSampleSet *r, const CfConstraint *c)
+sample_set_violations(ConformSampleSet *r, const ConstraintSet *cs)
 {
-  if (c->m == 0)
+  if (!cset_active(cs))
     return;
   r->viol = g_new(double, r->n);
   r->viol_raw = g_new(double, r->n);
-  cf_constraint_violation(c, r->x, r->n, r->viol, NULL);
-  cf_constraint_violation(c, r->raw, r->n, r->viol_raw, NULL);
+  cset_violation(cs, r->x, r->n, r->viol, NULL);
+  cset_violation(cs, r->raw, r->n, r->viol_raw, NULL);
 }
 
 /* Orthogonal projection in raw space, twice: the second pass removes the
@@ -251,6 +265,10 @@ join_rows(float *out, const float *x, int nx, const float *y, int ny, int n)
 static void
 project_rows_raw(ConstraintSet *cs, float *rows, int n, int dim)
 {
+  if (cs->has_eq) {
+    (void)cset_project_equations(cs, rows, n);
+    return;
+  }
   if (cs->nx == 0) {
     project_raw_exact(&cs->proj_raw, rows, n);
     return;
@@ -408,7 +426,7 @@ vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *st
   if (constrained)
     project_raw_exact(&s->cs.proj_raw, r->x, n);
   double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
-  sample_set_violations(r, &s->cs.raw);
+  sample_set_violations(r, &s->cs);
   sampler_evaluate(s, r->x, n, r->viol, !o->preview, -1, &r->summary);
   if (!o->preview)
     vae_metrics(&s->vmodel, &s->ref, &s->norm, s->cfg.seed, VAE_EVAL_MAX, VAE_IW_K, &r->summary);
@@ -433,12 +451,28 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   gboolean project_after = g_strcmp0(strategy, "projection") == 0;
   gboolean project_steps = g_strcmp0(strategy, "projected-sampling") == 0;
   gboolean cgauss = g_strcmp0(strategy, "cgauss") == 0;
+  gboolean mirror = g_strcmp0(strategy, "mirror") == 0;
   /* dual acts in training: its samples are the plain reverse chain */
-  if (!project_after && !project_steps && !cgauss && g_strcmp0(strategy, "none") != 0 &&
+  if (!project_after && !project_steps && !cgauss && !mirror && g_strcmp0(strategy, "none") != 0 &&
       g_strcmp0(strategy, "dual") != 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
                 "unknown strategy '%s'; valid strategies for a diffusion model: none, projection, projected-sampling, "
-                "cgauss, dual", strategy);
+                "cgauss, dual, mirror", strategy);
+    return NULL;
+  }
+  if (mirror != (s->namm != NULL)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                mirror ? "strategy 'mirror' samples a diffusion model trained in the learned mirror space; this one "
+                         "was trained with '%s' (train again with --strategy mirror)"
+                       : "this diffusion model was trained in a learned mirror space: it samples with mirror only, not "
+                         "'%s'",
+                mirror ? cfg->strategy : strategy);
+    return NULL;
+  }
+  if ((project_steps || cgauss) && s->cs.has_eq) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
+                "strategy '%s' needs a linear constraint A x = b; this experiment's constraint is a set of equations",
+                strategy);
     return NULL;
   }
   if (cgauss != ddpm_cgauss(cfg)) {
@@ -450,7 +484,7 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
                 cgauss ? cfg->strategy : strategy);
     return NULL;
   }
-  if ((project_after || project_steps || cgauss) && s->cs.raw.m == 0) {
+  if ((project_after || project_steps || cgauss) && !cset_active(&s->cs)) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE, "strategy '%s' needs a constraint; this experiment has none",
                 strategy);
     return NULL;
@@ -565,6 +599,12 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     core_error(error, st == CF_ERR_ABORTED ? CONFORM_ERROR_CANCELLED : CONFORM_ERROR_INPUT, &err);
     return NULL;
   }
+  if (mirror) { /* back from mirror space: x = f(y); the trajectory too */
+    r->mirror = g_memdup2(r->x, sizeof(float) * (gsize)n * dim);
+    cf_namm_eval_inverse(s->namm, r->x, n, r->x);
+    if (r->traj)
+      cf_namm_eval_inverse(s->namm, r->traj, (n_steps + 1) * traj_n, r->traj);
+  }
   cf_norm_invert(&s->norm, r->x, n);
   /* the given inputs verbatim (not through the normalisation and back), so
    * the final projection below uses exactly the held-out row's k */
@@ -584,14 +624,14 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     if (project_after) /* the last frame shows what the user gets */
       memcpy(r->traj + (size_t)n_steps * traj_n * dim, r->x, sizeof(float) * (size_t)traj_n * dim);
   }
-  sample_set_violations(r, &s->cs.raw);
-  if (s->cs.raw.m > 0) {
+  sample_set_violations(r, &s->cs);
+  if (cset_active(&s->cs)) {
     if (r->traj) {
       r->traj_viol_p50 = g_new(double, n_steps + 1);
       r->traj_viol_max = g_new(double, n_steps + 1);
       double *v = g_new(double, traj_n);
       for (int k = 0; k <= n_steps; k++) {
-        cf_constraint_violation(&s->cs.raw, r->traj + (size_t)k * traj_n * dim, traj_n, v, NULL);
+        cset_violation(&s->cs, r->traj + (size_t)k * traj_n * dim, traj_n, v, NULL);
         qsort(v, (size_t)traj_n, sizeof(double), cmp_double);
         r->traj_viol_p50[k] = v[traj_n / 2];
         r->traj_viol_max[k] = v[traj_n - 1];
@@ -623,7 +663,7 @@ conform_engine_sample(ConformEngine *e, const ConformSampleOptions *o, float **o
 /* Summary metrics of samples x (raw space); viol (may be NULL) holds the
  * per-sample violations when they are already computed. */
 static void
-evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDataset *ref, double train_seconds,
+evaluate_samples(const ConformConfig *cfg, const ConstraintSet *cs, const CfDataset *ref, double train_seconds,
                  const float *x, int n, const double *viol, gboolean with_quality, int cond_row, ConformSummary *s)
 {
   memset(s, 0, sizeof *s);
@@ -663,13 +703,13 @@ evaluate_samples(const ConformConfig *cfg, const CfConstraint *c, const CfDatase
     }
     s->cond_rmse = sqrt(se / ((double)n * (dim - nx)));
   }
-  if (c->m > 0) {
+  if (cset_active(cs)) {
     s->has_constraint = TRUE;
     double *l2 = g_new(double, n), *linf = g_new(double, n);
-    cf_constraint_violation(c, x, n, viol ? NULL : l2, linf);
+    cset_violation(cs, x, n, viol ? NULL : l2, linf);
     if (viol)
       memcpy(l2, viol, sizeof(double) * n);
-    cf_violation_stats(&s->viol, l2, n, cf_violation_tolerance(cfg->tol_rel, c->b, c->m));
+    cf_violation_stats(&s->viol, l2, n, cset_tolerance(cs, cfg->tol_rel));
     for (int i = 0; i < n; i++)
       s->viol_linf_max = MAX(s->viol_linf_max, linf[i]);
     g_free(l2);
@@ -713,7 +753,7 @@ static void
 sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, gboolean with_quality, int cond_row,
                  ConformSummary *out)
 {
-  evaluate_samples(&s->cfg, &s->cs.raw, &s->ref, s->train_seconds, x, n, viol, with_quality, cond_row, out);
+  evaluate_samples(&s->cfg, &s->cs, &s->ref, s->train_seconds, x, n, viol, with_quality, cond_row, out);
   out->fd_classifier = out->fd_floor = NAN;
   if (with_quality && s->train_img)
     image_metrics(s, x, n, out);
@@ -730,7 +770,7 @@ void
 conform_engine_evaluate_for(ConformEngine *e, const float *samples, int n, const ConformSampleOptions *o,
                             ConformSummary *s)
 {
-  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, samples, n, NULL, TRUE, cond_row_of(o), s);
+  evaluate_samples(&e->cfg, &e->cs, &e->ref, e->train_seconds, samples, n, NULL, TRUE, cond_row_of(o), s);
   s->fd_classifier = s->fd_floor = NAN;
   gboolean images = conform_image_source_is(e->cfg.data);
   if (e->vae || images) {
@@ -804,7 +844,7 @@ conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old)
   gboolean project = g_strcmp0(old->strategy, "projection") == 0;
   if (!old->raw || old->dim != e->dim || (!project && g_strcmp0(old->strategy, "none") != 0))
     return NULL;
-  if (project && e->cs.raw.m == 0)
+  if (project && !cset_active(&e->cs))
     return NULL;
   const int n = old->n, dim = old->dim;
   ConformSampleSet *r = sample_set_new(n, dim, old->step, old->strategy, g_strdup(old->sampler));
@@ -814,7 +854,7 @@ conform_engine_reproject(ConformEngine *e, const ConformSampleSet *old)
   memcpy(r->x, old->raw, sizeof(float) * (size_t)n * dim);
   if (project)
     project_rows_raw(&e->cs, r->x, n, dim);
-  sample_set_violations(r, &e->cs.raw);
-  evaluate_samples(&e->cfg, &e->cs.raw, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, -1, &r->summary);
+  sample_set_violations(r, &e->cs);
+  evaluate_samples(&e->cfg, &e->cs, &e->ref, e->train_seconds, r->x, n, r->viol, FALSE, -1, &r->summary);
   return r;
 }

@@ -131,6 +131,50 @@ round_sum_constrained(float *out, double *x, int n, double b)
   out[k] = (float)rest;
 }
 
+/* ring: points exactly on the unit circle x0^2 + x1^2 = 1 (a non-convex
+ * set) with an uneven angular mixture: angles N(mu_k, 0.25^2) at mu_k =
+ * 0, 2.2, 4.0 rad with weights 0.5, 0.3, 0.2; label = k, 3 classes. */
+static void
+gen_ring(CfDataset *d, CfRng *rng)
+{
+  static const double mu[3] = {0.0, 2.2, 4.0}, cum[3] = {0.5, 0.8, 1.0};
+  for (int i = 0; i < d->n; i++) {
+    int k = pick_component(rng, cum, 3);
+    double a = mu[k] + 0.25 * cf_rng_normal(rng);
+    d->x[2 * i] = (float)cos(a);
+    d->x[2 * i + 1] = (float)sin(a);
+    d->labels[i] = k;
+  }
+  d->n_classes = 3;
+}
+
+/* sphere-shell: points exactly on the unit sphere |x| = 1 in 3-D, a mixture
+ * of 4 caps: directions c_k + 0.3 N(0, I), normalised, with weights 0.4,
+ * 0.3, 0.2, 0.1 and c_k the vertices of a regular tetrahedron; label = k. */
+static void
+gen_sphere_shell(CfDataset *d, CfRng *rng)
+{
+  static const double c[4][3] = {{1, 1, 1}, {1, -1, -1}, {-1, 1, -1}, {-1, -1, 1}}, cum[4] = {0.4, 0.7, 0.9, 1.0};
+  for (int i = 0; i < d->n; i++) {
+    int k = pick_component(rng, cum, 4);
+    double v[3], nn = 0.0;
+    for (int j = 0; j < 3; j++) {
+      v[j] = c[k][j] / sqrt(3.0) + 0.3 * cf_rng_normal(rng);
+      nn += v[j] * v[j];
+    }
+    nn = sqrt(nn);
+    if (nn < 1e-9) { /* practically never: fall back to the cap's centre */
+      for (int j = 0; j < 3; j++)
+        v[j] = c[k][j] / sqrt(3.0);
+      nn = 1.0;
+    }
+    for (int j = 0; j < 3; j++)
+      d->x[3 * i + j] = (float)(v[j] / nn);
+    d->labels[i] = k;
+  }
+  d->n_classes = 4;
+}
+
 /* gaussians: 8 isotropic Gaussian modes with centres 2 (cos, sin)(2 pi k/8),
  * k = 0..7 (ring of radius 2), std 0.15 per coordinate, equal weights;
  * label = k, 8 classes. */
@@ -460,17 +504,19 @@ static const CfGeneratorInfo generator_info[] = {
   { "portfolio", PORTFOLIO_N, "10 portfolio weights from a 3-component Dirichlet mixture, summing to 1", true },
   { "cstr", 6, "stirred-tank reactor: 3 inputs (temperature, feeds), 3 outputs; 2 mass balances", true, 3 },
   { "plant", 9, "plant with 3 feeds and a recycle (4 inputs), 5 outputs; overall mass balance", true, 4 },
+  { "ring", 2, "points on the unit circle, uneven mixture of 3 angular bumps; labels = bump", false },
+  { "sphere-shell", 3, "points on the unit sphere in 3-D, uneven mixture of 4 caps; labels = cap", false },
   { NULL, 0, NULL, false },
 };
 
 static const GenFn generator_fn[] = {
   gen_gaussians, gen_moons, gen_checkerboard, gen_spiral,
   gen_simplex3d, gen_charge_neutral, gen_flow_network, gen_portfolio,
-  cf_gen_cstr, cf_gen_plant,
+  cf_gen_cstr, cf_gen_plant, gen_ring, gen_sphere_shell,
 };
 
 static const bool generator_labelled[] = {
-  true, true, false, true, true, true, true, true, false, false,
+  true, true, false, true, true, true, true, true, false, false, true, true,
 };
 
 #define N_GENERATORS ((int)(sizeof generator_fn / sizeof generator_fn[0]))

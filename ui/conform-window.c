@@ -246,7 +246,7 @@ update_status(ConformWindow *self)
   double secs = conform_run_get_train_seconds(r);
   g_free(self->status_text);
   self->status_text = g_strdup_printf("%s · step %ld of %d · %.0f steps/s · %.2f ms/step · %d:%02d elapsed · %d samples shown",
-                                      state, conform_run_get_step(r), conform_run_get_config(r)->steps, sps,
+                                      state, conform_run_get_step(r), (int)conform_config_total_steps(conform_run_get_config(r)), sps,
                                       sps > 0 ? 1000.0 / sps : 0.0, (int)secs / 60, (int)secs % 60, s ? s->n : 0);
   gtk_label_set_text(GTK_LABEL(self->status_label), self->status_text);
 }
@@ -648,7 +648,7 @@ train_toggle_action(GSimpleAction *a, GVariant *p, gpointer data)
   if (conform_run_get_state(self->run) == CONFORM_RUN_TRAINING) {
     conform_run_pause(self->run);
   } else {
-    if (conform_run_get_step(self->run) >= conform_run_get_config(self->run)->steps)
+    if (conform_run_get_step(self->run) >= conform_config_total_steps(conform_run_get_config(self->run)))
       conform_window_show_message_(self, "continuing past the configured number of steps (Pause to stop)", FALSE);
     conform_run_train(self->run);
   }
