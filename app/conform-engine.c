@@ -596,8 +596,10 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
       if (nx > 0)
         memcpy(e->cond + (size_t)i * nx, row, sizeof(float) * nx);
     }
-    if (e->inject_nan_step == e->step + 1)
+    if (e->inject_nan_step == e->step + 1) { /* one blow-up, as a real one */
       params[0] = NAN;
+      e->inject_nan_step = 0;
+    }
     float lr = cf_lr_at(&e->sched, engine_model_step(e));
     float loss;
     if (e->vae) {

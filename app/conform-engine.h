@@ -178,7 +178,7 @@ char *conform_engine_constraint_summary(const ConformEngine *e);
 float *conform_engine_copy_train_raw(const ConformEngine *e, int max_n, int *n);
 
 /* Fault injection for tests: poisons one parameter with NaN just before
- * training step `step` (1-based), as a numerical blow-up would. The CLI
+ * training step `step` (1-based, once), as a numerical blow-up would. The CLI
  * honours the environment variable CONFORM_DEBUG_NAN_STEP. */
 void conform_engine_debug_inject_nan(ConformEngine *e, long step);
 /* Copy of the live parameter arena (for tests); *n receives its length. */

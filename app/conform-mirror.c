@@ -331,8 +331,10 @@ engine_mirror_step(ConformEngine *e, ConformTrainRecord *r, GError **error)
     uint64_t k = cf_rng_below(&e->rng_mirror, (uint64_t)e->train.n);
     memcpy(e->namm_batch + (size_t)i * dim, e->train.x + (size_t)k * dim, sizeof(float) * dim);
   }
-  if (e->inject_nan_step == e->step + 1)
+  if (e->inject_nan_step == e->step + 1) {
     m->params.value[0] = NAN;
+    e->inject_nan_step = 0;
+  }
   CfNammLosses l;
   CfError err;
   CfStatus st = cf_namm_train_step(m, e->namm_batch, &e->rng_mirror, &l, &err);
@@ -340,7 +342,7 @@ engine_mirror_step(ConformEngine *e, ConformTrainRecord *r, GError **error)
     long bad = e->step + 1;
     namm_restore(e);
     g_set_error(error, CONFORM_ERROR, st == CF_ERR_NUMERIC ? CONFORM_ERROR_NUMERIC : CONFORM_ERROR_INPUT,
-                "mirror-map training stopped at step %ld: %s; restored the maps of step %ld (try a smaller mirror.lr)",
+                "mirror-map training stopped at step %ld (%s); the maps are back at step %ld (try a smaller mirror.lr)",
                 bad, err.msg, e->step);
     return FALSE;
   }
