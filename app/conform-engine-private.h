@@ -202,6 +202,9 @@ struct ConformSampler {
 gboolean core_error(GError **error, int code, const CfError *err);
 gboolean sampler_mirror_init(ConformSampler *s, const ConformEngine *e, GError **error);
 void sampler_mirror_clear(ConformSampler *s);
+/* Strategy mirror: r->mirror to raw units and, for 2-D data, the
+ * mirror-space view's data (ConformSampleSet). */
+void sampler_mirror_views(ConformSampler *s, ConformSampleSet *r);
 /* A DDPM trained with cgauss (null-space training, constrained sampling). */
 gboolean ddpm_cgauss(const ConformConfig *cfg);
 /* The VAE's strategy is part of its training objective. */

@@ -88,6 +88,9 @@ typedef struct {
   int condition_row;
 } ConformSampleOptions;
 
+#define CONFORM_MIRROR_GRID_LINES 17
+#define CONFORM_MIRROR_GRID_POINTS 64
+
 /* The cheap held-out VAE metrics of previews (explicit samples: 500 rows, K = 50). */
 #define CONFORM_VAE_PREVIEW_N 200
 #define CONFORM_VAE_PREVIEW_K 10
@@ -104,7 +107,20 @@ typedef struct {
   float *raw;          /* n x dim, raw space, before post-hoc projection */
   double *viol;        /* n, ||A x - b||_2 of x (NULL without a constraint) */
   double *viol_raw;    /* n, of raw */
-  float *mirror;       /* strategy mirror: n x dim, the samples in mirror space (model units) before f */
+  float *mirror;       /* strategy mirror: n x dim, the samples in mirror space before f (raw units: the
+                        * mirror coordinates through the data's normalisation, so g = identity would
+                        * leave points where they are) */
+  /* Strategy mirror on 2-D data: the maps for the mirror-space view, raw
+   * units as above. mirror_ref: n_mirror_ref x 2, g of held-out data.
+   * A grid of CONFORM_MIRROR_GRID_LINES lines per direction, each sampled at
+   * CONFORM_MIRROR_GRID_POINTS points (horizontal lines first, then vertical,
+   * each line's points in order), over box_data = {x0 min, x0 max, x1 min,
+   * x1 max} (the held-out data's box, widened 10%) and mapped by g:
+   * grid_g; the same over box_mirror (the box of mirror_ref) mapped by f
+   * back to data space: grid_f. NULL otherwise. */
+  int n_mirror_ref;
+  float *mirror_ref, *grid_g, *grid_f;
+  float box_data[4], box_mirror[4];
   ConformSummary summary;
   /* Reverse trajectory of the first traj_n samples: (traj_steps + 1) x
    * traj_n x dim raw-space floats, x_T first; traj_t[k] is the time after

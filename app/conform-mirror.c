@@ -435,3 +435,75 @@ sampler_mirror_clear(ConformSampler *s)
     s->namm = NULL;
   }
 }
+
+/* The regular grid over box {x0 lo, hi, x1 lo, hi}: GRID_LINES horizontal
+ * lines, then GRID_LINES vertical ones, GRID_POINTS points each. */
+static void
+grid_lines(const float *box, float *out)
+{
+  const int L = CONFORM_MIRROR_GRID_LINES, P = CONFORM_MIRROR_GRID_POINTS;
+  for (int dir = 0; dir < 2; dir++)
+    for (int l = 0; l < L; l++)
+      for (int p = 0; p < P; p++) {
+        float a = (float)l / (L - 1), t = (float)p / (P - 1);
+        float *o = out + ((size_t)(dir * L + l) * P + p) * 2;
+        /* dir 0: x1 fixed (horizontal), x0 runs; dir 1: x0 fixed */
+        float u = dir == 0 ? t : a, v = dir == 0 ? a : t;
+        o[0] = box[0] + u * (box[1] - box[0]);
+        o[1] = box[2] + v * (box[3] - box[2]);
+      }
+}
+
+static void
+box_of(const float *x, int n, float *box)
+{
+  box[0] = box[2] = INFINITY;
+  box[1] = box[3] = -INFINITY;
+  for (int i = 0; i < n; i++)
+    for (int c = 0; c < 2; c++) {
+      float v = x[2 * i + c];
+      if (!isfinite(v))
+        continue;
+      box[2 * c] = fminf(box[2 * c], v);
+      box[2 * c + 1] = fmaxf(box[2 * c + 1], v);
+    }
+  for (int c = 0; c < 2; c++) {
+    if (!(box[2 * c] <= box[2 * c + 1])) {
+      box[2 * c] = -1.0f;
+      box[2 * c + 1] = 1.0f;
+    }
+    float w = 0.1f * (box[2 * c + 1] - box[2 * c]) + 1e-3f;
+    box[2 * c] -= w;
+    box[2 * c + 1] += w;
+  }
+}
+
+void
+sampler_mirror_views(ConformSampler *s, ConformSampleSet *r)
+{
+  if (!s->namm)
+    return;
+  /* samples in mirror space: model units -> raw units */
+  if (r->mirror)
+    cf_norm_invert(&s->norm, r->mirror, r->n);
+  if (s->dim != 2)
+    return;
+  const int n = MIN(s->ref.n, 2000), G = 2 * CONFORM_MIRROR_GRID_LINES * CONFORM_MIRROR_GRID_POINTS;
+  r->n_mirror_ref = n;
+  r->mirror_ref = g_memdup2(s->ref.x, sizeof(float) * 2 * (gsize)n);
+  box_of(r->mirror_ref, n, r->box_data);
+  cf_norm_apply(&s->norm, r->mirror_ref, n);
+  cf_namm_eval_forward(s->namm, r->mirror_ref, n, r->mirror_ref);
+  cf_norm_invert(&s->norm, r->mirror_ref, n);
+  box_of(r->mirror_ref, n, r->box_mirror);
+  r->grid_g = g_new(float, 2 * (gsize)G);
+  grid_lines(r->box_data, r->grid_g);
+  cf_norm_apply(&s->norm, r->grid_g, G);
+  cf_namm_eval_forward(s->namm, r->grid_g, G, r->grid_g);
+  cf_norm_invert(&s->norm, r->grid_g, G);
+  r->grid_f = g_new(float, 2 * (gsize)G);
+  grid_lines(r->box_mirror, r->grid_f);
+  cf_norm_apply(&s->norm, r->grid_f, G);
+  cf_namm_eval_inverse(s->namm, r->grid_f, G, r->grid_f);
+  cf_norm_invert(&s->norm, r->grid_f, G);
+}

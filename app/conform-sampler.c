@@ -169,6 +169,9 @@ sample_set_free_contents(ConformSampleSet *s)
   g_free(s->viol);
   g_free(s->viol_raw);
   g_free(s->mirror);
+  g_free(s->mirror_ref);
+  g_free(s->grid_g);
+  g_free(s->grid_f);
   g_free(s->traj);
   g_free(s->traj_t);
   g_free(s->traj_viol_p50);
@@ -606,6 +609,8 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
       cf_namm_eval_inverse(s->namm, r->traj, (n_steps + 1) * traj_n, r->traj);
   }
   cf_norm_invert(&s->norm, r->x, n);
+  if (mirror)
+    sampler_mirror_views(s, r);
   /* the given inputs verbatim (not through the normalisation and back), so
    * the final projection below uses exactly the held-out row's k */
   for (int i = 0; i < n && nx > 0; i++)
