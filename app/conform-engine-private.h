@@ -205,6 +205,10 @@ void sampler_mirror_clear(ConformSampler *s);
 /* Strategy mirror: r->mirror to raw units and, for 2-D data, the
  * mirror-space view's data (ConformSampleSet). */
 void sampler_mirror_views(ConformSampler *s, ConformSampleSet *r);
+/* While the maps train (no diffusion model yet): x (n x dim, model space) =
+ * f(g(x_ref) + sigma eps) of held-out rows, sigma ~ U(0, mirror.sigma_max),
+ * what the maps' constraint term measures. */
+void sampler_mirror_noisy_cycle(ConformSampler *s, float *x, int n, CfRng *rng);
 /* A DDPM trained with cgauss (null-space training, constrained sampling). */
 gboolean ddpm_cgauss(const ConformConfig *cfg);
 /* The VAE's strategy is part of its training objective. */

@@ -507,3 +507,20 @@ sampler_mirror_views(ConformSampler *s, ConformSampleSet *r)
   cf_namm_eval_inverse(s->namm, r->grid_f, G, r->grid_f);
   cf_norm_invert(&s->norm, r->grid_f, G);
 }
+
+void
+sampler_mirror_noisy_cycle(ConformSampler *s, float *x, int n, CfRng *rng)
+{
+  const int dim = s->dim;
+  const float sigma_max = (float)s->cfg.mirror_sigma_max;
+  for (int i = 0; i < n; i++)
+    memcpy(x + (gsize)i * dim, s->ref.x + (gsize)(i % s->ref.n) * dim, sizeof(float) * dim);
+  cf_norm_apply(&s->norm, x, n);
+  cf_namm_eval_forward(s->namm, x, n, x);
+  for (int i = 0; i < n; i++) {
+    float sigma = sigma_max * (float)cf_rng_uniform(rng);
+    for (int c = 0; c < dim; c++)
+      x[(gsize)i * dim + c] += sigma * (float)cf_rng_normal(rng);
+  }
+  cf_namm_eval_inverse(s->namm, x, n, x);
+}

@@ -440,6 +440,29 @@ vae_sampler_run(ConformSampler *s, const ConformSampleOptions *o, const char *st
   return r;
 }
 
+/* Strategy mirror before the diffusion model trains: what the maps do to
+ * noisy mirror-space points of held-out data (labelled as such). */
+static ConformSampleSet *
+mirror_maps_preview(ConformSampler *s, const ConformSampleOptions *o)
+{
+  ConformSampleSet *r = sample_set_new(o->n, s->dim, s->step, "mirror",
+                                       g_strdup_printf("maps-phase f(g(x) + σε), σ ≤ %g,",
+                                                       s->cfg.mirror_sigma_max));
+  if (!r)
+    return NULL;
+  CfRng rng;
+  cf_rng_seed_stream(&rng, o->use_seed ? o->seed : s->cfg.seed, STREAM_SAMPLE);
+  gint64 t0 = g_get_monotonic_time();
+  sampler_mirror_noisy_cycle(s, r->x, o->n, &rng);
+  cf_norm_invert(&s->norm, r->x, o->n);
+  memcpy(r->raw, r->x, sizeof(float) * (size_t)o->n * s->dim);
+  sampler_mirror_views(s, r);
+  sample_set_violations(r, &s->cs);
+  sampler_evaluate(s, r->x, o->n, r->viol, !o->preview, -1, &r->summary);
+  r->summary.sample_seconds = (double)(g_get_monotonic_time() - t0) / 1e6;
+  return r;
+}
+
 ConformSampleSet *
 conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n, CfAbortFn abort_fn,
                     CfProgressFn progress_fn, void *cb_user, GError **error)
@@ -513,6 +536,8 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     return NULL;
   }
   const int n = o->n, dim = s->dim, nx = s->nx, ny = dim - nx, m = s->cs.model.m;
+  if (mirror && s->step < cfg->mirror_steps)
+    return mirror_maps_preview(s, o);
   traj_n = CLAMP(traj_n, 0, n);
   ConformSampleSet *r = sample_set_new(n, dim, s->step, strategy,
                                        g_strdup_printf("%s %d", sc.kind == CF_SAMPLER_DDIM ? "ddim" : "ddpm", n_steps));

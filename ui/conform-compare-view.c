@@ -11,7 +11,7 @@
 
 /* Colours follow the window's strategy order, so a strategy has the same
  * colour in the Explore histogram and here. */
-static const char *const colour_order[] = {"none", "projection", "projected-sampling", "constrained-layer", "cgauss", "dual",
+static const char *const colour_order[] = {"none", "projection", "projected-sampling", "constrained-layer", "cgauss", "dual", "mirror",
                                            NULL};
 
 typedef struct {

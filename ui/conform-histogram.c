@@ -38,6 +38,7 @@ struct _ConformHistogram {
   int dmin, dmax; /* shared range [10^dmin, 10^dmax) */
   int bpd;        /* displayed bins per decade */
   int n_bins;
+  char *x_title; /* NULL: ‖A x − b‖₂ */
 };
 
 G_DEFINE_FINAL_TYPE(ConformHistogram, conform_histogram, GTK_TYPE_WIDGET)
@@ -641,7 +642,7 @@ draw_labels(ConformHistogram *self, cairo_t *cr, const Layout *L, const GdkRGBA 
     cairo_show_text(cr, buf);
   }
 
-  const char *xtitle = "‖A x − b‖₂";
+  const char *xtitle = self->x_title ? self->x_title : "‖A x − b‖₂";
   cairo_text_extents(cr, xtitle, &e);
   cairo_move_to(cr, a->x0 + a->w / 2 - e.x_advance / 2, a->y0 + a->h + 28);
   cairo_show_text(cr, xtitle);
@@ -696,6 +697,7 @@ conform_histogram_finalize(GObject *object)
   ConformHistogram *self = CONFORM_HISTOGRAM(object);
   for (int i = 0; i < MAX_SERIES; i++)
     g_clear_pointer(&self->series[i], hist_series_free);
+  g_free(self->x_title);
   G_OBJECT_CLASS(conform_histogram_parent_class)->finalize(object);
 }
 
@@ -953,4 +955,13 @@ conform_histogram_export_png(ConformHistogram *self, const char *path, int width
   g_return_val_if_fail(path != NULL, FALSE);
   g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
   return conform_export_png(draw_func, self, width, height, conform_palette_is_dark(GTK_WIDGET(self)), path, error);
+}
+
+void
+conform_histogram_set_x_title(ConformHistogram *self, const char *title)
+{
+  g_return_if_fail(CONFORM_IS_HISTOGRAM(self));
+  g_free(self->x_title);
+  self->x_title = g_strdup(title);
+  gtk_widget_queue_draw(GTK_WIDGET(self));
 }

@@ -37,6 +37,8 @@ void conform_histogram_set_x_range(ConformHistogram *self, double lo, double hi)
 /* Tolerance: dashed marker labelled "tol 1e-4"; values <= tol count as
  * satisfied. NAN (the default) or a negative value removes it. */
 void conform_histogram_set_tolerance(ConformHistogram *self, double tol);
+/* Title of the value axis (NULL: "‖A x − b‖₂"). */
+void conform_histogram_set_x_title(ConformHistogram *self, const char *title);
 double conform_histogram_get_tolerance(ConformHistogram *self);
 
 /* Number of series currently set. */

@@ -43,6 +43,10 @@ struct _ConformWindow {
   /* strategy dual: lambda_i and slack_i per constraint over steps */
   GtkWidget *dual_curves, *lr_box;
   int dual_lambda[8], dual_slack[8], n_dual_series;
+  /* strategy mirror: the maps' loss terms over their phase */
+  GtkWidget *namm_curves;
+  gboolean namm_on;
+  int namm_cyc, namm_constr, namm_reg;
   GtkWidget *compare;    /* ConformCompareView (the Compare tab) */
   int compare_page;
   GtkWidget *bg_check, *arrows_check, *logy_check, *smoothing;

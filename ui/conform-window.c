@@ -20,7 +20,7 @@
 #include "conform-presets.h"
 #include "conform-scatter.h"
 
-static const char *const strategies[] = {"none", "projection", "projected-sampling", "constrained-layer", "cgauss", "dual",
+static const char *const strategies[] = {"none", "projection", "projected-sampling", "constrained-layer", "cgauss", "dual", "mirror",
                                          NULL};
 
 
@@ -220,10 +220,29 @@ setup_dual_curves(ConformWindow *self, const ConformConfig *cfg)
     self->n_dual_series = n;
   }
   gtk_widget_set_visible(self->dual_curves, self->n_dual_series > 0);
-  /* dual runs show the multipliers where the learning rate was, and where
-   * the violation curves were when there is no constraint */
-  gtk_widget_set_visible(self->lr, self->n_dual_series == 0);
-  gtk_widget_set_visible(self->violation, self->n_dual_series == 0 || cfg->constraint.m > 0);
+  /* mirror runs: the mirror maps' loss terms over their phase */
+  if (self->namm_curves)
+    gtk_box_remove(GTK_BOX(self->lr_box), self->namm_curves);
+  self->namm_curves = conform_curves_new();
+  ConformCurves *nc = CONFORM_CURVES(self->namm_curves);
+  conform_curves_set_title(nc, "mirror maps: loss terms (steps 1 .. mirror.steps), then the diffusion model");
+  conform_curves_set_x_label(nc, "step");
+  conform_curves_set_log_y(nc, TRUE);
+  gtk_widget_set_vexpand(self->namm_curves, TRUE);
+  gtk_widget_set_tooltip_text(self->namm_curves,
+                              "Strategy mirror trains the maps first: cycle = (|f(g(x)) − x| + |g(f(y)) − y|) / 2, "
+                              "constraint = mean distance of f(g(x) + σε) to the set, regulariser = mean |∇R(x)|. "
+                              "The diffusion model's loss follows in the loss plot.");
+  gtk_box_append(GTK_BOX(self->lr_box), self->namm_curves);
+  self->namm_on = g_strcmp0(cfg->strategy, "mirror") == 0;
+  self->namm_cyc = conform_curves_add_series(nc, "cycle", 0);
+  self->namm_constr = conform_curves_add_series(nc, "constraint", 1);
+  self->namm_reg = conform_curves_add_series(nc, "regulariser", 2);
+  gtk_widget_set_visible(self->namm_curves, self->namm_on);
+  /* dual and mirror runs show their curves where the learning rate was, and
+   * dual where the violation curves were when there is no constraint */
+  gtk_widget_set_visible(self->lr, self->n_dual_series == 0 && !self->namm_on);
+  gtk_widget_set_visible(self->violation, self->n_dual_series == 0 || conform_config_has_constraint(cfg));
 }
 
 /* ---- status ------------------------------------------------------------------- */
@@ -284,16 +303,22 @@ show_constraint(ConformWindow *self)
   conform_scatter_set_constraint(CONFORM_SCATTER(self->traj_scatter), c->A, c->b, c->m, dim);
   conform_constraint_editor_set_constraint(CONFORM_CONSTRAINT_EDITOR(self->editor), c);
   gtk_label_set_text(GTK_LABEL(self->constraint_summary), conform_run_get_constraint_summary(self->run));
-  gtk_label_set_text(GTK_LABEL(self->space_label),
-                     c->m > 0 ? "A x = b in raw data space" : "no constraint");
+  const ConformConfig *cfg = conform_run_get_config(self->run);
+  gboolean eq = cfg->equations && cfg->equations[0];
+  gtk_label_set_text(GTK_LABEL(self->space_label), c->m > 0 ? "A x = b in raw data space"
+                                                   : eq   ? "equations in raw data space"
+                                                          : "no constraint");
+  conform_histogram_set_x_title(CONFORM_HISTOGRAM(self->histogram), eq ? "distance Σ|lhs − rhs|" : NULL);
+  conform_curves_set_title(CONFORM_CURVES(self->violation),
+                           eq ? "violation: distance Σ|lhs − rhs|" : "violation ||A x - b||");
   gtk_label_set_markup(GTK_LABEL(self->hist_title),
-                       c->m > 0 ? "<b>Violation histogram</b>"
+                       c->m > 0 || eq ? "<b>Violation histogram</b>"
                                 : "<b>Violation histogram</b>  <span alpha='60%'>no constraint: add one in the "
                                   "Constraint tab</span>");
   gtk_widget_set_tooltip_text(self->space_label,
                               "Constraints are expressed in raw data space; the model trains on standardised data "
                               "and the constraint is mapped exactly: (A diag(s)) u = b - A m.");
-  double tol = 0;
+  double tol = eq ? cfg->tol_rel : 0;
   if (c->m > 0) {
     double nb = 0;
     for (int i = 0; i < c->m; i++)
@@ -363,8 +388,8 @@ push_records(ConformWindow *self)
     for (guint i = 0; i < n; i++) {
       const ConformTrainRecord *r = &g_array_index(rec, ConformTrainRecord, first + i);
       x[i] = (double)r->step;
-      y[i] = r->loss;
-      lr[i] = r->lr;
+      y[i] = r->namm ? NAN : r->loss; /* the maps' steps go to their own plot */
+      lr[i] = r->namm ? NAN : r->lr;
     }
     conform_curves_append_many(CONFORM_CURVES(self->loss), self->loss_series, x, y, (int)n);
     conform_curves_append_many(CONFORM_CURVES(self->lr), self->lr_series, x, lr, (int)n);
@@ -376,6 +401,16 @@ push_records(ConformWindow *self)
       }
       conform_curves_append_many(CONFORM_CURVES(self->dual_curves), self->dual_lambda[k], x, y, (int)n);
       conform_curves_append_many(CONFORM_CURVES(self->dual_curves), self->dual_slack[k], x, lr, (int)n);
+    }
+    if (self->namm_on) {
+      const int series[3] = {self->namm_cyc, self->namm_constr, self->namm_reg};
+      for (int k = 0; k < 3; k++) {
+        for (guint i = 0; i < n; i++) {
+          const ConformTrainRecord *r = &g_array_index(rec, ConformTrainRecord, first + i);
+          y[i] = !r->namm ? NAN : k == 0 ? r->namm_cyc : k == 1 ? r->namm_constr : r->namm_reg;
+        }
+        conform_curves_append_many(CONFORM_CURVES(self->namm_curves), series[k], x, y, (int)n);
+      }
     }
     if (self->n_dual_series > 0)
       render_shares(self); /* the predicted shares follow the multipliers */
@@ -1443,6 +1478,7 @@ conform_window_get_view(ConformWindow *self, const char *name)
   if (g_str_equal(name, "lr")) return self->lr;
   if (g_str_equal(name, "vae-curves")) return self->vae_curves;
   if (g_str_equal(name, "dual-curves")) return self->dual_curves;
+  if (g_str_equal(name, "namm-curves")) return self->namm_curves;
   if (g_str_equal(name, "shares")) return self->shares;
   if (g_str_equal(name, "shares-pane")) return self->shares_pane;
   if (g_str_equal(name, "shares-info")) return self->shares_info;

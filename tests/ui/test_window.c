@@ -273,6 +273,26 @@ test_class_shares(void)
   close_window(v);
 }
 
+/* Chooses `strategy` in the header and applies it with Reset. */
+static void
+reset_with_strategy(ConformWindow *w, const char *strategy)
+{
+  GtkDropDown *dd = GTK_DROP_DOWN(conform_window_get_view(w, "strategy"));
+  GtkStringList *model = GTK_STRING_LIST(gtk_drop_down_get_model(dd));
+  guint at = G_MAXUINT;
+  for (guint i = 0; i < g_list_model_get_n_items(G_LIST_MODEL(model)); i++)
+    if (g_strcmp0(gtk_string_list_get_string(model, i), strategy) == 0)
+      at = i;
+  g_assert_cmpuint(at, !=, G_MAXUINT);
+  gtk_drop_down_set_selected(dd, at);
+  drain();
+  gtk_widget_activate_action(GTK_WIDGET(w), "win.reset", NULL);
+  WAIT_UNTIL(conform_window_get_run(w) &&
+                 g_strcmp0(conform_run_get_config(conform_window_get_run(w))->strategy, strategy) == 0 &&
+                 conform_run_get_state(conform_window_get_run(w)) == CONFORM_RUN_PAUSED,
+             "run with the new strategy ready");
+}
+
 /* Strategy dual on mixture-minority: chosen in the header and applied by
  * Reset; while it trains, the dual-variables plot follows one multiplier
  * and one slack per class constraint, and the class-share chart shows the
@@ -284,19 +304,7 @@ test_dual(void)
   GtkWidget *dual_curves = conform_window_get_view(w, "dual-curves");
   g_assert_false(gtk_widget_get_visible(dual_curves));
   g_assert_true(gtk_widget_get_visible(conform_window_get_view(w, "lr")));
-  GtkDropDown *dd = GTK_DROP_DOWN(conform_window_get_view(w, "strategy"));
-  GtkStringList *model = GTK_STRING_LIST(gtk_drop_down_get_model(dd));
-  guint dual = G_MAXUINT;
-  for (guint i = 0; i < g_list_model_get_n_items(G_LIST_MODEL(model)); i++)
-    if (g_strcmp0(gtk_string_list_get_string(model, i), "dual") == 0)
-      dual = i;
-  g_assert_cmpuint(dual, !=, G_MAXUINT);
-  gtk_drop_down_set_selected(dd, dual);
-  drain();
-  gtk_widget_activate_action(GTK_WIDGET(w), "win.reset", NULL);
-  WAIT_UNTIL(conform_window_get_run(w) && g_strcmp0(conform_run_get_config(conform_window_get_run(w))->strategy, "dual") == 0 &&
-                 conform_run_get_state(conform_window_get_run(w)) == CONFORM_RUN_PAUSED,
-             "dual run ready");
+  reset_with_strategy(w, "dual");
   ConformRun *run = conform_window_get_run(w);
   dual_curves = conform_window_get_view(w, "dual-curves");
   g_assert_true(gtk_widget_get_visible(dual_curves));
@@ -327,6 +335,35 @@ test_dual(void)
   close_window(w);
 }
 
+/* Strategy mirror on ring: the maps' loss terms go to their own plot (in
+ * place of the learning rate) during their phase, the diffusion model's
+ * loss only after it; samples come back onto the circle. */
+static void
+test_mirror(void)
+{
+  ConformWindow *w = open_window("ring");
+  g_assert_false(gtk_widget_get_visible(conform_window_get_view(w, "namm-curves")));
+  reset_with_strategy(w, "mirror");
+  ConformRun *run = conform_window_get_run(w);
+  GtkWidget *nc = conform_window_get_view(w, "namm-curves");
+  g_assert_true(gtk_widget_get_visible(nc));
+  g_assert_false(gtk_widget_get_visible(conform_window_get_view(w, "lr")));
+  g_assert_cmpint(conform_curves_get_n_series(CONFORM_CURVES(nc)), ==, 3);
+  gtk_widget_activate_action(GTK_WIDGET(w), "win.train-toggle", NULL);
+  WAIT_UNTIL(conform_run_get_step(run) >= 500, "500 steps of the maps");
+  gtk_widget_activate_action(GTK_WIDGET(w), "win.train-toggle", NULL);
+  WAIT_UNTIL(conform_run_get_state(run) == CONFORM_RUN_PAUSED, "paused");
+  drain();
+  g_assert_cmpint(conform_curves_get_n_points(CONFORM_CURVES(nc), 1), >, 10);
+  /* no diffusion loss yet: every record so far belongs to the maps */
+  double lo, hi;
+  g_assert_false(conform_curves_get_y_extent(CONFORM_CURVES(conform_window_get_view(w, "loss")), 0, &lo, &hi));
+  g_assert_true(conform_curves_get_y_extent(CONFORM_CURVES(nc), 1, &lo, &hi));
+  g_assert_true(g_str_has_prefix(conform_run_get_constraint_summary(run), "1 equation"));
+  screenshot(GTK_WIDGET(w), "window-mirror.png");
+  close_window(w);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -341,6 +378,7 @@ main(int argc, char **argv)
   g_test_add_func("/window/views-other-dims", test_views_other_dims);
   g_test_add_func("/window/class-shares", test_class_shares);
   g_test_add_func("/window/dual", test_dual);
+  g_test_add_func("/window/mirror", test_mirror);
   int rc = g_test_run();
   g_object_unref(app);
   return rc;
