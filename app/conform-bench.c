@@ -13,6 +13,8 @@
 #include "cgauss.h"
 #include "constraint.h"
 #include "ddpm.h"
+#include "expr.h"
+#include "namm.h"
 #include "optim.h"
 #include "rng.h"
 
@@ -337,9 +339,57 @@ bench_cgauss(Bench *b, const char *name, int n, int m, int B, gboolean sum)
   g_free(bb);
 }
 
+/* namm-train: cf_namm_bench_config() (2-D, batch 256) with the ring
+ * constraint x0^2 + x1^2 = 1 on points of the unit circle. */
+static void
+bench_namm_train(Bench *b)
+{
+  rss_reset();
+  CfNammConfig c = cf_namm_bench_config();
+  CfNamm m;
+  CfExprSet s;
+  CfError err;
+  const char *ring = "x0^2 + x1^2 = 1";
+  if (cf_expr_parse(&s, ring, strlen(ring), 2, &err) != CF_OK || cf_namm_init(&m, &c, &err) != CF_OK) {
+    fprintf(stderr, "conform bench: %s\n", err.msg);
+    return;
+  }
+  CfRng rng;
+  cf_rng_seed(&rng, 4);
+  cf_namm_randomize(&m, &rng);
+  CfNammConstraint con = {.expr = &s};
+  CF_ASSERT(cf_namm_prepare_train(&m, c.batch, &con, &err) == CF_OK);
+  float *x = g_new(float, 2 * (gsize)c.batch);
+  for (int i = 0; i < c.batch; i++) {
+    double t = 2.0 * M_PI * cf_rng_uniform(&rng);
+    x[2 * i] = (float)cos(t);
+    x[2 * i + 1] = (float)sin(t);
+  }
+  CfNammLosses l;
+  for (int w = 0; w < 3; w++)
+    (void)cf_namm_train_step(&m, x, &rng, &l, &err);
+  double budget = b->quick ? 0.5 : 3.0, t0 = now_s(), dt;
+  long steps = 0;
+  do {
+    for (int k = 0; k < 10; k++)
+      (void)cf_namm_train_step(&m, x, &rng, &l, &err);
+    steps += 10;
+    dt = now_s() - t0;
+  } while (dt < budget);
+  double sps = (double)steps / dt;
+  g_autofree char *note = g_strdup_printf("2-D ring, ICNN %d x %d, inverse MLP %d x %d, batch %d; %ld steps",
+                                          c.icnn_depth, c.icnn_width, c.inv_depth, c.inv_width, c.batch, steps);
+  emit("namm-train", sps, "steps/s", note);
+  emit_matrix(b, "namm-train", sps * cf_namm_train_flops(&c, c.batch) / 1e9);
+  emit_rss("namm-train");
+  g_free(x);
+  cf_namm_clear(&m);
+  cf_expr_set_clear(&s);
+}
+
 static const char *const workloads[] = {"toy-ddpm-train", "image-ddpm-train", "unet-train", "projection",
                                         "toy-ddim-sample", "image-sample", "cgauss-dense", "cgauss-sum",
-                                        "ui-latency", NULL};
+                                        "namm-train", "ui-latency", NULL};
 
 static ConformBenchUiFn ui_hook; /* set once by main() before anything runs */
 
@@ -402,6 +452,8 @@ conform_bench_main(int argc, char **argv)
     bench_cgauss(&b, "cgauss-dense", 2048, 1024, b.quick ? 8 : 64, FALSE);
   if (WANT("cgauss-sum"))
     bench_cgauss(&b, "cgauss-sum", 784, 1, 128, TRUE);
+  if (WANT("namm-train"))
+    bench_namm_train(&b);
   /* The window needs a display: only when asked for by name. */
   if (!all && g_strv_contains((const char *const *)argv + 2, "ui-latency")) {
     if (!ui_hook) {
