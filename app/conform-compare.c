@@ -368,7 +368,13 @@ comparison_tsv(const Comparison *c, const ConformConfig *base, guint64 sample_se
     g_string_append(o, "\tcond_rmse");
   if (img)
     g_string_append(o, "\tfd_classifier\tfd_floor");
-  g_string_append(o, "\ttrain_seconds\tsample_ms\n");
+  g_string_append(o, "\ttrain_seconds\tsample_ms\tviolation_median_normalised\n");
+  /* the mirror-maps paper's normalised distance: each median over the
+   * largest median of the strategies compared */
+  double med_max = 0.0;
+  for (int i = 0; i < c->n; i++)
+    if (c->entries[i].summary.has_constraint && isfinite(c->entries[i].summary.viol.median))
+      med_max = MAX(med_max, c->entries[i].summary.viol.median);
   for (int i = 0; i < c->n; i++) {
     const ConformSummary *s = &c->entries[i].summary;
     gboolean hc = s->has_constraint;
@@ -384,7 +390,8 @@ comparison_tsv(const Comparison *c, const ConformConfig *base, guint64 sample_se
       g_string_append_printf(o, "\t%.6g", s->cond_rmse);
     if (img)
       g_string_append_printf(o, "\t%.6g\t%.6g", s->fd_classifier, s->fd_floor);
-    g_string_append_printf(o, "\t%.3f\t%.3f\n", s->train_seconds, s->sample_seconds * 1e3);
+    g_string_append_printf(o, "\t%.3f\t%.3f\t%.6g\n", s->train_seconds, s->sample_seconds * 1e3,
+                           hc && med_max > 0 ? s->viol.median / med_max : NAN);
   }
   return o;
 }

@@ -208,6 +208,9 @@ void sampler_mirror_views(ConformSampler *s, ConformSampleSet *r);
 /* While the maps train (no diffusion model yet): x (n x dim, model space) =
  * f(g(x_ref) + sigma eps) of held-out rows, sigma ~ U(0, mirror.sigma_max),
  * what the maps' constraint term measures. */
+/* Strategy mirror: mean |f(g(x)) - x| over (up to 2000) held-out rows and
+ * their coordinates, raw units; NaN otherwise. */
+double sampler_mirror_cycle_error(ConformSampler *s);
 void sampler_mirror_noisy_cycle(ConformSampler *s, float *x, int n, CfRng *rng);
 /* A DDPM trained with cgauss (null-space training, constrained sampling). */
 gboolean ddpm_cgauss(const ConformConfig *cfg);

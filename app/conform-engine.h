@@ -67,6 +67,8 @@ typedef struct {
                             * rows whose inputs they were generated for, in units of each
                             * output's standard deviation (images: of all pixels pooled;
                             * NaN without inputs) */
+  double mirror_cycle;     /* strategy mirror: inverse accuracy, mean |f(g(x)) - x| over held-out rows and
+                            * coordinates, raw units (NaN otherwise) */
   double train_seconds;
   double sample_seconds;
 } ConformSummary;

@@ -508,6 +508,24 @@ sampler_mirror_views(ConformSampler *s, ConformSampleSet *r)
   cf_norm_invert(&s->norm, r->grid_f, G);
 }
 
+double
+sampler_mirror_cycle_error(ConformSampler *s)
+{
+  if (!s->namm || s->ref.n < 1)
+    return NAN;
+  const int n = MIN(s->ref.n, 2000), dim = s->dim;
+  float *x = g_memdup2(s->ref.x, sizeof(float) * (gsize)n * dim);
+  cf_norm_apply(&s->norm, x, n);
+  cf_namm_eval_forward(s->namm, x, n, x);
+  cf_namm_eval_inverse(s->namm, x, n, x);
+  cf_norm_invert(&s->norm, x, n);
+  double sum = 0.0;
+  for (gsize i = 0; i < (gsize)n * dim; i++)
+    sum += fabs((double)x[i] - s->ref.x[i]);
+  g_free(x);
+  return sum / ((double)n * dim);
+}
+
 void
 sampler_mirror_noisy_cycle(ConformSampler *s, float *x, int n, CfRng *rng)
 {

@@ -700,6 +700,7 @@ evaluate_samples(const ConformConfig *cfg, const ConstraintSet *cs, const CfData
   s->n = n;
   s->train_seconds = train_seconds;
   s->cond_rmse = NAN;
+  s->mirror_cycle = NAN;
   const int nx = cfg->inputs, dim = ref->dim;
   if (nx > 0 && ref->n > 1) {
     /* sample i answers the inputs of held-out row i mod n_ref (or all the
@@ -785,6 +786,8 @@ sampler_evaluate(ConformSampler *s, const float *x, int n, const double *viol, g
 {
   evaluate_samples(&s->cfg, &s->cs, &s->ref, s->train_seconds, x, n, viol, with_quality, cond_row, out);
   out->fd_classifier = out->fd_floor = NAN;
+  if (with_quality)
+    out->mirror_cycle = sampler_mirror_cycle_error(s);
   if (with_quality && s->train_img)
     image_metrics(s, x, n, out);
   class_metrics(s->n_classes, s->class_mask, s->class_pi, s->class_centroid, x, n, s->dim, out);
@@ -803,13 +806,15 @@ conform_engine_evaluate_for(ConformEngine *e, const float *samples, int n, const
   evaluate_samples(&e->cfg, &e->cs, &e->ref, e->train_seconds, samples, n, NULL, TRUE, cond_row_of(o), s);
   s->fd_classifier = s->fd_floor = NAN;
   gboolean images = conform_image_source_is(e->cfg.data);
-  if (e->vae || images) {
+  if (e->vae || images || e->namm) {
     /* with the weights samples come from (the EMA when kept), like the window */
     g_autoptr(ConformSampler) sm = conform_engine_make_sampler(e, NULL);
     if (sm && e->vae)
       vae_metrics(&sm->vmodel, &sm->ref, &sm->norm, e->cfg.seed, VAE_EVAL_MAX, VAE_IW_K, s);
     if (sm && images)
       image_metrics(sm, samples, n, s);
+    if (sm && e->namm)
+      s->mirror_cycle = sampler_mirror_cycle_error(sm);
   }
   class_metrics(e->n_classes, e->class_mask, e->class_pi, e->class_centroid, samples, n, e->dim, s);
   s->has_predicted = engine_dual_predicted_shares(e, s->predicted_share);
@@ -836,6 +841,8 @@ conform_summary_to_tsv(const ConformSummary *s)
     ROW("mmd", "%.6g", s->mmd);
   if (!isnan(s->cond_rmse))
     ROW("cond_rmse", "%.6g", s->cond_rmse);
+  if (!isnan(s->mirror_cycle)) /* inverse accuracy of the mirror maps on held-out data */
+    ROW("mirror_cycle_error", "%.6g", s->mirror_cycle);
   if (!isnan(s->fd_classifier) && s->fd_classifier != 0) {
     ROW("fd_classifier", "%.6g", s->fd_classifier);
     ROW("fd_floor", "%.6g", s->fd_floor);
