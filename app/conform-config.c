@@ -490,7 +490,8 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
   gboolean has_eq = cfg->equations && cfg->equations[0];
   if (has_eq) {
     CfExprSet es;
-    if (!conform_equations_parse(cfg->equations, CF_EXPR_MAX_DIM, &es, error))
+    const CfGeneratorInfo *gi = cf_data_generator_find(cfg->data); /* else the engine checks the dimension */
+    if (!conform_equations_parse(cfg->equations, gi ? gi->dim : CF_EXPR_MAX_DIM, &es, error))
       return FALSE;
     cf_expr_set_clear(&es);
     if (cfg->constraint.m > 0) {
