@@ -86,6 +86,11 @@ static const ConformKey keys[] = {
    "replaces a matrix constraint (empty: none)"},
   {"mirror.steps", CONFORM_KEY_INT, OFF(mirror_steps), 1, 100000000, NULL, FALSE,
    "strategy mirror: training steps of the mirror maps g and f, before the diffusion model's train.steps"},
+  {"mirror.finetune_steps", CONFORM_KEY_INT, OFF(mirror_finetune_steps), 0, 100000000, NULL, FALSE,
+   "strategy mirror: after the diffusion model, steps finetuning the inverse map f alone (g frozen) on its "
+   "mirror-space samples (0: none)"},
+  {"mirror.finetune_samples", CONFORM_KEY_INT, OFF(mirror_finetune_samples), 16, 1000000, NULL, FALSE,
+   "strategy mirror: mirror-space samples (DDIM 50) drawn once for the finetuning"},
   {"mirror.batch", CONFORM_KEY_INT, OFF(mirror_batch), 1, 65536, NULL, FALSE, "strategy mirror: batch size of the maps (paper: 16)"},
   {"mirror.lr", CONFORM_KEY_DOUBLE, OFF(mirror_lr), 1e-8, 1, NULL, FALSE, "strategy mirror: Adam learning rate of the maps (paper: 2e-4)"},
   {"mirror.alpha", CONFORM_KEY_DOUBLE, OFF(mirror_alpha), 0, 0.999, NULL, FALSE,
@@ -162,6 +167,8 @@ conform_config_init(ConformConfig *cfg)
   cfg->dual_batch_ratio = 4.0;
   cfg->dual_cap = 100.0;
   cfg->mirror_steps = 3000;
+  cfg->mirror_finetune_steps = 0;
+  cfg->mirror_finetune_samples = 4096;
   cfg->mirror_batch = 64;
   cfg->mirror_lr = 1e-3;
   cfg->mirror_alpha = 0.9;
@@ -429,7 +436,8 @@ conform_config_apply_preset(ConformConfig *cfg, const char *preset, GError **err
 long
 conform_config_total_steps(const ConformConfig *cfg)
 {
-  return (long)cfg->steps + (g_strcmp0(cfg->strategy, "mirror") == 0 ? cfg->mirror_steps : 0);
+  gboolean mirror = g_strcmp0(cfg->strategy, "mirror") == 0;
+  return (long)cfg->steps + (mirror ? (long)cfg->mirror_steps + cfg->mirror_finetune_steps : 0);
 }
 
 gboolean

@@ -55,7 +55,7 @@ typedef struct {
   double dual_cap;        /* multipliers are capped here */
   /* [mirror] neural approximate mirror maps (strategy mirror): NAMM training
    * steps before the diffusion model's train.steps, and its settings */
-  int mirror_steps, mirror_batch, mirror_width, mirror_depth, mirror_inv_width, mirror_inv_depth;
+  int mirror_steps, mirror_finetune_steps, mirror_finetune_samples, mirror_batch, mirror_width, mirror_depth, mirror_inv_width, mirror_inv_depth;
   double mirror_alpha, mirror_lambda_cyc, mirror_lambda_constr, mirror_lambda_reg, mirror_sigma_max, mirror_lr,
       mirror_ema;
   /* [sample] */

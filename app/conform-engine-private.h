@@ -128,14 +128,17 @@ struct ConformEngine {
   float *namm_good; /* params, EMA, Adam m, v of the maps at namm_good_step */
   long namm_good_step, namm_good_t;
   float *mtrain;
+  float *ft_samples; /* finetuning: mirror_finetune_samples x dim mirror-space samples, model units */
 };
 
 /* conform-mirror.c */
 gboolean engine_mirror_setup(ConformEngine *e, GError **error);
 CfStatus engine_mirror_constraint(ConformEngine *e, const ConstraintSet *cs, CfError *err);
 void engine_mirror_clear(ConformEngine *e);
-/* Still training the maps. */
-gboolean engine_mirror_phase(const ConformEngine *e);
+/* Which step comes next: 1 the maps (steps 1 .. mirror.steps), 2 finetuning
+ * f (after the diffusion model's train.steps), 0 the diffusion model (or
+ * not mirror). */
+int engine_mirror_phase(const ConformEngine *e);
 /* Steps of the diffusion model (the step count past the maps' steps). */
 long engine_model_step(const ConformEngine *e);
 /* One step of the maps (records it in *r); after the last, mtrain. On NaN

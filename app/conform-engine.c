@@ -861,7 +861,7 @@ load_records(ConformEngine *e, const char *dir)
     if (!bad && e->namm) {
       int u = 0;
       bad = sscanf(p, ",%d,%f,%f,%f%n", &r.namm, &r.namm_cyc, &r.namm_constr, &r.namm_reg, &u) != 4 || r.namm < 0 ||
-            r.namm > 1;
+            r.namm > 2;
       p += u;
     }
     if (!bad && *p != '\0')

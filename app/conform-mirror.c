@@ -281,18 +281,54 @@ engine_mirror_clear(ConformEngine *e)
   g_clear_pointer(&e->namm_batch, g_free);
   g_clear_pointer(&e->namm_good, cf_free_aligned);
   g_clear_pointer(&e->mtrain, g_free);
+  g_clear_pointer(&e->ft_samples, g_free);
 }
 
-gboolean
+int
 engine_mirror_phase(const ConformEngine *e)
 {
-  return e->namm && e->step < e->cfg.mirror_steps;
+  if (!e->namm)
+    return 0;
+  if (e->step < e->cfg.mirror_steps)
+    return 1;
+  return e->step >= (long)e->cfg.mirror_steps + e->cfg.steps && e->cfg.mirror_finetune_steps > 0 ? 2 : 0;
 }
 
 long
 engine_model_step(const ConformEngine *e)
 {
-  return e->namm ? MAX(0, e->step - e->cfg.mirror_steps) : e->step;
+  return e->namm ? CLAMP(e->step - e->cfg.mirror_steps, 0, (long)e->cfg.steps) : e->step;
+}
+
+/* Finetuning: mirror_finetune_samples mirror-space samples of the
+ * diffusion model (EMA weights, DDIM 50, own RNG stream) and f's graph. */
+static gboolean
+finetune_prepare(ConformEngine *e, GError **error)
+{
+  CfError err;
+  const int n = e->cfg.mirror_finetune_samples, dim = e->dim;
+  CfDdpmEval ev;
+  if (cf_ddpm_eval_init(&ev, &e->model, 512, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  cf_ddpm_eval_load(&ev, e->ema ? e->ema : e->params->value);
+  g_free(e->ft_samples);
+  e->ft_samples = g_try_new(float, (gsize)n * dim);
+  CfSamplerConfig sc = {.kind = CF_SAMPLER_DDIM, .steps = MIN(50, e->model.sched.T), .eta = 0.0f,
+                        .clip = (float)e->cfg.x0_clip};
+  CfRng rng;
+  cf_rng_seed_stream(&rng, e->cfg.seed, STREAM_MIRROR + 2);
+  CfStatus st = e->ft_samples ? cf_ddpm_sample(&e->model.sched, &sc, dim, n, cf_ddpm_eval_eps, &ev, NULL, NULL, &rng,
+                                               e->ft_samples, NULL, NULL, NULL, NULL, &err)
+                              : cf_error_set(&err, CF_ERR_NOMEM, "out of memory for %d finetuning samples", n);
+  cf_ddpm_eval_clear(&ev);
+  if (st != CF_OK) {
+    g_clear_pointer(&e->ft_samples, g_free);
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  }
+  CfNammConstraint con = {.expr = e->cs.has_eq ? &e->cs.eq_model : NULL, .lin = e->cs.has_eq ? NULL : &e->cs.model};
+  if (cf_namm_prepare_finetune(e->namm, e->namm->cfg.batch, &con, &err) != CF_OK)
+    return core_error(error, CONFORM_ERROR_INPUT, &err);
+  return TRUE;
 }
 
 gboolean
@@ -326,10 +362,18 @@ gboolean
 engine_mirror_step(ConformEngine *e, ConformTrainRecord *r, GError **error)
 {
   CfNamm *m = e->namm;
-  const int B = m->cfg.batch, dim = e->dim;
+  const int B = m->cfg.batch, dim = e->dim, phase = engine_mirror_phase(e);
+  if (phase == 2 && !m->finetune) { /* entering the finetuning: samples, f's graph, a fresh optimiser */
+    if (!finetune_prepare(e, error))
+      return FALSE;
+    cf_adam_reset(&m->adam);
+    namm_remember(e);
+  }
+  const float *src = phase == 2 ? e->ft_samples : e->train.x;
+  const int n_src = phase == 2 ? e->cfg.mirror_finetune_samples : e->train.n;
   for (int i = 0; i < B; i++) {
-    uint64_t k = cf_rng_below(&e->rng_mirror, (uint64_t)e->train.n);
-    memcpy(e->namm_batch + (size_t)i * dim, e->train.x + (size_t)k * dim, sizeof(float) * dim);
+    uint64_t k = cf_rng_below(&e->rng_mirror, (uint64_t)n_src);
+    memcpy(e->namm_batch + (size_t)i * dim, src + (size_t)k * dim, sizeof(float) * dim);
   }
   if (e->inject_nan_step == e->step + 1) {
     m->params.value[0] = NAN;
@@ -350,7 +394,7 @@ engine_mirror_step(ConformEngine *e, ConformTrainRecord *r, GError **error)
   if (e->step % NAMM_GOOD_EVERY == 0)
     namm_remember(e);
   *r = (ConformTrainRecord){.step = e->step, .loss = l.total, .lr = m->cfg.lr, .grad_norm = (float)l.grad_norm};
-  r->namm = 1;
+  r->namm = phase;
   r->namm_cyc = l.cyc;
   r->namm_constr = l.constr;
   r->namm_reg = l.reg;
@@ -403,9 +447,13 @@ engine_mirror_load(ConformEngine *e, const CfCheckpoint *ck, const char *path, G
   g_autofree char *t = cf_checkpoint_header_get(ck, "namm_adam_t");
   e->namm->step = step ? strtol(step, NULL, 10) : MIN(e->step, e->cfg.mirror_steps);
   e->namm->adam.t = t ? strtol(t, NULL, 10) : e->namm->step;
+  if (e->step >= e->cfg.mirror_steps && !engine_mirror_map_data(e, error))
+    return FALSE;
+  /* inside the finetuning: the same samples again (same stream), Adam as saved */
+  if (e->step > (long)e->cfg.mirror_steps + e->cfg.steps && e->cfg.mirror_finetune_steps > 0 &&
+      !finetune_prepare(e, error))
+    return FALSE;
   namm_remember(e);
-  if (e->step >= e->cfg.mirror_steps)
-    return engine_mirror_map_data(e, error);
   return TRUE;
 }
 

@@ -278,6 +278,7 @@ cf_namm_prepare_train(CfNamm *m, int B, const CfNammConstraint *c, CfError *err)
     return cf_error_set(err, CF_ERR_INVALID, "mirror map: batch %d must be >= 1", B);
   cf_graph_free(m->train);
   m->train = NULL;
+  m->finetune = false;
   CfGraph *g = cf_graph_new();
   if (!g)
     return cf_error_set(err, CF_ERR_NOMEM, "mirror map: out of memory for the training graph");
@@ -319,6 +320,62 @@ cf_namm_prepare_train(CfNamm *m, int B, const CfNammConstraint *c, CfError *err)
   return CF_OK;
 }
 
+/* Offset of the inverse map's first parameter: the forward map's (ICNN)
+ * parameters are declared first and occupy [0, offset). */
+static size_t
+forward_extent(const CfNamm *m)
+{
+  return m->params.info[m->net.inv.first_param].offset;
+}
+
+CfStatus
+cf_namm_prepare_finetune(CfNamm *m, int B, const CfNammConstraint *c, CfError *err)
+{
+  CF_ASSERT(m->params.value);
+  CfStatus st = check_constraint(c, m->cfg.dim, err);
+  if (st != CF_OK)
+    return st;
+  if (B < 1)
+    return cf_error_set(err, CF_ERR_INVALID, "mirror map: batch %d must be >= 1", B);
+  CfGraph *g = cf_graph_new();
+  if (!g)
+    return cf_error_set(err, CF_ERR_NOMEM, "mirror map: out of memory for the finetuning graph");
+  const CfNammConfig *cfg = &m->cfg;
+  CfParams *p = &m->params;
+  int d = cfg->dim;
+  CfNode y = cf_input(g, B, d, false), noise = cf_input(g, B, d, false);
+  CfNode ytil = cf_add(g, y, noise);
+  CfNode fy = ytil >= 0 ? cf_namm_build_inverse(g, p, &m->net, ytil) : -1;
+  CfNode gfy = fy >= 0 ? cf_namm_build_forward(g, p, &m->net, cfg->alpha, fy, NULL) : -1;
+  CfLinDistance lind = { 0 };
+  CfNode dist = -1;
+  if (gfy >= 0)
+    dist = c->expr ? cf_expr_build_distance(g, c->expr, fy) : cf_lin_distance_build(g, fy, c->lin->m, d, &lind);
+  CfNode l_inv = dist >= 0 ? cf_l1(g, gfy, ytil) : -1;
+  CfNode l_constr = l_inv >= 0 ? cf_mean_all(g, dist) : -1;
+  CfNode loss = l_constr >= 0 ? cf_add(g, cf_scale(g, l_inv, cfg->lambda_cyc), cf_scale(g, l_constr, cfg->lambda_constr))
+                              : -1;
+  if (loss < 0 || cf_graph_finalize(g) != CF_OK) {
+    cf_graph_free(g);
+    return cf_error_set(err, CF_ERR_NOMEM, "mirror map: out of memory for the finetuning graph (batch %d)", B);
+  }
+  if (c->lin)
+    cf_lin_distance_load(g, &lind, c->lin);
+  cf_graph_free(m->train);
+  m->train = g;
+  m->train_B = B;
+  m->in_x = y;
+  m->in_noise = noise;
+  m->l_cyc_fwd = m->l_reg = -1;
+  m->l_cyc_inv = m->l_cyc = l_inv;
+  m->l_constr = l_constr;
+  m->loss = loss;
+  m->finetune = true;
+  /* g frozen at its averaged weights, the ones the diffusion data came from */
+  memcpy(m->params.value, m->ema, forward_extent(m) * sizeof(float));
+  return CF_OK;
+}
+
 CfStatus
 cf_namm_train_step(CfNamm *m, const float *x, CfRng *rng, CfNammLosses *out, CfError *err)
 {
@@ -340,10 +397,10 @@ cf_namm_train_step(CfNamm *m, const float *x, CfRng *rng, CfNammLosses *out, CfE
   CfNammLosses l = {
     .total = cf_graph_value(g, m->loss)[0],
     .cyc = cf_graph_value(g, m->l_cyc)[0],
-    .cyc_fwd = cf_graph_value(g, m->l_cyc_fwd)[0],
+    .cyc_fwd = m->l_cyc_fwd >= 0 ? cf_graph_value(g, m->l_cyc_fwd)[0] : NAN,
     .cyc_inv = cf_graph_value(g, m->l_cyc_inv)[0],
     .constr = cf_graph_value(g, m->l_constr)[0],
-    .reg = cf_graph_value(g, m->l_reg)[0],
+    .reg = m->l_reg >= 0 ? cf_graph_value(g, m->l_reg)[0] : 0.0f,
     .grad_norm = NAN,
   };
   if (out)
@@ -366,6 +423,8 @@ cf_namm_train_step(CfNamm *m, const float *x, CfRng *rng, CfNammLosses *out, CfE
   memcpy(m->backup, m->params.value, total * sizeof(float));
   cf_adam_step_scaled(&m->adam, m->params.value, m->params.grad, m->cfg.lr,
                       cf_clip_scale(l.grad_norm, m->cfg.clip));
+  if (m->finetune) /* only f learns: g's weights (and so their EMA) stay */
+    memcpy(m->params.value, m->backup, forward_extent(m) * sizeof(float));
   cf_namm_project(m, m->params.value);
   if (!cf_all_finite(m->params.value, total)) {
     /* Needs an overflow with finite gradients; undo the weights and the step

@@ -121,6 +121,7 @@ typedef struct {
   CfGraph *train;
   int train_B;
   CfNode in_x, in_noise, loss, l_cyc, l_cyc_fwd, l_cyc_inv, l_constr, l_reg;
+  bool finetune; /* the graph is cf_namm_prepare_finetune's */
 } CfNamm;
 
 /* Declares both networks and allocates parameters, Adam moments and the EMA
@@ -143,6 +144,15 @@ CfStatus cf_namm_prepare_train(CfNamm *m, int B, const CfNammConstraint *c, CfEr
  * was computed either way. No allocation. The learning rate is m->cfg.lr (may
  * be changed between steps). */
 CfStatus cf_namm_train_step(CfNamm *m, const float *x, CfRng *rng, CfNammLosses *out, CfError *err);
+
+/* Finetuning of the inverse map alone on mirror-space samples y (e.g. drawn
+ * from the mirror diffusion model), g frozen:
+ *     y~ = y + sigma eps,   L = lambda_cyc mean|g(f(y~)) - y~| + lambda_constr mean d(f(y~))
+ * Replaces the training graph (cf_namm_train_step then takes y in place of
+ * x; its losses report cyc = cyc_inv, cyc_fwd NaN, reg 0) and sets g's
+ * weights to their EMA, which later steps keep (the step restores them
+ * after Adam, so the EMA of g stays too). Adam is not reset. */
+CfStatus cf_namm_prepare_finetune(CfNamm *m, int B, const CfNammConstraint *c, CfError *err);
 
 /* ---- inference ---------------------------------------------------------------------- */
 

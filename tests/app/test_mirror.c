@@ -233,6 +233,42 @@ test_nan(void)
   g_assert_cmpint(conform_engine_step(e), ==, 400);
 }
 
+/* The third phase: finetuning f on the diffusion model's mirror-space
+ * samples; it survives save/load mid-phase (the samples are drawn again
+ * from the same stream). */
+static void
+test_finetune(void)
+{
+  const char *mset[] = {"experiment.strategy=mirror", "mirror.steps=200", "mirror.finetune_steps=200",
+                        "mirror.finetune_samples=512", NULL};
+  g_autoptr(ConformEngine) e = engine_for("ring", 200, mset);
+  g_assert_cmpint(conform_config_total_steps(conform_engine_config(e)), ==, 600);
+  g_autoptr(GError) err = NULL;
+  g_assert_true(conform_engine_train(e, 500, NULL, NULL, NULL, &err));
+  g_assert_no_error(err);
+  const GArray *rec = conform_engine_records(e);
+  const ConformTrainRecord *last = &g_array_index(rec, ConformTrainRecord, rec->len - 1);
+  g_assert_cmpint(last->namm, ==, 2);
+  g_assert_true(isfinite(last->namm_constr));
+  g_autofree char *dir = g_dir_make_tmp("conform-mirror-ft-XXXXXX", NULL);
+  g_assert_true(conform_engine_save(e, dir, NULL, 0, NULL, &err));
+  g_autoptr(ConformEngine) l = conform_engine_load(dir, &err);
+  g_assert_no_error(err);
+  gsize na, nb;
+  g_autofree float *a = conform_engine_snapshot(e, &na), *b = conform_engine_snapshot(l, &nb);
+  g_assert_cmpuint(na, ==, nb);
+  g_assert_cmpint(memcmp(a, b, na * sizeof(float)), ==, 0);
+  /* the loaded run goes on finetuning (the RNG streams restart, so not
+   * bit-identically, as for every resumed run) */
+  g_assert_true(conform_engine_train(l, 100, NULL, NULL, NULL, &err));
+  g_assert_no_error(err);
+  rec = conform_engine_records(l);
+  g_assert_cmpint(g_array_index(rec, ConformTrainRecord, rec->len - 1).namm, ==, 2);
+  g_assert_cmpint(g_array_index(rec, ConformTrainRecord, rec->len - 1).step, ==, 600);
+  g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+  g_assert_cmpint(system(cmd), ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -243,5 +279,6 @@ main(int argc, char **argv)
   g_test_add_func("/mirror/ring", test_ring_mirror);
   g_test_add_func("/mirror/save_load", test_save_load);
   g_test_add_func("/mirror/nan", test_nan);
+  g_test_add_func("/mirror/finetune", test_finetune);
   return g_test_run();
 }

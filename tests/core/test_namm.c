@@ -672,6 +672,83 @@ test_speed(void)
   cf_expr_set_clear(&s);
 }
 
+/* Finetuning f alone: g's weights stay bitwise (and equal their EMA), f's
+ * change, and the distance of f on off-manifold mirror points (g(x) plus
+ * noise larger than sigma_max, as an imperfect diffusion model draws)
+ * drops. */
+static void
+test_finetune(void)
+{
+  CfNammConfig c = small_config(2);
+  c.batch = 64;
+  c.lr = 2e-3f;
+  CfNamm m;
+  init_model(&m, &c, 31);
+  CfExprSet s;
+  parse_ring(&s);
+  CfNammConstraint con = { .expr = &s };
+  CfError err;
+  g_assert_cmpint(cf_namm_prepare_train(&m, c.batch, &con, &err), ==, CF_OK);
+  CfRng rng;
+  cf_rng_seed(&rng, 32);
+  CfNammLosses l;
+  for (int step = 0; step < 300; step++) {
+    float *x = ring_points(&rng, c.batch);
+    g_assert_cmpint(cf_namm_train_step(&m, x, &rng, &l, &err), ==, CF_OK);
+    g_free(x);
+  }
+  /* off-manifold mirror points: g_EMA(x) + 0.3 N(0, I) */
+  const int n = 512;
+  CfNammEval e;
+  g_assert_cmpint(cf_namm_eval_init(&e, &m, 256, &err), ==, CF_OK);
+  cf_namm_eval_load(&e, m.ema);
+  float *y = ring_points(&rng, n);
+  cf_namm_eval_forward(&e, y, n, y);
+  for (int i = 0; i < 2 * n; i++)
+    y[i] += 0.3f * (float)cf_rng_normal(&rng);
+  float *fx = g_new(float, 2 * n);
+  double *d = g_new(double, n);
+  cf_namm_eval_inverse(&e, y, n, fx);
+  g_assert_cmpint(cf_namm_constraint_distance(&con, 2, fx, n, d, &err), ==, CF_OK);
+  double d0 = 0;
+  for (int i = 0; i < n; i++)
+    d0 += d[i] / n;
+
+  g_assert_cmpint(cf_namm_prepare_finetune(&m, c.batch, &con, &err), ==, CF_OK);
+  const size_t fwd = m.params.info[m.net.inv.first_param].offset, total = m.params.total;
+  float *g0 = g_memdup2(m.params.value, total * sizeof(float));
+  g_assert_cmpint(memcmp(g0, m.ema, fwd * sizeof(float)), ==, 0); /* g at its EMA */
+  float *batch = g_new(float, 2 * c.batch);
+  for (int step = 0; step < 1500; step++) {
+    for (int i = 0; i < c.batch; i++) {
+      int k = (int)cf_rng_below(&rng, n);
+      batch[2 * i] = y[2 * k];
+      batch[2 * i + 1] = y[2 * k + 1];
+    }
+    g_assert_cmpint(cf_namm_train_step(&m, batch, &rng, &l, &err), ==, CF_OK);
+    g_assert_true(isnan(l.cyc_fwd) && l.reg == 0.0f);
+  }
+  g_assert_cmpint(memcmp(g0, m.params.value, fwd * sizeof(float)), ==, 0);
+  g_assert_cmpint(memcmp(g0, m.ema, fwd * sizeof(float)), ==, 0);
+  g_assert_cmpint(memcmp(g0 + fwd, m.params.value + fwd, (total - fwd) * sizeof(float)), !=, 0);
+  cf_namm_eval_load(&e, m.params.value);
+  cf_namm_eval_inverse(&e, y, n, fx);
+  g_assert_cmpint(cf_namm_constraint_distance(&con, 2, fx, n, d, &err), ==, CF_OK);
+  double d1 = 0;
+  for (int i = 0; i < n; i++)
+    d1 += d[i] / n;
+  g_test_message("finetuning f on off-manifold mirror points: mean distance %.4f -> %.4f", d0, d1);
+  g_assert_cmpfloat(d1, <, 0.5 * d0);
+  g_free(batch);
+  g_free(g0);
+  g_free(fx);
+  g_free(d);
+  g_free(y);
+  cf_namm_eval_clear(&e);
+  cf_namm_clear(&m);
+  cf_expr_set_clear(&s);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -686,6 +763,7 @@ main(int argc, char **argv)
   g_test_add_func("/namm/config_check", test_config_check);
   g_test_add_func("/namm/ring_training", test_ring_training);
   g_test_add_func("/namm/line_training", test_line_training);
+  g_test_add_func("/namm/finetune", test_finetune);
   g_test_add_func("/namm/speed", test_speed);
   return g_test_run();
 }
