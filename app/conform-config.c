@@ -524,11 +524,6 @@ conform_config_validate(const ConformConfig *cfg, GError **error)
                       : "data.inputs=0 (the mirror maps act on whole rows, not on generated columns given inputs)");
       return FALSE;
     }
-    if (g_strcmp0(cfg->arch, "unet") == 0) {
-      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
-                  "strategy 'mirror' trains dense mirror maps and an MLP denoiser: use model.arch=mlp");
-      return FALSE;
-    }
     if (cfg->init && cfg->init[0]) {
       g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
                   "strategy 'mirror' trains its diffusion model in the mirror space it learns first: it cannot start "

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "conform-engine-private.h"
+#include "conform-image-data.h"
 
 #define NAMM_GOOD_EVERY 50
 #define EQ_PROJECT_TOL 1e-9
@@ -196,6 +197,8 @@ namm_config(const ConformConfig *cfg, int dim)
   c.inv_width = cfg->mirror_inv_width;
   c.inv_depth = cfg->mirror_inv_depth;
   c.ema_rate = (float)cfg->mirror_ema;
+  if (conform_image_source_is(cfg->data)) /* images: a convolutional inverse map */
+    c.img_h = c.img_w = cfg->image_size;
   return c;
 }
 

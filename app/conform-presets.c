@@ -39,7 +39,7 @@ static const char *const minority_images[] = {
   "model.arch=unet", "data.image_size=14", "data.n_train=60000", "data.n_ref=1000", "model.unet_base=32",
   "model.unet_levels=2", "model.temb_dim=64", "train.steps=3000", "train.batch=64", "train.lr=0.001",
   "train.warmup=100", "sample.n=256", "sample.sampler=ddim", "sample.steps=50", "sample.x0_clip=1", "eval.max_n=1000",
-  "data.thin_classes=1,5,8", "data.thin_keep=0.05", "dual.constraints=class:1,class:5,class:8", "dual.gamma=1",
+  "data.thin_classes=1,5,8", "data.thin_keep=0.05", "dual.constraints=class:1,class:5,class:8", "dual.gamma=0.15",
   "dual.lr=0.05", "dual.every=2", "dual.batch_ratio=4", NULL,
 };
 static const char *const finetune_images[] = {

@@ -54,6 +54,10 @@ cf_namm_config_check(const CfNammConfig *c, CfError *err)
     BAD("mirror map: ICNN depth %d is outside 1..%d", c->icnn_depth, CF_NAMM_MAX_DEPTH);
   if (c->inv_width < 1 || c->inv_width > 65536 || c->inv_depth < 1 || c->inv_depth > 64)
     BAD("mirror map: inverse network %d x %d is outside 1..65536 x 1..64", c->inv_depth, c->inv_width);
+  if (c->img_h < 0 || c->img_w < 0 || (c->img_h > 0 && ((long)c->img_h * c->img_w != c->dim || c->inv_depth + 1 >
+                                                         CF_NAMM_MAX_DEPTH + 2)))
+    BAD("mirror map: image %d x %d does not match dimension %d (or more than %d convolutions)", c->img_h, c->img_w,
+        c->dim, CF_NAMM_MAX_DEPTH + 2);
   if (!(c->alpha >= 0.0f && c->alpha < 1.0f))
     BAD("mirror map: alpha %g is outside [0, 1)", (double)c->alpha);
   if (!(c->nonneg_init >= 0.0f && c->nonneg_init <= 1.0f))
@@ -133,8 +137,27 @@ net_declare(CfNammNet *net, CfParams *p, const CfNammConfig *c)
   }
   net->w_out = cf_params_add(p, "icnn.w_out", 1, c->icnn_width, CF_INIT_ZERO, 0.0f);
   net->u_out = cf_params_add(p, "icnn.u_out", 1, c->dim, CF_INIT_ZERO, 0.0f);
-  cf_mlp_declare(&net->inv, p, "inv", c->dim, c->inv_width, c->inv_depth, c->dim);
-  return ok && net->w_out >= 0 && net->u_out >= 0 && net->inv.first_param >= 0;
+  net->img_h = c->img_h;
+  net->img_w = c->img_w;
+  if (c->img_h > 0) { /* 3 x 3 convolutions 1 -> C -> ... -> C -> 1 */
+    net->conv_c = c->inv_width;
+    net->n_conv = c->inv_depth + 1;
+    for (int l = 0; l < net->n_conv; l++) {
+      int cin = l == 0 ? 1 : c->inv_width, cout = l == net->n_conv - 1 ? 1 : c->inv_width;
+      snprintf(name, sizeof name, "inv.conv%d.w", l);
+      net->conv_w[l] = cf_params_add(p, name, cout, cin * 9, CF_INIT_UNIFORM_FAN_IN, 1.0f);
+      snprintf(name, sizeof name, "inv.conv%d.b", l);
+      net->conv_b[l] = cf_params_add(p, name, 1, cout, CF_INIT_ZERO, 0.0f);
+      ok = ok && net->conv_w[l] >= 0 && net->conv_b[l] >= 0;
+    }
+    net->inv_first = net->conv_w[0];
+    net->inv_last = net->conv_w[net->n_conv - 1];
+  } else {
+    cf_mlp_declare(&net->inv, p, "inv", c->dim, c->inv_width, c->inv_depth, c->dim);
+    net->inv_first = net->inv.first_param;
+    net->inv_last = net->inv.first_param + 2 * net->inv.depth;
+  }
+  return ok && net->w_out >= 0 && net->u_out >= 0 && net->inv_first >= 0;
 }
 
 CfNode
@@ -191,7 +214,18 @@ cf_namm_build_forward(CfGraph *g, CfParams *p, const CfNammNet *net, float alpha
 CfNode
 cf_namm_build_inverse(CfGraph *g, CfParams *p, const CfNammNet *net, CfNode y)
 {
-  CfNode h = cf_mlp_build(g, p, &net->inv, y, CF_ACT_SILU);
+  CfNode h = y;
+  if (net->img_h > 0) {
+    for (int l = 0; l < net->n_conv && h >= 0; l++) {
+      int cin = l == 0 ? 1 : net->conv_c, cout = l == net->n_conv - 1 ? 1 : net->conv_c;
+      h = cf_conv2d(g, h, cf_param(g, p, net->conv_w[l]), cf_param(g, p, net->conv_b[l]), cin, net->img_h, net->img_w,
+                    cout, 3, 1, 1);
+      if (l < net->n_conv - 1 && h >= 0)
+        h = cf_silu(g, h);
+    }
+  } else {
+    h = cf_mlp_build(g, p, &net->inv, y, CF_ACT_SILU);
+  }
   return h < 0 ? -1 : cf_add(g, y, h);
 }
 
@@ -247,8 +281,7 @@ cf_namm_randomize(CfNamm *m, CfRng *rng)
       v[i] = m->cfg.nonneg_init * (float)cf_rng_uniform(rng);
   }
   /* last inverse layer at zero: f starts as the identity */
-  const CfMlp *inv = &m->net.inv;
-  int wl = inv->first_param + 2 * inv->depth;
+  int wl = m->net.inv_last;
   const CfParamInfo *pi = &m->params.info[wl];
   memset(cf_params_value(&m->params, wl), 0, (size_t)pi->rows * pi->cols * sizeof(float));
   memcpy(m->ema, m->params.value, m->params.total * sizeof *m->ema);
@@ -325,7 +358,7 @@ cf_namm_prepare_train(CfNamm *m, int B, const CfNammConstraint *c, CfError *err)
 static size_t
 forward_extent(const CfNamm *m)
 {
-  return m->params.info[m->net.inv.first_param].offset;
+  return m->params.info[m->net.inv_first].offset;
 }
 
 CfStatus
@@ -547,6 +580,9 @@ cf_namm_train_flops(const CfNammConfig *c, int B)
    * (z W^T and d W), each twice */
   double icnn = 2.0 * B * (2.0 * L * H * d + 2.0 * (L - 1) * H * H);
   CfMlp inv = { .in = c->dim, .width = c->inv_width, .depth = c->inv_depth, .out = c->dim };
-  double fwd = 2.0 * icnn + 2.0 * cf_mlp_flops(&inv, B); /* g twice, f twice */
+  double conv = 0.0; /* images: 9 multiply-adds per pixel and channel pair */
+  for (int l = 0; l <= c->inv_depth; l++)
+    conv += 2.0 * B * c->dim * 9.0 * (l == 0 ? 1 : c->inv_width) * (l == c->inv_depth ? 1 : c->inv_width);
+  double fwd = 2.0 * icnn + 2.0 * (c->img_h > 0 ? conv : cf_mlp_flops(&inv, B)); /* g twice, f twice */
   return 3.0 * fwd;
 }

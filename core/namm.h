@@ -17,7 +17,8 @@
  * after every optimiser step.
  *
  * Inverse map (mirror space -> data): f(y) = y + MLP(y) (SiLU; the last
- * layer starts at zero, so f starts as the identity).
+ * layer starts at zero, so f starts as the identity); for images the MLP is
+ * a stack of 3 x 3 convolutions (1 -> C -> ... -> C -> 1 channels, SiLU).
  *
  * Training loss per batch, sigma_i ~ U(0, sigma_max) per sample, eps ~ N(0, I):
  *     y~  = g(x) + sigma eps
@@ -49,8 +50,11 @@ typedef struct {
   int icnn_width, icnn_depth; /* H, L (1 .. CF_NAMM_MAX_DEPTH) */
   float alpha;                /* weight of the identity in g, in [0, 1) */
   float nonneg_init;          /* W_l, w_out start U[0, nonneg_init] */
-  /* inverse map */
+  /* inverse map: an MLP of inv_depth x inv_width, or for images (img_h > 0,
+   * dim = img_h * img_w, one channel) a residual stack of inv_depth + 1
+   * convolutions 3 x 3 with inv_width channels */
   int inv_width, inv_depth;
+  int img_h, img_w;
   /* loss */
   float lambda_cyc, lambda_constr, lambda_reg, sigma_max;
   /* optimiser: Adam (beta2 0.999, eps 1e-8), global-norm clipping at clip
@@ -85,7 +89,10 @@ typedef struct {
   int U[CF_NAMM_MAX_DEPTH], b[CF_NAMM_MAX_DEPTH]; /* U_l (H, dim), b_l (1, H) */
   int W[CF_NAMM_MAX_DEPTH];                       /* W_l (H, H) for l >= 1; W[0] = -1 */
   int w_out, u_out;                               /* (1, H), (1, dim) */
-  CfMlp inv;
+  CfMlp inv;     /* vector data */
+  int img_h, img_w, conv_c, n_conv;
+  int conv_w[CF_NAMM_MAX_DEPTH + 2], conv_b[CF_NAMM_MAX_DEPTH + 2]; /* images: layer l's kernel and bias */
+  int inv_first, inv_last; /* parameter indices: the inverse map's first, and its last layer's weight */
 } CfNammNet;
 
 /* Graph builders on x (B, dim) with the parameters of `p` in `net`'s layout.

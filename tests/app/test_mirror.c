@@ -269,6 +269,36 @@ test_finetune(void)
   g_assert_cmpint(system(cmd), ==, 0);
 }
 
+/* Images: the maps with a convolutional inverse on Fashion-MNIST at 14 x 14
+ * (fashion-brightness's sum constraint), then the U-Net in mirror space; a
+ * smoke test of the whole path (a few steps: the maps train, samples come
+ * back as finite images, the inverse map's accuracy is reported). */
+static void
+test_images(void)
+{
+  const char *mset[] = {"experiment.strategy=mirror", "mirror.steps=6", "mirror.inv_width=8", "mirror.batch=8",
+                        "train.batch=8", "data.n_train=500", "data.n_ref=100", "sample.steps=5", NULL};
+  g_autoptr(GError) err = NULL;
+  g_autoptr(ConformEngine) e = try_engine("fashion-brightness", 3, mset, &err);
+  if (!e && g_error_matches(err, CONFORM_ERROR, CONFORM_ERROR_INPUT) && strstr(err->message, "fashion")) {
+    g_test_skip(err->message); /* the dataset package is not installed */
+    return;
+  }
+  g_assert_no_error(err);
+  g_assert_true(conform_engine_train(e, 9, NULL, NULL, NULL, &err));
+  g_assert_no_error(err);
+  ConformSampleOptions o = {.n = 4, .eta = -1};
+  float *x = NULL;
+  g_assert_true(conform_engine_sample(e, &o, &x, NULL, NULL, NULL, NULL, &err));
+  g_assert_no_error(err);
+  for (int i = 0; i < 4 * conform_engine_dim(e); i++)
+    g_assert_true(isfinite(x[i]));
+  ConformSummary s;
+  conform_engine_evaluate(e, x, 4, &s);
+  g_assert_true(isfinite(s.mirror_cycle));
+  g_free(x);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -280,5 +310,6 @@ main(int argc, char **argv)
   g_test_add_func("/mirror/save_load", test_save_load);
   g_test_add_func("/mirror/nan", test_nan);
   g_test_add_func("/mirror/finetune", test_finetune);
+  g_test_add_func("/mirror/images", test_images);
   return g_test_run();
 }

@@ -125,9 +125,17 @@ test_potential_grad_fd(void)
 static void
 test_loss_grad_fd(void)
 {
-  static const char *const texts[] = { "x0^2 + x1^2 = 1", NULL };
-  for (int t = 0; t < 2; t++) {
-    CfNammConfig c = small_config(2);
+  /* the ring's equation, a line, and 4 x 4 images (convolutional inverse
+   * map) with the sum of pixels fixed */
+  static const char *const texts[] = { "x0^2 + x1^2 = 1", NULL, NULL };
+  for (int t = 0; t < 3; t++) {
+    const int dim = t == 2 ? 16 : 2;
+    CfNammConfig c = small_config(dim);
+    if (t == 2) {
+      c.img_h = c.img_w = 4;
+      c.inv_width = 3;
+      c.inv_depth = 1;
+    }
     c.lambda_reg = 0.3f; /* make every term matter */
     c.lambda_constr = 0.7f;
     CfNamm m;
@@ -145,15 +153,17 @@ test_loss_grad_fd(void)
       g_assert_cmpint(cf_expr_parse(&s, texts[t], strlen(texts[t]), 2, &err), ==, CF_OK);
       con.expr = &s;
     } else {
-      const double A[2] = { 1.0, -0.5 }, b[1] = { 0.3 };
-      g_assert_cmpint(cf_constraint_set(&lin, 1, 2, A, b, &err), ==, CF_OK);
+      double A[16] = { 1.0, -0.5 }, b[1] = { 0.3 };
+      for (int k = 2; t == 2 && k < 16; k++)
+        A[k] = A[0] = 1.0;
+      g_assert_cmpint(cf_constraint_set(&lin, 1, dim, A, b, &err), ==, CF_OK);
       con.lin = &lin;
     }
     enum { B = 6 };
     g_assert_cmpint(cf_namm_prepare_train(&m, B, &con, &err), ==, CF_OK);
     CfGraph *g = m.train;
     float *xv = cf_graph_value(g, m.in_x), *nv = cf_graph_value(g, m.in_noise);
-    for (int i = 0; i < B * 2; i++) {
+    for (int i = 0; i < B * dim; i++) {
       xv[i] = (float)(2.0 * cf_rng_uniform(&rng) - 1.0);
       nv[i] = (float)(0.1 * cf_rng_normal(&rng));
     }
@@ -186,7 +196,7 @@ test_loss_grad_fd(void)
     double rel = sqrt(d2 / s2);
     if (g_test_verbose())
       g_test_message("%s: %d entries, loss gradient relative error %.3g",
-                     texts[t] ? "equation" : "linear", checked, rel);
+                     texts[t] ? "equation" : t == 2 ? "images, convolutional inverse" : "linear", checked, rel);
     g_assert_cmpfloat(rel, <, 1e-2);
     g_free(grad);
     cf_namm_clear(&m);
@@ -715,7 +725,7 @@ test_finetune(void)
     d0 += d[i] / n;
 
   g_assert_cmpint(cf_namm_prepare_finetune(&m, c.batch, &con, &err), ==, CF_OK);
-  const size_t fwd = m.params.info[m.net.inv.first_param].offset, total = m.params.total;
+  const size_t fwd = m.params.info[m.net.inv_first].offset, total = m.params.total;
   float *g0 = g_memdup2(m.params.value, total * sizeof(float));
   g_assert_cmpint(memcmp(g0, m.ema, fwd * sizeof(float)), ==, 0); /* g at its EMA */
   float *batch = g_new(float, 2 * c.batch);
