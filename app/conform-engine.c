@@ -3,9 +3,11 @@
 #include "conform-engine-private.h"
 
 #include <cblas.h>
+#include <glib/gstdio.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "conform-image-data.h"
@@ -666,14 +668,82 @@ conform_engine_train(ConformEngine *e, long n_steps, CfAbortFn abort_fn, CfProgr
 /* ---- experiment directories ------------------------------------------------ */
 
 static char *
-checkpoint_header(const ConformEngine *e)
+checkpoint_header(const ConformEngine *e, const char *save_id)
 {
   g_autofree char *mirror = engine_mirror_header(e);
   return g_strdup_printf("model=%s\nlatent=%d\ndim=%d\nwidth=%d\ndepth=%d\ntemb_dim=%d\nT=%d\nschedule=%s\n"
-                         "step=%ld\nadam_t=%ld\ntrain_seconds=%.17g\nparams=%zu\n%s",
+                         "step=%ld\nadam_t=%ld\ntrain_seconds=%.17g\nparams=%zu\nsave_id=%s\n%s",
                          e->vae ? "vae" : "ddpm", e->cfg.latent, e->dim, e->cfg.width, e->cfg.depth, e->cfg.temb_dim,
                          e->cfg.T, e->cfg.schedule, e->step,
-                         e->adam.t, e->train_seconds, e->params->total, mirror);
+                         e->adam.t, e->train_seconds, e->params->total, save_id, mirror);
+}
+
+/* Crash safety of an experiment directory. Each file is replaced
+ * atomically, but a save writes several: experiment.ini, metrics.csv, then
+ * weights.ckpt, which carry the same save_id. Before a save replaces them,
+ * the complete previous save is kept as *.prev (hard links, each renamed
+ * into place atomically). A process killed between the files leaves an ini
+ * whose save_id the weights do not have; loading then takes the .prev ini
+ * and history that belong to the weights (prev_consistent) and says so. */
+static const char *const saved_files[] = {"experiment.ini", "metrics.csv", "weights.ckpt", NULL};
+
+/* The save_id in a checkpoint file's header (read without the arenas), or NULL. */
+static char *
+ckpt_save_id(const char *path)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return NULL;
+  unsigned char head[16];
+  char *id = NULL;
+  if (fread(head, 1, 16, f) == 16 && memcmp(head, "CONFCKPT", 8) == 0) {
+    guint32 h = (guint32)head[12] | (guint32)head[13] << 8 | (guint32)head[14] << 16 | (guint32)head[15] << 24;
+    if (h <= CF_CKPT_MAX_HEADER) {
+      char *text = g_malloc(h + 1);
+      if (fread(text, 1, h, f) == h) {
+        text[h] = '\0';
+        const char *p = strstr(text, "\nsave_id=");
+        if (p) {
+          p += strlen("\nsave_id=");
+          id = g_strndup(p, strcspn(p, "\n"));
+        }
+      }
+      g_free(text);
+    }
+  }
+  fclose(f);
+  return id;
+}
+
+static void
+keep_previous_save(const char *dir)
+{
+  /* only a complete save: after an interrupted one the .prev files are the
+   * save that belongs to the weights, and they stay */
+  g_autofree char *ini = g_build_filename(dir, "experiment.ini", NULL);
+  g_autofree char *ckpt = g_build_filename(dir, "weights.ckpt", NULL);
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *ini_id = g_key_file_load_from_file(kf, ini, G_KEY_FILE_NONE, NULL)
+                              ? g_key_file_get_string(kf, "experiment", "save_id", NULL)
+                              : NULL;
+  g_autofree char *ck_id = ckpt_save_id(ckpt);
+  if (!ini_id || g_strcmp0(ini_id, ck_id) != 0)
+    return;
+  for (int i = 0; saved_files[i]; i++) {
+    g_autofree char *cur = g_build_filename(dir, saved_files[i], NULL);
+    g_autofree char *tmp = g_strdup_printf("%s.prev.tmp", cur), *prev = g_strdup_printf("%s.prev", cur);
+    if (!g_file_test(cur, G_FILE_TEST_IS_REGULAR))
+      continue;
+    (void)g_unlink(tmp);
+    if (link(cur, tmp) == 0 && g_rename(tmp, prev) != 0)
+      (void)g_unlink(tmp);
+  }
+}
+
+static char *
+new_save_id(void)
+{
+  return g_strdup_printf("%08x%08x-%" G_GINT64_FORMAT, g_random_int(), g_random_int(), g_get_real_time());
 }
 
 /* samples.png (conform_image_samples_write_png): the image samples in a grid, 8 per row, 2x; with
@@ -742,28 +812,29 @@ conform_engine_save(ConformEngine *e, const char *dir, const float *samples, int
   arenas[na++] = (CfCkptArena){"norm.mean", (size_t)e->dim, e->norm.mean};
   arenas[na++] = (CfCkptArena){"norm.scale", (size_t)e->dim, e->norm.scale};
   na += engine_mirror_arenas(e, arenas + na);
-  g_autofree char *header = checkpoint_header(e);
+  g_autofree char *save_id = new_save_id();
+  g_autofree char *header = checkpoint_header(e, save_id);
   unsigned char *buf = NULL;
   size_t len = 0;
   CfError err;
   if (cf_checkpoint_encode(header, arenas, na, &buf, &len, &err) != CF_OK)
     return core_error(error, CONFORM_ERROR_IO, &err);
-  g_autofree char *ckpt = g_build_filename(dir, "weights.ckpt", NULL);
-  gboolean ok = conform_write_atomic(ckpt, buf, len, error);
-  free(buf);
-  if (!ok)
-    return FALSE;
+  keep_previous_save(dir);
 
   g_autoptr(GKeyFile) kf = conform_config_to_keyfile(&e->cfg);
+  g_key_file_set_string(kf, "experiment", "save_id", save_id);
+  g_key_file_set_comment(kf, "experiment", "save_id", "the weights.ckpt saved with this file carries the same id",
+                         NULL);
   gsize ilen;
   g_autofree char *ini = g_key_file_to_data(kf, &ilen, NULL);
   g_autofree char *ini_path = g_build_filename(dir, "experiment.ini", NULL);
-  if (!conform_write_atomic(ini_path, ini, ilen, error))
-    return FALSE;
-
   g_autoptr(GString) m = records_csv(e);
   g_autofree char *mpath = g_build_filename(dir, "metrics.csv", NULL);
-  if (!conform_write_atomic(mpath, m->str, m->len, error))
+  g_autofree char *ckpt = g_build_filename(dir, "weights.ckpt", NULL);
+  gboolean ok = conform_write_atomic(ini_path, ini, ilen, error) &&
+                conform_write_atomic(mpath, m->str, m->len, error) && conform_write_atomic(ckpt, buf, len, error);
+  free(buf);
+  if (!ok)
     return FALSE;
 
   if (samples) {
@@ -831,9 +902,8 @@ load_arena(const CfCheckpoint *ck, const char *path, const char *name, float *ds
  * file is not fatal (the weights are what matter): the history then starts
  * empty or stops at the damaged line, and a warning says so. */
 static void
-load_records(ConformEngine *e, const char *dir)
+load_records(ConformEngine *e, const char *path)
 {
-  g_autofree char *path = g_build_filename(dir, "metrics.csv", NULL);
   g_autofree char *text = NULL;
   g_autoptr(GError) err = NULL;
   if (!conform_read_file(path, MAX_FILE_BYTES, &text, NULL, &err)) {
@@ -977,20 +1047,48 @@ conform_engine_load(const char *dir, GError **error)
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", ini_path, e1->message);
     return NULL;
   }
+  CfCheckpoint ck;
+  if (!read_checkpoint(ckpt_path, &ck, error))
+    return NULL;
+  /* an interrupted save: the ini is newer than the weights; the previous
+   * save's ini and history belong to them (keep_previous_save) */
+  g_autofree char *metrics_path = g_build_filename(dir, "metrics.csv", NULL);
+  g_autofree char *recovered = NULL;
+  g_autofree char *ini_id = g_key_file_get_string(kf, "experiment", "save_id", NULL);
+  g_autofree char *ck_id = cf_checkpoint_header_get(&ck, "save_id");
+  if (ini_id && ck_id && strcmp(ini_id, ck_id) != 0) {
+    g_autofree char *prev_path = g_strdup_printf("%s.prev", ini_path);
+    g_autoptr(GKeyFile) prev = g_key_file_new();
+    g_autofree char *prev_id = NULL;
+    if (g_key_file_load_from_file(prev, prev_path, G_KEY_FILE_NONE, NULL))
+      prev_id = g_key_file_get_string(prev, "experiment", "save_id", NULL);
+    if (g_strcmp0(prev_id, ck_id) != 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
+                  "%s: experiment.ini (save %s) and weights.ckpt (save %s) come from different saves, and no "
+                  "experiment.ini.prev matches the weights",
+                  dir, ini_id, ck_id);
+      cf_checkpoint_clear(&ck);
+      return NULL;
+    }
+    g_key_file_free(kf);
+    kf = g_steal_pointer(&prev);
+    g_free(metrics_path);
+    metrics_path = g_build_filename(dir, "metrics.csv.prev", NULL);
+    recovered = g_strdup_printf("%s: the last save was interrupted before its weights were written; opened the "
+                                "save before it (experiment.ini.prev, metrics.csv.prev and the weights)",
+                                dir);
+  }
   ConformConfig cfg;
   conform_config_init(&cfg);
   if (!conform_config_from_keyfile(&cfg, kf, ini_path, error)) {
     conform_config_clear(&cfg);
+    cf_checkpoint_clear(&ck);
     return NULL;
   }
   ConformEngine *e = conform_engine_new(&cfg, error);
   conform_config_clear(&cfg);
-  if (!e)
-    return NULL;
-
-  CfCheckpoint ck;
-  if (!read_checkpoint(ckpt_path, &ck, error)) {
-    conform_engine_free(e);
+  if (!e) {
+    cf_checkpoint_clear(&ck);
     return NULL;
   }
   size_t np = e->params->total;
@@ -1011,7 +1109,12 @@ conform_engine_load(const char *dir, GError **error)
     e->train_seconds = secs ? g_ascii_strtod(secs, NULL) : 0;
     remember_good(e);
     ok = ok && engine_mirror_load(e, &ck, ckpt_path, error);
-    load_records(e, dir);
+    load_records(e, metrics_path);
+    if (recovered) {
+      char *w = e->warnings ? g_strdup_printf("%s\n%s", recovered, e->warnings) : g_strdup(recovered);
+      g_free(e->warnings);
+      e->warnings = w;
+    }
     if (e->dual_on && e->records->len > 0) { /* the multipliers continue */
       const ConformTrainRecord *r = &g_array_index(e->records, ConformTrainRecord, e->records->len - 1);
       for (int i = 0; i < MIN(r->n_dual, e->n_dual); i++)
