@@ -10,6 +10,7 @@
 #include "conform-histogram.h"
 #include "conform-image-grid.h"
 #include "conform-io.h"
+#include "conform-mirror-view.h"
 #include "conform-scatter.h"
 #include "conform-window-private.h"
 
@@ -117,11 +118,12 @@ static const char *const export_items[] = {"Samples plot (PNG)",     "Violation 
                                            "Learning rate (PNG)",    "Sampling trajectory frame (PNG)",
                                            "Samples and violations (CSV)",
                                            "Held-out ELBO / log-likelihood, VAE (PNG)",
-                                           "Compare view (PNG)", "Class shares (PNG)", NULL};
+                                           "Compare view (PNG)", "Class shares (PNG)",
+                                           "Mirror maps, strategy mirror (PNG)", NULL};
 static const char *const export_names[] = {"samples.png", "violations.png", "loss.png", "violation-curve.png",
                                            "learning-rate.png", "trajectory.png", "samples.csv", "vae-curves.png",
-                                           "compare.png", "shares.png"};
-enum { EXPORT_CSV = 6, EXPORT_VAE = 7, EXPORT_COMPARE = 8, EXPORT_SHARES = 9 };
+                                           "compare.png", "shares.png", "mirror.png"};
+enum { EXPORT_CSV = 6, EXPORT_VAE = 7, EXPORT_COMPARE = 8, EXPORT_SHARES = 9, EXPORT_MIRROR = 10 };
 
 static gboolean
 export_to(ConformWindow *self, guint what, const char *path, int w, int h, GError **error)
@@ -150,6 +152,8 @@ export_to(ConformWindow *self, guint what, const char *path, int w, int h, GErro
     conform_bars_set_title(b, NULL);
     return ok;
   }
+  case EXPORT_MIRROR: /* the mode shown (g or f) */
+    return conform_mirror_view_export_png(CONFORM_MIRROR_VIEW(self->mirror_view), path, w, h, error);
   case EXPORT_CSV:
   default: {
     ConformSampleSet *s = self->run ? conform_run_get_samples(self->run) : NULL;
@@ -232,6 +236,9 @@ conform_window_export_action(GSimpleAction *a, GVariant *p, gpointer data)
   /* "Export view": the Compare tab exports itself when it is the one shown. */
   if (gtk_notebook_get_current_page(GTK_NOTEBOOK(self->notebook)) == self->compare_page)
     gtk_drop_down_set_selected(GTK_DROP_DOWN(ed->what), EXPORT_COMPARE);
+  else if (self->mirror_page && gtk_notebook_get_current_page(GTK_NOTEBOOK(self->notebook)) ==
+                                    gtk_notebook_page_num(GTK_NOTEBOOK(self->notebook), self->mirror_page))
+    gtk_drop_down_set_selected(GTK_DROP_DOWN(ed->what), EXPORT_MIRROR);
   ed->width = gtk_spin_button_new_with_range(16, 16384, 1);
   ed->height = gtk_spin_button_new_with_range(16, 16384, 1);
   gtk_spin_button_set_value(GTK_SPIN_BUTTON(ed->width), 1600);

@@ -53,6 +53,8 @@ struct _ConformWindow {
   GtkWidget *traj_scatter, *traj_scale, *traj_play, *traj_label;
   guint traj_timer;
   GtkWidget *editor;
+  GtkWidget *equations;                 /* ConformEquationEditor under the matrix editor */
+  GtkWidget *mirror_view, *mirror_page; /* the Mirror maps tab (strategy mirror) */
   /* status bar */
   GtkWidget *status_label, *space_label, *message_label;
   guint message_timeout;
@@ -77,6 +79,13 @@ void conform_window_show_message_(ConformWindow *self, const char *text, gboolea
 void conform_window_error_dialog_(ConformWindow *self, const char *title, const char *detail);
 void conform_window_update_title_(ConformWindow *self);
 void conform_window_set_dirty_(ConformWindow *self, gboolean dirty);
+
+/* The Mirror maps tab and the equation editor (conform-window-mirror.c):
+ * built by build_views, told about each attached run and sample set. */
+GtkWidget *conform_window_mirror_page_new_(ConformWindow *self);
+GtkWidget *conform_window_equations_new_(ConformWindow *self);
+void conform_window_mirror_attach_(ConformWindow *self, ConformRun *run);
+void conform_window_mirror_samples_(ConformWindow *self, const ConformSampleSet *s);
 
 /* Actions and handlers implemented in conform-window-files.c. */
 void conform_window_open_action(GSimpleAction *a, GVariant *p, gpointer data);

@@ -522,6 +522,7 @@ run_samples_cb(ConformRun *run, gpointer data, ConformWindow *self)
     gtk_range_set_range(GTK_RANGE(self->traj_scale), 0, s->traj_steps);
     show_trajectory_frame(self);
   }
+  conform_window_mirror_samples_(self, s);
   update_status(self);
 }
 
@@ -614,6 +615,7 @@ attach_run(ConformWindow *self, ConformRun *run)
   }
   conform_constraint_editor_set_dim(CONFORM_CONSTRAINT_EDITOR(self->editor), dim, (const char *const *)names);
   show_constraint(self);
+  conform_window_mirror_attach_(self, run);
   {
     /* The Compare tab compares strategies on this experiment, with the same
      * background and projection plane as the samples view. */
@@ -1205,8 +1207,9 @@ build_views(ConformWindow *self)
   gtk_label_set_xalign(GTK_LABEL(chead), 0);
   gtk_box_append(GTK_BOX(cbox), chead);
   gtk_box_append(GTK_BOX(cbox), self->constraint_summary);
-  gtk_widget_set_vexpand(self->editor, TRUE);
-  gtk_box_append(GTK_BOX(cbox), self->editor);
+  gtk_box_append(GTK_BOX(cbox), self->editor); /* natural height: the equations follow it */
+  gtk_box_append(GTK_BOX(cbox), gtk_separator_new(GTK_ORIENTATION_HORIZONTAL));
+  gtk_box_append(GTK_BOX(cbox), conform_window_equations_new_(self));
   gtk_widget_set_margin_start(cbox, 8);
   gtk_widget_set_margin_end(cbox, 8);
   gtk_widget_set_margin_top(cbox, 8);
@@ -1214,11 +1217,19 @@ build_views(ConformWindow *self)
   self->notebook = gtk_notebook_new();
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), explore, gtk_label_new("Explore"));
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), traj_box, gtk_label_new("Sampling trajectory"));
-  gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), cbox, gtk_label_new("Constraint A x = b"));
+  /* Scrolled, so this tab never sets the notebook's minimum height (its
+   * icon-beside-wrapping-label rows measure one pixel taller at huge widths
+   * in GTK 4.8, a critical under G_DEBUG=fatal-criticals). */
+  GtkWidget *cscroll = gtk_scrolled_window_new();
+  gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(cscroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
+  gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(cscroll), cbox);
+  gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), cscroll, gtk_label_new("Constraint A x = b"));
   /* Compare tab: strategies side by side, trained in lock-step on their own worker. */
   self->compare = conform_compare_view_new();
   self->compare_page =
     gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), self->compare, gtk_label_new("Compare"));
+  gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), conform_window_mirror_page_new_(self),
+                           gtk_label_new("Mirror maps"));
   return self->notebook;
 }
 
@@ -1486,6 +1497,9 @@ conform_window_get_view(ConformWindow *self, const char *name)
   if (g_str_equal(name, "trajectory")) return self->traj_scatter;
   if (g_str_equal(name, "trajectory-scale")) return self->traj_scale;
   if (g_str_equal(name, "editor")) return self->editor;
+  if (g_str_equal(name, "equations")) return self->equations;
+  if (g_str_equal(name, "mirror-view")) return self->mirror_view;
+  if (g_str_equal(name, "mirror-page")) return self->mirror_page;
   if (g_str_equal(name, "notebook")) return self->notebook;
   if (g_str_equal(name, "strategy")) return self->strategy_dropdown;
   if (g_str_equal(name, "preset")) return self->preset_dropdown;

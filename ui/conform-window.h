@@ -22,13 +22,14 @@ void conform_window_reset_with(ConformWindow *self, const ConformConfig *cfg);
 
 /* For tests: the live run, the views and the last status/error text. */
 ConformRun *conform_window_get_run(ConformWindow *self);
-GtkWidget *conform_window_get_view(ConformWindow *self, const char *name); /* "samples", "histogram", "loss", "violation", "lr", "vae-curves", "dual-curves", "namm-curves", "trajectory", "editor", "notebook", "compare", "shares" (ConformBars), "shares-pane", "shares-info" */
+GtkWidget *conform_window_get_view(ConformWindow *self, const char *name); /* "samples", "histogram", "loss", "violation", "lr", "vae-curves", "dual-curves", "namm-curves", "trajectory", "editor", "notebook", "compare", "shares" (ConformBars), "shares-pane", "shares-info", "equations" (ConformEquationEditor), "mirror-view" (ConformMirrorView), "mirror-page" (its tab, visible for strategy mirror) */
 const char *conform_window_get_status_text(ConformWindow *self);
 const char *conform_window_get_last_error(ConformWindow *self);
 gboolean conform_window_is_dirty(ConformWindow *self);
 /* What the Export dialog does, by the dialog's default file name
  * ("samples.png", "violations.png", "loss.png", "violation-curve.png",
- * "learning-rate.png", "trajectory.png", "samples.csv", "vae-curves.png", "compare.png", "shares.png"). */
+ * "learning-rate.png", "trajectory.png", "samples.csv", "vae-curves.png", "compare.png", "shares.png",
+ * "mirror.png": the Mirror maps tab in the mode shown). */
 gboolean conform_window_export(ConformWindow *self, const char *file_name, const char *path, int width, int height,
                                GError **error);
 /* Saves synchronously-from-the-caller's-view (iterates until done). */
