@@ -130,7 +130,7 @@ label_counts(const CfDataset *d, int *counts)
 
 static const char *const all_names[] = {
   "gaussians", "moons", "checkerboard", "spiral", "simplex-3d", "charge-neutral", "flow-network", "portfolio",
-  "cstr", "plant",
+  "cstr", "plant", "ring", "sphere-shell",
 };
 
 static void
@@ -143,7 +143,7 @@ test_generator_table(void)
     g_assert_cmpint(g[count].dim, >, 0);
     g_assert_nonnull(g[count].description);
     g_assert_true(cf_data_generator_find(g[count].name) == &g[count]);
-    g_assert_true(g[count].constrained == (count >= 4));
+    g_assert_true(g[count].constrained == (count >= 4 && count <= 9)); /* ring, sphere-shell: equations only */
     g_assert_cmpint(g[count].inputs, ==, count == 8 ? 3 : count == 9 ? 4 : 0);
   }
   g_assert_cmpint(count, ==, (int)G_N_ELEMENTS(all_names));
@@ -1081,11 +1081,44 @@ test_norm(void)
   cf_dataset_clear(&d);
 }
 
+/* ring and sphere-shell lie on the unit circle / sphere to float round-off,
+ * with their mixture weights. */
+static void
+test_ring_sphere(void)
+{
+  static const struct { const char *name; int dim, K; double w[4]; } cases[] = {
+    {"ring", 2, 3, {0.5, 0.3, 0.2}},
+    {"sphere-shell", 3, 4, {0.4, 0.3, 0.2, 0.1}},
+  };
+  for (size_t c = 0; c < G_N_ELEMENTS(cases); c++) {
+    CfDataset d;
+    cf_dataset_init(&d);
+    const int n = 20000;
+    generate(&d, cases[c].name, n, 3);
+    g_assert_cmpint(d.n_classes, ==, cases[c].K);
+    double worst = 0;
+    int counts[4] = {0};
+    for (int i = 0; i < n; i++) {
+      double r2 = 0;
+      for (int k = 0; k < cases[c].dim; k++)
+        r2 += (double)d.x[i * cases[c].dim + k] * d.x[i * cases[c].dim + k];
+      worst = fmax(worst, fabs(r2 - 1.0));
+      counts[d.labels[i]]++;
+    }
+    g_assert_cmpfloat(worst, <, 1e-6);
+    for (int k = 0; k < cases[c].K; k++) /* within 5 standard errors */
+      g_assert_cmpfloat(fabs((double)counts[k] / n - cases[c].w[k]), <,
+                        5 * sqrt(cases[c].w[k] * (1 - cases[c].w[k]) / n));
+    cf_dataset_clear(&d);
+  }
+}
+
 int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/data/generators/table", test_generator_table);
+  g_test_add_func("/data/generators/ring-sphere", test_ring_sphere);
   g_test_add_func("/data/generators/shape-determinism", test_generator_shape_determinism);
   g_test_add_func("/data/generators/errors", test_generator_errors);
   g_test_add_func("/data/generators/gaussians", test_gaussians_stats);
