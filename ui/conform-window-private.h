@@ -55,6 +55,7 @@ struct _ConformWindow {
   GtkWidget *editor;
   GtkWidget *equations;                 /* ConformEquationEditor under the matrix editor */
   GtkWidget *mirror_view, *mirror_page; /* the Mirror maps tab (strategy mirror) */
+  GtkWidget *narration;                 /* the Slow motion tab (ConformNarration) */
   /* status bar */
   GtkWidget *status_label, *space_label, *message_label;
   guint message_timeout;
@@ -83,6 +84,10 @@ void conform_window_set_dirty_(ConformWindow *self, gboolean dirty);
 /* The Mirror maps tab and the equation editor (conform-window-mirror.c):
  * built by build_views, told about each attached run and sample set. */
 GtkWidget *conform_window_mirror_page_new_(ConformWindow *self);
+/* conform-window-narration.c: the Slow motion tab */
+GtkWidget *conform_window_narration_page_new_(ConformWindow *self);
+void conform_window_narration_attach_(ConformWindow *self, ConformRun *run);
+void conform_window_narration_samples_(ConformWindow *self, ConformSampleSet *s);
 GtkWidget *conform_window_equations_new_(ConformWindow *self);
 void conform_window_mirror_attach_(ConformWindow *self, ConformRun *run);
 void conform_window_mirror_samples_(ConformWindow *self, const ConformSampleSet *s);

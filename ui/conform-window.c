@@ -523,6 +523,7 @@ run_samples_cb(ConformRun *run, gpointer data, ConformWindow *self)
     show_trajectory_frame(self);
   }
   conform_window_mirror_samples_(self, s);
+  conform_window_narration_samples_(self, s);
   update_status(self);
 }
 
@@ -616,6 +617,7 @@ attach_run(ConformWindow *self, ConformRun *run)
   conform_constraint_editor_set_dim(CONFORM_CONSTRAINT_EDITOR(self->editor), dim, (const char *const *)names);
   show_constraint(self);
   conform_window_mirror_attach_(self, run);
+  conform_window_narration_attach_(self, run);
   {
     /* The Compare tab compares strategies on this experiment, with the same
      * background and projection plane as the samples view. */
@@ -1230,6 +1232,8 @@ build_views(ConformWindow *self)
     gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), self->compare, gtk_label_new("Compare"));
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), conform_window_mirror_page_new_(self),
                            gtk_label_new("Mirror maps"));
+  gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), conform_window_narration_page_new_(self),
+                           gtk_label_new("Slow motion"));
   return self->notebook;
 }
 
@@ -1499,6 +1503,7 @@ conform_window_get_view(ConformWindow *self, const char *name)
   if (g_str_equal(name, "editor")) return self->editor;
   if (g_str_equal(name, "equations")) return self->equations;
   if (g_str_equal(name, "mirror-view")) return self->mirror_view;
+  if (g_str_equal(name, "narration")) return self->narration;
   if (g_str_equal(name, "mirror-page")) return self->mirror_page;
   if (g_str_equal(name, "notebook")) return self->notebook;
   if (g_str_equal(name, "strategy")) return self->strategy_dropdown;
