@@ -123,10 +123,21 @@ conform_classifier_load(const char *path, GError **error)
     core_error(error, &err);
     return NULL;
   }
+  ConformClassifier *clf = conform_classifier_new_from_checkpoint(&ck, path, error);
+  cf_checkpoint_clear(&ck);
+  return clf;
+}
+
+ConformClassifier *
+conform_classifier_new_from_checkpoint(const CfCheckpoint *ck, const char *origin, GError **error)
+{
+  g_return_val_if_fail(ck != NULL, NULL);
+  const char *path = origin ? origin : "(checkpoint)";
+  CfError err;
   ConformClassifier *clf = NULL;
-  g_autofree char *model = cf_checkpoint_header_get(&ck, "model");
-  g_autofree char *arch = cf_checkpoint_header_get(&ck, "arch");
-  g_autofree char *act = cf_checkpoint_header_get(&ck, "act");
+  g_autofree char *model = cf_checkpoint_header_get(ck, "model");
+  g_autofree char *arch = cf_checkpoint_header_get(ck, "arch");
+  g_autofree char *act = cf_checkpoint_header_get(ck, "act");
   g_autofree char *acc = NULL;
   if (g_strcmp0(model, "classifier") != 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: not a classifier checkpoint (model=%s)", path,
@@ -139,17 +150,17 @@ conform_classifier_load(const char *path, GError **error)
     goto out;
   }
   long C, H, W, K, c1, c2, F, steps = -1, seed = 0;
-  if (!header_long(&ck, path, "C", 1, 16, &C, error) || !header_long(&ck, path, "H", 2, 1024, &H, error) ||
-      !header_long(&ck, path, "W", 2, 1024, &W, error) ||
-      !header_long(&ck, path, "n_classes", 2, CF_CLASSIFIER_MAX_CLASSES, &K, error) ||
-      !header_long(&ck, path, "c1", 1, 4096, &c1, error) || !header_long(&ck, path, "c2", 1, 4096, &c2, error) ||
-      !header_long(&ck, path, "features", 1, 4096, &F, error))
+  if (!header_long(ck, path, "C", 1, 16, &C, error) || !header_long(ck, path, "H", 2, 1024, &H, error) ||
+      !header_long(ck, path, "W", 2, 1024, &W, error) ||
+      !header_long(ck, path, "n_classes", 2, CF_CLASSIFIER_MAX_CLASSES, &K, error) ||
+      !header_long(ck, path, "c1", 1, 4096, &c1, error) || !header_long(ck, path, "c2", 1, 4096, &c2, error) ||
+      !header_long(ck, path, "features", 1, 4096, &F, error))
     goto out;
   {
-    g_autofree char *s = cf_checkpoint_header_get(&ck, "steps");
+    g_autofree char *s = cf_checkpoint_header_get(ck, "steps");
     if (s)
       steps = strtol(s, NULL, 10);
-    g_autofree char *sd = cf_checkpoint_header_get(&ck, "seed");
+    g_autofree char *sd = cf_checkpoint_header_get(ck, "seed");
     if (sd)
       seed = strtol(sd, NULL, 10);
   }
@@ -174,7 +185,7 @@ conform_classifier_load(const char *path, GError **error)
     g_error_free(lerr);
     goto out;
   }
-  const CfCkptArena *a = cf_checkpoint_find(&ck, "params");
+  const CfCkptArena *a = cf_checkpoint_find(ck, "params");
   size_t need = clf->eval.params.total;
   if (!a || a->count != need) {
     if (a)
@@ -192,14 +203,13 @@ conform_classifier_load(const char *path, GError **error)
     goto out;
   }
   cf_classifier_eval_load(&clf->eval, a->data);
-  clf->path = g_strdup(path);
+  clf->path = g_strdup(origin);
   clf->steps = steps;
   clf->seed = (guint64)seed;
-  acc = cf_checkpoint_header_get(&ck, "accuracy");
+  acc = cf_checkpoint_header_get(ck, "accuracy");
   if (acc)
     clf->accuracy = g_ascii_strtod(acc, NULL);
 out:
-  cf_checkpoint_clear(&ck);
   return clf;
 }
 

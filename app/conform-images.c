@@ -38,19 +38,13 @@ set_read_error(GError **error, const char *path, gboolean gz, GError *e)
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_IO, "cannot read %s: %s", path, e->message);
 }
 
-gboolean
-conform_idx_load_gz(const char *path, unsigned expected_magic, guint8 **data, gsize *len, GError **error)
+/* conform_idx_load_gz on an open stream; `path` names it in messages. */
+static gboolean
+idx_load_stream(GInputStream *raw, const char *path, unsigned expected_magic, guint8 **data, gsize *len,
+                GError **error)
 {
-  g_return_val_if_fail(path != NULL && data != NULL && len != NULL, FALSE);
-  g_return_val_if_fail(expected_magic == CF_IDX_MAGIC_IMAGES || expected_magic == CF_IDX_MAGIC_LABELS, FALSE);
   g_autoptr(GError) e = NULL;
-  g_autoptr(GFile) file = g_file_new_for_path(path);
-  g_autoptr(GFileInputStream) fin = g_file_read(file, NULL, &e);
-  if (!fin) {
-    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_IO, "cannot read %s: %s", path, e->message);
-    return FALSE;
-  }
-  g_autoptr(GInputStream) bin = g_buffered_input_stream_new(G_INPUT_STREAM(fin));
+  g_autoptr(GInputStream) bin = g_buffered_input_stream_new(raw);
   /* Peek at the first two bytes: gzip or plain. */
   gsize avail = 0;
   while ((avail = g_buffered_input_stream_get_available(G_BUFFERED_INPUT_STREAM(bin))) < 2) {
@@ -141,6 +135,31 @@ conform_idx_load_gz(const char *path, unsigned expected_magic, guint8 **data, gs
   *len = buf->len;
   *data = g_byte_array_steal(buf, NULL);
   return TRUE;
+}
+
+gboolean
+conform_idx_load_gz(const char *path, unsigned expected_magic, guint8 **data, gsize *len, GError **error)
+{
+  g_return_val_if_fail(path != NULL && data != NULL && len != NULL, FALSE);
+  g_return_val_if_fail(expected_magic == CF_IDX_MAGIC_IMAGES || expected_magic == CF_IDX_MAGIC_LABELS, FALSE);
+  g_autoptr(GError) e = NULL;
+  g_autoptr(GFile) file = g_file_new_for_path(path);
+  g_autoptr(GFileInputStream) fin = g_file_read(file, NULL, &e);
+  if (!fin) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_IO, "cannot read %s: %s", path, e->message);
+    return FALSE;
+  }
+  return idx_load_stream(G_INPUT_STREAM(fin), path, expected_magic, data, len, error);
+}
+
+gboolean
+conform_idx_load_gz_from_data(const guint8 *bytes, gsize n, const char *name, unsigned expected_magic,
+                              guint8 **data, gsize *len, GError **error)
+{
+  g_return_val_if_fail((bytes != NULL || n == 0) && data != NULL && len != NULL, FALSE);
+  g_return_val_if_fail(expected_magic == CF_IDX_MAGIC_IMAGES || expected_magic == CF_IDX_MAGIC_LABELS, FALSE);
+  g_autoptr(GInputStream) in = g_memory_input_stream_new_from_data(bytes ? bytes : (const guint8 *)"", (gssize)n, NULL);
+  return idx_load_stream(in, name ? name : "(IDX data)", expected_magic, data, len, error);
 }
 
 gboolean
@@ -530,6 +549,20 @@ check_size(int size, GError **error)
 }
 
 gboolean
+conform_png_decode_gray(const guint8 *data, gsize len, const char *name, int size, float *out, GError **error)
+{
+  g_return_val_if_fail((data != NULL || len == 0) && out != NULL, FALSE);
+  if (!check_size(size, error))
+    return FALSE;
+  g_autofree char *reason = NULL;
+  if (!png_bytes_to_gray(data, len, size, out, &reason)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", name ? name : "(PNG data)", reason);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
 conform_png_load_gray(const char *path, int size, float *out, GError **error)
 {
   g_return_val_if_fail(path != NULL && out != NULL, FALSE);
@@ -539,12 +572,7 @@ conform_png_load_gray(const char *path, int size, float *out, GError **error)
   gsize len = 0;
   if (!conform_read_file(path, CONFORM_PNG_MAX_FILE_BYTES, &data, &len, error))
     return FALSE;
-  g_autofree char *reason = NULL;
-  if (!png_bytes_to_gray((const guint8 *)data, len, size, out, &reason)) {
-    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", path, reason);
-    return FALSE;
-  }
-  return TRUE;
+  return conform_png_decode_gray((const guint8 *)data, len, path, size, out, error);
 }
 
 static int

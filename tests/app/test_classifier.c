@@ -93,6 +93,21 @@ test_bad_checkpoints(void)
   g_autofree char *data = NULL;
   gsize len = 0;
   g_assert_true(g_file_get_contents(bundled, &data, &len, NULL));
+  /* from a decoded checkpoint: the same classifier, no path */
+  {
+    CfCheckpoint ck;
+    g_assert_cmpint(cf_checkpoint_decode(&ck, (const unsigned char *)data, len, bundled, NULL), ==, CF_OK);
+    g_autoptr(GError) e = NULL;
+    g_autoptr(ConformClassifier) clf = conform_classifier_new_from_checkpoint(&ck, NULL, &e);
+    g_assert_no_error(e);
+    g_assert_cmpint(conform_classifier_config(clf)->H, ==, 28);
+    g_assert_null(conform_classifier_path(clf));
+    g_free(ck.header);
+    ck.header = g_strdup("model=ddpm\n");
+    g_assert_null(conform_classifier_new_from_checkpoint(&ck, "mem.ckpt", &e));
+    g_assert_nonnull(strstr(e->message, "mem.ckpt: not a classifier"));
+    cf_checkpoint_clear(&ck);
+  }
   /* truncated */
   g_autofree char *trunc = g_build_filename(tmpdir, "truncated.ckpt", NULL);
   g_assert_true(g_file_set_contents(trunc, data, (gssize)(len / 2), NULL));

@@ -291,6 +291,22 @@ test_gzip_idx(void)
   cf_image_set_clear(&a);
   cf_image_set_clear(&b);
 
+  /* from memory: the same bytes, errors name the given name */
+  {
+    g_autofree guint8 *m = NULL;
+    gsize mlen = 0;
+    g_assert_true(conform_idx_load_gz_from_data(gzdata, gzlen, "mem.gz", CF_IDX_MAGIC_IMAGES, &m, &mlen, &e));
+    g_assert_no_error(e);
+    g_assert_cmpmem(m, mlen, raw->data, raw->len);
+    g_clear_pointer(&m, g_free);
+    g_assert_false(conform_idx_load_gz_from_data(gzdata, gzlen / 2, "mem.gz", CF_IDX_MAGIC_IMAGES, &m, &mlen, &e));
+    assert_contains(e->message, "mem.gz");
+    g_clear_error(&e);
+    g_assert_false(conform_idx_load_gz_from_data(raw->data, raw->len, "mem", CF_IDX_MAGIC_LABELS, &m, &mlen, &e));
+    assert_contains(e->message, "mem: ");
+    g_clear_error(&e);
+  }
+
   /* truncated gzip at many points: every one an error naming the file */
   const gsize cuts[] = {0, 1, 2, 5, 10, 11, 15, 20, gzlen / 4, gzlen / 2, gzlen - 9, gzlen - 8, gzlen - 4,
                         gzlen - 1};
@@ -579,6 +595,19 @@ test_png_folder(void)
   g_assert_false(conform_png_load_gray(x, 8, one, &e));
   assert_contains(e->message, x);
   g_clear_error(&e);
+  /* the same from memory */
+  {
+    g_autofree char *bytes = NULL;
+    gsize n = 0;
+    float mem[64];
+    g_assert_true(g_file_get_contents(ap, &bytes, &n, NULL));
+    g_assert_true(conform_png_decode_gray((const guint8 *)bytes, n, "mem.png", 8, mem, &e));
+    g_assert_no_error(e);
+    g_assert_cmpmem(mem, sizeof mem, one, sizeof one);
+    g_assert_false(conform_png_decode_gray((const guint8 *)bytes, n / 2, "mem.png", 8, mem, &e));
+    assert_contains(e->message, "mem.png: ");
+    g_clear_error(&e);
+  }
 
   /* a folder with only bad files, an empty folder, a missing folder */
   g_autofree char *bad = g_build_filename(dir, "bad", NULL);
