@@ -4,8 +4,10 @@
  *
  * First byte: bits 0-4 give the output size - 1 (1..32); bit 5: also read
  * the PNG from a temporary file (conform_png_load_gray) and compare; bit 6:
- * also import a folder holding it (conform_png_folder_import) and compare.
- * The rest is the PNG file.
+ * also import a folder holding it (conform_png_folder_import) and compare;
+ * bit 7 clear: the body first writes the right CRC into every chunk (so
+ * mutations get past libpng's CRC check to the chunk contents), set: the
+ * file as it is. The rest is the PNG file.
  *
  * On acceptance: every output value finite and in [0, 1]; the file and
  * folder paths give the same bits (the folder: one 1 x size x size image).
@@ -17,6 +19,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "checkpoint.h" /* cf_crc32: the CRC-32 of PNG chunks too */
 #include "conform-config.h"
 #include "conform-images.h"
 
@@ -30,6 +33,31 @@ setup(void)
   g_log_set_always_fatal(G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING);
 }
 
+static guint32
+be32(const guint8 *p)
+{
+  return (guint32)p[0] << 24 | (guint32)p[1] << 16 | (guint32)p[2] << 8 | p[3];
+}
+
+/* Chunks after the signature: length, type, data, CRC over type and data. */
+static void
+fix_crcs(guint8 *png, gsize len)
+{
+  gsize pos = 8;
+  while (pos + 12 <= len) {
+    guint32 n = be32(png + pos);
+    if (n > len - pos - 12)
+      break;
+    guint32 crc = cf_crc32(0, png + pos + 4, 4 + (gsize)n);
+    guint8 *c = png + pos + 8 + n;
+    c[0] = (guint8)(crc >> 24);
+    c[1] = (guint8)(crc >> 16);
+    c[2] = (guint8)(crc >> 8);
+    c[3] = (guint8)crc;
+    pos += 12 + (gsize)n;
+  }
+}
+
 void
 cf_fuzz_one(const uint8_t *data, size_t size)
 {
@@ -38,8 +66,10 @@ cf_fuzz_one(const uint8_t *data, size_t size)
     return;
   const int side = 1 + (data[0] & 31);
   const gboolean via_file = (data[0] & 32) != 0, via_folder = (data[0] & 64) != 0;
-  const guint8 *png = data + 1;
   const gsize len = size - 1;
+  g_autofree guint8 *png = g_memdup2(data + 1, len ? len : 1);
+  if (!(data[0] & 128))
+    fix_crcs(png, len);
   const gsize plane = (gsize)side * side;
   float *out = g_new(float, plane);
   for (gsize i = 0; i < plane; i++)
