@@ -19,11 +19,65 @@
  * discarded as they are read) before saying "more than". */
 #define IDX_TRAILING_COUNT_MAX ((gsize)16 << 20)
 
+/* The IDX bytes of a file: plain, or gunzipped with `conv` by hand (not
+ * through a GConverterInputStream, which drops what follows the end of the
+ * gzip stream unseen), so that bytes after the gzip stream are an error. */
+typedef struct {
+  GInputStream *in;
+  GConverter *conv; /* NULL: plain */
+  guint8 *z;        /* compressed bytes read, not yet converted: z[zpos, zlen) */
+  gsize zpos, zlen;
+  gboolean zeof;    /* `in` is at its end */
+  gboolean done;    /* the gzip stream ended */
+} IdxIn;
+
+#define IDX_ZCHUNK ((gsize)64 << 10)
+
 /* Reads up to count bytes (fewer only at end of stream). */
 static gboolean
-read_up_to(GInputStream *in, guint8 *buf, gsize count, gsize *got, GError **error)
+read_up_to(IdxIn *r, guint8 *buf, gsize count, gsize *got, GError **error)
 {
-  return g_input_stream_read_all(in, buf, count, got, NULL, error);
+  if (!r->conv)
+    return g_input_stream_read_all(r->in, buf, count, got, NULL, error);
+  *got = 0;
+  while (*got < count && !r->done) {
+    if (r->zpos == r->zlen && !r->zeof) {
+      gssize k = g_input_stream_read(r->in, r->z, IDX_ZCHUNK, NULL, error);
+      if (k < 0)
+        return FALSE;
+      r->zpos = 0;
+      r->zlen = (gsize)k;
+      r->zeof = k == 0;
+    }
+    gsize nr = 0, nw = 0;
+    /* with input left (or at its end) and room for output, zlib makes
+     * progress or fails: a truncated stream is G_IO_ERROR_PARTIAL_INPUT */
+    GConverterResult res = g_converter_convert(r->conv, r->z + r->zpos, r->zlen - r->zpos, buf + *got, count - *got,
+                                               r->zeof ? G_CONVERTER_INPUT_AT_END : G_CONVERTER_NO_FLAGS, &nr, &nw,
+                                               error);
+    if (res == G_CONVERTER_ERROR)
+      return FALSE;
+    r->zpos += nr;
+    *got += nw;
+    r->done = res == G_CONVERTER_FINISHED;
+  }
+  return TRUE;
+}
+
+/* After the gzip stream: compressed bytes left in the file (counting at
+ * most `max`). */
+static gboolean
+gzip_leftover(IdxIn *r, gsize max, gsize *left, GError **error)
+{
+  *left = r->zlen - r->zpos;
+  while (!r->zeof && *left <= max) {
+    gssize k = g_input_stream_read(r->in, r->z, IDX_ZCHUNK, NULL, error);
+    if (k < 0)
+      return FALSE;
+    r->zeof = k == 0;
+    *left += (gsize)k;
+  }
+  return TRUE;
 }
 
 static void
@@ -58,13 +112,10 @@ idx_load_stream(GInputStream *raw, const char *path, unsigned expected_magic, gu
   }
   const guint8 *peek = g_buffered_input_stream_peek_buffer(G_BUFFERED_INPUT_STREAM(bin), &avail);
   const gboolean gz = avail >= 2 && peek[0] == 0x1f && peek[1] == 0x8b;
-  g_autoptr(GInputStream) cin = NULL;
-  GInputStream *in = bin;
-  if (gz) {
-    g_autoptr(GZlibDecompressor) dec = g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP);
-    cin = g_converter_input_stream_new(bin, G_CONVERTER(dec));
-    in = cin;
-  }
+  g_autoptr(GZlibDecompressor) dec = gz ? g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP) : NULL;
+  g_autofree guint8 *zbuf = gz ? g_malloc(IDX_ZCHUNK) : NULL;
+  IdxIn rd = {.in = bin, .conv = gz ? G_CONVERTER(dec) : NULL, .z = zbuf};
+  IdxIn *in = &rd;
 
   /* The header first: 4 bytes, then 4 per dimension (bounded by the type). */
   guint8 hdr[CF_IDX_MAX_HEADER];
@@ -127,6 +178,22 @@ idx_load_stream(GInputStream *raw, const char *path, unsigned expected_magic, gu
       g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
                   "%s: %" G_GSIZE_FORMAT " trailing bytes after %" G_GSIZE_FORMAT " bytes of IDX data", path,
                   trailing, total);
+      return FALSE;
+    }
+  }
+  /* Nothing may follow the gzip stream (trailing garbage, a second member). */
+  if (gz) {
+    gsize left = 0;
+    if (!rd.done || !gzip_leftover(&rd, IDX_TRAILING_COUNT_MAX, &left, &e)) {
+      if (e)
+        set_read_error(error, path, gz, e);
+      else
+        g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: corrupt or truncated gzip data", path);
+      return FALSE;
+    }
+    if (left > 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s%" G_GSIZE_FORMAT " bytes after the end of the gzip data",
+                  path, left > IDX_TRAILING_COUNT_MAX ? "more than " : "", MIN(left, IDX_TRAILING_COUNT_MAX));
       return FALSE;
     }
   }

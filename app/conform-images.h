@@ -23,7 +23,8 @@ G_BEGIN_DECLS
  * chunks and never beyond header + data size from that validated header, so
  * a lying size field or a gzip bomb cannot make it allocate more than the
  * file really holds (nor more than CF_IDX_MAX_ELEMENTS). Data after the
- * expected end is an error ("N trailing bytes"). A short file is returned as
+ * expected end is an error ("N trailing bytes"), and so are bytes after the
+ * end of the gzip stream (garbage, a second member). A short file is returned as
  * it is, so cf_idx_parse_* can report the truncation. *data is g_free'd. */
 gboolean conform_idx_load_gz(const char *path, unsigned expected_magic, guint8 **data, gsize *len,
                              GError **error);

@@ -12,7 +12,8 @@
  * the output untouched, with a corrupt/size status naming the input. The
  * reader returns what the stream holds (the plain bytes, or exactly what was
  * gzipped), never more than its validated header announces, and accepts
- * whatever the parser accepts; its errors name the input. */
+ * whatever the parser accepts; a gzip file it accepts is exactly one gzip
+ * stream, nothing after it; its errors name the input. */
 #include "fuzz.h"
 
 #include <gio/gio.h>
@@ -42,6 +43,33 @@ gzip_bytes(const guint8 *data, gsize len)
   FUZZ_CHECK(g_output_stream_write_all(out, data, len, &written, NULL, NULL) && written == len, "gzip write");
   FUZZ_CHECK(g_output_stream_close(out, NULL, NULL), "gzip close");
   return g_memory_output_stream_steal_as_bytes(G_MEMORY_OUTPUT_STREAM(mem));
+}
+
+/* A strict gunzip: one gzip member that must use up every byte of the
+ * file. Returns the data, or NULL if the file is not exactly that. */
+static GBytes *
+gunzip_strict(const guint8 *data, gsize len)
+{
+  g_autoptr(GZlibDecompressor) zd = g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP);
+  g_autoptr(GByteArray) out = g_byte_array_new();
+  guint8 buf[65536];
+  gsize pos = 0;
+  for (;;) {
+    gsize nr = 0, nw = 0;
+    GConverterResult r = g_converter_convert(G_CONVERTER(zd), data + pos, len - pos, buf, sizeof buf,
+                                             G_CONVERTER_INPUT_AT_END, &nr, &nw, NULL);
+    if (r == G_CONVERTER_ERROR)
+      return NULL;
+    pos += nr;
+    g_byte_array_append(out, buf, (guint)nw);
+    if (r == G_CONVERTER_FINISHED)
+      break;
+    if (out->len > ((guint)64 << 20))
+      return NULL;
+  }
+  if (pos != len)
+    return NULL;
+  return g_byte_array_free_to_bytes(g_steal_pointer(&out));
 }
 
 /* The core parser on `buf`. Returns TRUE when it accepted. */
@@ -135,6 +163,13 @@ cf_fuzz_one(const uint8_t *data, size_t size)
       FUZZ_CHECK(olen == plen && memcmp(out, payload, plen) == 0, "gunzip(gzip(x)) != x");
     else if (!is_gz)
       FUZZ_CHECK(olen == plen && memcmp(out, payload, plen) == 0, "plain file changed by the reader");
+    if (is_gz) {
+      /* what it accepts is one whole gzip stream, and returns all of it */
+      g_autoptr(GBytes) strict = gunzip_strict(file, flen);
+      FUZZ_CHECK(strict != NULL, "accepted a gzip file that is not exactly one gzip stream (%zu bytes)", flen);
+      FUZZ_CHECK(g_bytes_get_size(strict) == olen && memcmp(g_bytes_get_data(strict, NULL), out, olen) == 0,
+                 "reader returned %zu bytes, the gzip stream holds %zu", olen, g_bytes_get_size(strict));
+    }
     gboolean out_ok = parse_core(labels, out, olen);
     if (compress || !is_gz)
       FUZZ_CHECK(out_ok == core_ok, "parser disagrees on the reader's output");
