@@ -67,7 +67,9 @@ cf_fuzz_one(const uint8_t *data, size_t size)
   const int side = 1 + (data[0] & 31);
   const gboolean via_file = (data[0] & 32) != 0, via_folder = (data[0] & 64) != 0;
   const gsize len = size - 1;
-  g_autofree guint8 *png = g_memdup2(data + 1, len ? len : 1);
+  g_autofree guint8 *png = g_malloc(len ? len : 1);
+  if (len)
+    memcpy(png, data + 1, len);
   if (!(data[0] & 128))
     fix_crcs(png, len);
   const gsize plane = (gsize)side * side;
