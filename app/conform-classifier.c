@@ -16,6 +16,10 @@
 #include "optim.h"
 
 #define EVAL_CHUNK 256
+/* The evaluator's graph (values and gradients of every layer) grows with its
+ * rows per chunk: at most this many floats (256 MiB), so big images are
+ * evaluated in smaller chunks (the bundled 28 x 28 classifier keeps 256). */
+#define EVAL_MAX_FLOATS ((size_t)1 << 26)
 #define MAX_CKPT_BYTES ((gsize)256 << 20)
 
 struct _ConformClassifier {
@@ -60,9 +64,24 @@ conform_classifier_bundled_path(int side)
 static ConformClassifier *
 classifier_new(const CfClassifierConfig *cfg, GError **error)
 {
-  ConformClassifier *clf = g_new0(ConformClassifier, 1);
   CfError err;
-  if (cf_classifier_eval_init(&clf->eval, cfg, EVAL_CHUNK, &err) != CF_OK) {
+  /* the graph's floats for one row give the chunk that fits EVAL_MAX_FLOATS */
+  CfClassifierEval probe;
+  if (cf_classifier_eval_init(&probe, cfg, 1, &err) != CF_OK) {
+    core_error(error, &err);
+    return NULL;
+  }
+  const size_t per_row = cf_graph_arena_floats(probe.g);
+  cf_classifier_eval_clear(&probe);
+  if (per_row > EVAL_MAX_FLOATS) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
+                "classifier: evaluating one %d x %d image needs %zu MiB, more than the limit of %zu MiB", cfg->H,
+                cfg->W, per_row * sizeof(float) >> 20, EVAL_MAX_FLOATS * sizeof(float) >> 20);
+    return NULL;
+  }
+  const int chunk = (int)MIN((size_t)EVAL_CHUNK, EVAL_MAX_FLOATS / MAX(per_row, 1));
+  ConformClassifier *clf = g_new0(ConformClassifier, 1);
+  if (cf_classifier_eval_init(&clf->eval, cfg, chunk, &err) != CF_OK) {
     core_error(error, &err);
     g_free(clf);
     return NULL;
@@ -123,10 +142,21 @@ conform_classifier_load(const char *path, GError **error)
     core_error(error, &err);
     return NULL;
   }
+  ConformClassifier *clf = conform_classifier_new_from_checkpoint(&ck, path, error);
+  cf_checkpoint_clear(&ck);
+  return clf;
+}
+
+ConformClassifier *
+conform_classifier_new_from_checkpoint(const CfCheckpoint *ck, const char *origin, GError **error)
+{
+  g_return_val_if_fail(ck != NULL, NULL);
+  const char *path = origin ? origin : "(checkpoint)";
+  CfError err;
   ConformClassifier *clf = NULL;
-  g_autofree char *model = cf_checkpoint_header_get(&ck, "model");
-  g_autofree char *arch = cf_checkpoint_header_get(&ck, "arch");
-  g_autofree char *act = cf_checkpoint_header_get(&ck, "act");
+  g_autofree char *model = cf_checkpoint_header_get(ck, "model");
+  g_autofree char *arch = cf_checkpoint_header_get(ck, "arch");
+  g_autofree char *act = cf_checkpoint_header_get(ck, "act");
   g_autofree char *acc = NULL;
   if (g_strcmp0(model, "classifier") != 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: not a classifier checkpoint (model=%s)", path,
@@ -139,17 +169,17 @@ conform_classifier_load(const char *path, GError **error)
     goto out;
   }
   long C, H, W, K, c1, c2, F, steps = -1, seed = 0;
-  if (!header_long(&ck, path, "C", 1, 16, &C, error) || !header_long(&ck, path, "H", 2, 1024, &H, error) ||
-      !header_long(&ck, path, "W", 2, 1024, &W, error) ||
-      !header_long(&ck, path, "n_classes", 2, CF_CLASSIFIER_MAX_CLASSES, &K, error) ||
-      !header_long(&ck, path, "c1", 1, 4096, &c1, error) || !header_long(&ck, path, "c2", 1, 4096, &c2, error) ||
-      !header_long(&ck, path, "features", 1, 4096, &F, error))
+  if (!header_long(ck, path, "C", 1, 16, &C, error) || !header_long(ck, path, "H", 2, 1024, &H, error) ||
+      !header_long(ck, path, "W", 2, 1024, &W, error) ||
+      !header_long(ck, path, "n_classes", 2, CF_CLASSIFIER_MAX_CLASSES, &K, error) ||
+      !header_long(ck, path, "c1", 1, 4096, &c1, error) || !header_long(ck, path, "c2", 1, 4096, &c2, error) ||
+      !header_long(ck, path, "features", 1, 4096, &F, error))
     goto out;
   {
-    g_autofree char *s = cf_checkpoint_header_get(&ck, "steps");
+    g_autofree char *s = cf_checkpoint_header_get(ck, "steps");
     if (s)
       steps = strtol(s, NULL, 10);
-    g_autofree char *sd = cf_checkpoint_header_get(&ck, "seed");
+    g_autofree char *sd = cf_checkpoint_header_get(ck, "seed");
     if (sd)
       seed = strtol(sd, NULL, 10);
   }
@@ -167,15 +197,10 @@ conform_classifier_load(const char *path, GError **error)
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", path, err.msg);
     goto out;
   }
-  GError *lerr = NULL;
-  clf = classifier_new(&cfg, &lerr);
-  if (!clf) {
-    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", path, lerr->message);
-    g_error_free(lerr);
-    goto out;
-  }
-  const CfCkptArena *a = cf_checkpoint_find(&ck, "params");
-  size_t need = clf->eval.params.total;
+  /* the weights must be there before anything is allocated for the sizes
+   * the header claims */
+  const CfCkptArena *a = cf_checkpoint_find(ck, "params");
+  size_t need = cf_classifier_param_count(&cfg);
   if (!a || a->count != need) {
     if (a)
       g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT,
@@ -183,23 +208,28 @@ conform_classifier_load(const char *path, GError **error)
                   path, a->count, need);
     else
       g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: arena 'params' is missing", path);
-    g_clear_pointer(&clf, conform_classifier_free);
     goto out;
   }
   if (!cf_all_finite(a->data, need)) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: arena 'params' contains NaN or Inf", path);
-    g_clear_pointer(&clf, conform_classifier_free);
     goto out;
   }
+  GError *lerr = NULL;
+  clf = classifier_new(&cfg, &lerr);
+  if (!clf) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", path, lerr->message);
+    g_error_free(lerr);
+    goto out;
+  }
+  CF_ASSERT(clf->eval.params.total == need);
   cf_classifier_eval_load(&clf->eval, a->data);
-  clf->path = g_strdup(path);
+  clf->path = g_strdup(origin);
   clf->steps = steps;
   clf->seed = (guint64)seed;
-  acc = cf_checkpoint_header_get(&ck, "accuracy");
+  acc = cf_checkpoint_header_get(ck, "accuracy");
   if (acc)
     clf->accuracy = g_ascii_strtod(acc, NULL);
 out:
-  cf_checkpoint_clear(&ck);
   return clf;
 }
 

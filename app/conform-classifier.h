@@ -15,6 +15,7 @@
 
 #include <gio/gio.h>
 
+#include "checkpoint.h"
 #include "classifier.h"
 #include "idx.h"
 
@@ -33,6 +34,9 @@ char *conform_classifier_bundled_path(int side);
  * Errors (unreadable, corrupt, truncated, not a classifier, inconsistent
  * sizes, NaN weights) name the file. */
 ConformClassifier *conform_classifier_load(const char *path, GError **error);
+/* The same from a decoded checkpoint (borrowed); path (may be NULL) names
+ * it in messages. */
+ConformClassifier *conform_classifier_new_from_checkpoint(const CfCheckpoint *ck, const char *path, GError **error);
 /* The bundled classifier for side x side Fashion-MNIST (28 or 14). */
 ConformClassifier *conform_classifier_load_bundled(int side, GError **error);
 void conform_classifier_free(ConformClassifier *clf);

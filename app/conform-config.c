@@ -609,6 +609,9 @@ conform_config_to_keyfile(const ConformConfig *cfg)
   return kf;
 }
 
+/* The `expect` numbers of [constraint] `key`. The array grows with the
+ * numbers the file holds, never with the size rows x cols claims (up to
+ * 4096 x 65536: 2 GiB of doubles for a one-line file). */
 static gboolean
 get_doubles(GKeyFile *kf, const char *origin, const char *key, gsize expect, double **out, GError **error)
 {
@@ -618,8 +621,8 @@ get_doubles(GKeyFile *kf, const char *origin, const char *key, gsize expect, dou
     return FALSE;
   }
   g_auto(GStrv) tok = g_strsplit_set(g_strstrip(s), " \t", -1);
+  g_autoptr(GArray) v = g_array_new(FALSE, FALSE, sizeof(double));
   gsize n = 0;
-  double *v = g_new0(double, expect ? expect : 1);
   for (gsize i = 0; tok[i]; i++) {
     if (tok[i][0] == '\0')
       continue;
@@ -628,22 +631,21 @@ get_doubles(GKeyFile *kf, const char *origin, const char *key, gsize expect, dou
     if (*end != '\0' || !isfinite(x)) {
       g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: [constraint] %s: value %zu '%s' is not a finite number",
                   origin, key, n + 1, tok[i]);
-      g_free(v);
       return FALSE;
     }
     if (n == expect) {
       n++;
       break;
     }
-    v[n++] = x;
+    g_array_append_val(v, x);
+    n++;
   }
   if (n != expect) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: [constraint] %s has %s%zu values, expected %zu", origin, key,
                 n > expect ? "more than " : "", n > expect ? expect : n, expect);
-    g_free(v);
     return FALSE;
   }
-  *out = v;
+  *out = (double *)(void *)g_array_free(g_steal_pointer(&v), FALSE);
   return TRUE;
 }
 

@@ -19,11 +19,65 @@
  * discarded as they are read) before saying "more than". */
 #define IDX_TRAILING_COUNT_MAX ((gsize)16 << 20)
 
+/* The IDX bytes of a file: plain, or gunzipped with `conv` by hand (not
+ * through a GConverterInputStream, which drops what follows the end of the
+ * gzip stream unseen), so that bytes after the gzip stream are an error. */
+typedef struct {
+  GInputStream *in;
+  GConverter *conv; /* NULL: plain */
+  guint8 *z;        /* compressed bytes read, not yet converted: z[zpos, zlen) */
+  gsize zpos, zlen;
+  gboolean zeof;    /* `in` is at its end */
+  gboolean done;    /* the gzip stream ended */
+} IdxIn;
+
+#define IDX_ZCHUNK ((gsize)64 << 10)
+
 /* Reads up to count bytes (fewer only at end of stream). */
 static gboolean
-read_up_to(GInputStream *in, guint8 *buf, gsize count, gsize *got, GError **error)
+read_up_to(IdxIn *r, guint8 *buf, gsize count, gsize *got, GError **error)
 {
-  return g_input_stream_read_all(in, buf, count, got, NULL, error);
+  if (!r->conv)
+    return g_input_stream_read_all(r->in, buf, count, got, NULL, error);
+  *got = 0;
+  while (*got < count && !r->done) {
+    if (r->zpos == r->zlen && !r->zeof) {
+      gssize k = g_input_stream_read(r->in, r->z, IDX_ZCHUNK, NULL, error);
+      if (k < 0)
+        return FALSE;
+      r->zpos = 0;
+      r->zlen = (gsize)k;
+      r->zeof = k == 0;
+    }
+    gsize nr = 0, nw = 0;
+    /* with input left (or at its end) and room for output, zlib makes
+     * progress or fails: a truncated stream is G_IO_ERROR_PARTIAL_INPUT */
+    GConverterResult res = g_converter_convert(r->conv, r->z + r->zpos, r->zlen - r->zpos, buf + *got, count - *got,
+                                               r->zeof ? G_CONVERTER_INPUT_AT_END : G_CONVERTER_NO_FLAGS, &nr, &nw,
+                                               error);
+    if (res == G_CONVERTER_ERROR)
+      return FALSE;
+    r->zpos += nr;
+    *got += nw;
+    r->done = res == G_CONVERTER_FINISHED;
+  }
+  return TRUE;
+}
+
+/* After the gzip stream: compressed bytes left in the file (counting at
+ * most `max`). */
+static gboolean
+gzip_leftover(IdxIn *r, gsize max, gsize *left, GError **error)
+{
+  *left = r->zlen - r->zpos;
+  while (!r->zeof && *left <= max) {
+    gssize k = g_input_stream_read(r->in, r->z, IDX_ZCHUNK, NULL, error);
+    if (k < 0)
+      return FALSE;
+    r->zeof = k == 0;
+    *left += (gsize)k;
+  }
+  return TRUE;
 }
 
 static void
@@ -38,19 +92,13 @@ set_read_error(GError **error, const char *path, gboolean gz, GError *e)
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_IO, "cannot read %s: %s", path, e->message);
 }
 
-gboolean
-conform_idx_load_gz(const char *path, unsigned expected_magic, guint8 **data, gsize *len, GError **error)
+/* conform_idx_load_gz on an open stream; `path` names it in messages. */
+static gboolean
+idx_load_stream(GInputStream *raw, const char *path, unsigned expected_magic, guint8 **data, gsize *len,
+                GError **error)
 {
-  g_return_val_if_fail(path != NULL && data != NULL && len != NULL, FALSE);
-  g_return_val_if_fail(expected_magic == CF_IDX_MAGIC_IMAGES || expected_magic == CF_IDX_MAGIC_LABELS, FALSE);
   g_autoptr(GError) e = NULL;
-  g_autoptr(GFile) file = g_file_new_for_path(path);
-  g_autoptr(GFileInputStream) fin = g_file_read(file, NULL, &e);
-  if (!fin) {
-    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_IO, "cannot read %s: %s", path, e->message);
-    return FALSE;
-  }
-  g_autoptr(GInputStream) bin = g_buffered_input_stream_new(G_INPUT_STREAM(fin));
+  g_autoptr(GInputStream) bin = g_buffered_input_stream_new(raw);
   /* Peek at the first two bytes: gzip or plain. */
   gsize avail = 0;
   while ((avail = g_buffered_input_stream_get_available(G_BUFFERED_INPUT_STREAM(bin))) < 2) {
@@ -64,13 +112,10 @@ conform_idx_load_gz(const char *path, unsigned expected_magic, guint8 **data, gs
   }
   const guint8 *peek = g_buffered_input_stream_peek_buffer(G_BUFFERED_INPUT_STREAM(bin), &avail);
   const gboolean gz = avail >= 2 && peek[0] == 0x1f && peek[1] == 0x8b;
-  g_autoptr(GInputStream) cin = NULL;
-  GInputStream *in = bin;
-  if (gz) {
-    g_autoptr(GZlibDecompressor) dec = g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP);
-    cin = g_converter_input_stream_new(bin, G_CONVERTER(dec));
-    in = cin;
-  }
+  g_autoptr(GZlibDecompressor) dec = gz ? g_zlib_decompressor_new(G_ZLIB_COMPRESSOR_FORMAT_GZIP) : NULL;
+  g_autofree guint8 *zbuf = gz ? g_malloc(IDX_ZCHUNK) : NULL;
+  IdxIn rd = {.in = bin, .conv = gz ? G_CONVERTER(dec) : NULL, .z = zbuf};
+  IdxIn *in = &rd;
 
   /* The header first: 4 bytes, then 4 per dimension (bounded by the type). */
   guint8 hdr[CF_IDX_MAX_HEADER];
@@ -136,11 +181,52 @@ conform_idx_load_gz(const char *path, unsigned expected_magic, guint8 **data, gs
       return FALSE;
     }
   }
+  /* Nothing may follow the gzip stream (trailing garbage, a second member). */
+  if (gz) {
+    gsize left = 0;
+    if (!rd.done || !gzip_leftover(&rd, IDX_TRAILING_COUNT_MAX, &left, &e)) {
+      if (e)
+        set_read_error(error, path, gz, e);
+      else
+        g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: corrupt or truncated gzip data", path);
+      return FALSE;
+    }
+    if (left > 0) {
+      g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s%" G_GSIZE_FORMAT " bytes after the end of the gzip data",
+                  path, left > IDX_TRAILING_COUNT_MAX ? "more than " : "", MIN(left, IDX_TRAILING_COUNT_MAX));
+      return FALSE;
+    }
+  }
   /* A short buffer (the stream ended early, gzip trailer intact) is returned
    * as it is: cf_idx_parse_* says how much is missing. */
   *len = buf->len;
   *data = g_byte_array_steal(buf, NULL);
   return TRUE;
+}
+
+gboolean
+conform_idx_load_gz(const char *path, unsigned expected_magic, guint8 **data, gsize *len, GError **error)
+{
+  g_return_val_if_fail(path != NULL && data != NULL && len != NULL, FALSE);
+  g_return_val_if_fail(expected_magic == CF_IDX_MAGIC_IMAGES || expected_magic == CF_IDX_MAGIC_LABELS, FALSE);
+  g_autoptr(GError) e = NULL;
+  g_autoptr(GFile) file = g_file_new_for_path(path);
+  g_autoptr(GFileInputStream) fin = g_file_read(file, NULL, &e);
+  if (!fin) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_IO, "cannot read %s: %s", path, e->message);
+    return FALSE;
+  }
+  return idx_load_stream(G_INPUT_STREAM(fin), path, expected_magic, data, len, error);
+}
+
+gboolean
+conform_idx_load_gz_from_data(const guint8 *bytes, gsize n, const char *name, unsigned expected_magic,
+                              guint8 **data, gsize *len, GError **error)
+{
+  g_return_val_if_fail((bytes != NULL || n == 0) && data != NULL && len != NULL, FALSE);
+  g_return_val_if_fail(expected_magic == CF_IDX_MAGIC_IMAGES || expected_magic == CF_IDX_MAGIC_LABELS, FALSE);
+  g_autoptr(GInputStream) in = g_memory_input_stream_new_from_data(bytes ? bytes : (const guint8 *)"", (gssize)n, NULL);
+  return idx_load_stream(in, name ? name : "(IDX data)", expected_magic, data, len, error);
 }
 
 gboolean
@@ -530,6 +616,20 @@ check_size(int size, GError **error)
 }
 
 gboolean
+conform_png_decode_gray(const guint8 *data, gsize len, const char *name, int size, float *out, GError **error)
+{
+  g_return_val_if_fail((data != NULL || len == 0) && out != NULL, FALSE);
+  if (!check_size(size, error))
+    return FALSE;
+  g_autofree char *reason = NULL;
+  if (!png_bytes_to_gray(data, len, size, out, &reason)) {
+    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", name ? name : "(PNG data)", reason);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
 conform_png_load_gray(const char *path, int size, float *out, GError **error)
 {
   g_return_val_if_fail(path != NULL && out != NULL, FALSE);
@@ -539,12 +639,7 @@ conform_png_load_gray(const char *path, int size, float *out, GError **error)
   gsize len = 0;
   if (!conform_read_file(path, CONFORM_PNG_MAX_FILE_BYTES, &data, &len, error))
     return FALSE;
-  g_autofree char *reason = NULL;
-  if (!png_bytes_to_gray((const guint8 *)data, len, size, out, &reason)) {
-    g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_INPUT, "%s: %s", path, reason);
-    return FALSE;
-  }
-  return TRUE;
+  return conform_png_decode_gray((const guint8 *)data, len, path, size, out, error);
 }
 
 static int

@@ -23,10 +23,15 @@ G_BEGIN_DECLS
  * chunks and never beyond header + data size from that validated header, so
  * a lying size field or a gzip bomb cannot make it allocate more than the
  * file really holds (nor more than CF_IDX_MAX_ELEMENTS). Data after the
- * expected end is an error ("N trailing bytes"). A short file is returned as
+ * expected end is an error ("N trailing bytes"), and so are bytes after the
+ * end of the gzip stream (garbage, a second member). A short file is returned as
  * it is, so cf_idx_parse_* can report the truncation. *data is g_free'd. */
 gboolean conform_idx_load_gz(const char *path, unsigned expected_magic, guint8 **data, gsize *len,
                              GError **error);
+/* The same from file contents in memory (bytes are borrowed); `name`
+ * (may be NULL) names them in messages. */
+gboolean conform_idx_load_gz_from_data(const guint8 *bytes, gsize n, const char *name, unsigned expected_magic,
+                                       guint8 **data, gsize *len, GError **error);
 /* conform_idx_load_gz + cf_idx_parse_images / cf_idx_parse_labels. */
 gboolean conform_idx_load_images(const char *path, CfImageSet *out, GError **error);
 gboolean conform_idx_load_labels(const char *path, int **labels, int *n, GError **error);
@@ -50,6 +55,10 @@ gboolean conform_fashion_mnist_load(const char *dir, gboolean train, int downsam
  * averaging along an axis that shrinks, bilinear along one that grows.
  * out holds size * size floats in [0, 1]. */
 gboolean conform_png_load_gray(const char *path, int size, float *out, GError **error);
+/* The same from PNG file contents in memory; `name` (may be NULL) starts
+ * the error message. */
+gboolean conform_png_decode_gray(const guint8 *data, gsize len, const char *name, int size, float *out,
+                                 GError **error);
 /* Every *.png / *.PNG regular file directly in dir (not recursive), sorted
  * by name (byte order), decoded as above into out (C = 1, H = W = size,
  * unlabelled). Unreadable or invalid files are skipped and, if skipped is

@@ -208,6 +208,12 @@ cf_checkpoint_decode(CfCheckpoint *ck, const unsigned char *buf, size_t len, con
       goto fail;
     }
     NEED(nl, "an arena name");
+    const unsigned char *nul = memchr(p, '\0', nl);
+    if (nul) {
+      st = cf_error_set(err, CF_ERR_CORRUPT, "%s: arena %u name contains a NUL byte at offset %zu", origin, i,
+                        (size_t)(nul - buf));
+      goto fail;
+    }
     CfCkptArena *a = &ck->arenas[i];
     memcpy(a->name, p, nl);
     a->name[nl] = '\0';

@@ -44,8 +44,12 @@ typedef struct {
 /* Defaults: c1 16, c2 32, F 128, ReLU. */
 CfClassifierConfig cf_classifier_default_config(int C, int H, int W, int n_classes);
 /* Validates a configuration (sizes positive and bounded, H, W even,
- * activation ReLU or SiLU). */
+ * activation ReLU or SiLU, at most 2^22 values per image in a layer and
+ * 2^26 parameters). */
 CfStatus cf_classifier_config_check(const CfClassifierConfig *cfg, CfError *err);
+/* The number of parameters of the network, computed without allocating (0
+ * for a configuration cf_classifier_config_check refuses). */
+size_t cf_classifier_param_count(const CfClassifierConfig *cfg);
 /* Whether the second pooling applies, and the flattened width c2 * Hf * Wf. */
 bool cf_classifier_second_pool(const CfClassifierConfig *cfg);
 int cf_classifier_flat_dim(const CfClassifierConfig *cfg);

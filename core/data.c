@@ -643,8 +643,16 @@ cf_data_builtin_constraint(CfConstraint *c, const char *name, CfError *err)
 /* CSV                                                                      */
 
 #define CSV_MAX_LINE ((size_t)64 << 20) /* bytes in one line (file reader) */
+/* Read size of cf_data_load_csv. The fuzz targets compile data.c with a
+ * tiny chunk so that lines (and "\r\n") split across reads are exercised. */
+#ifndef CSV_CHUNK
 #define CSV_CHUNK ((size_t)1 << 16)
+#endif
 #define CSV_NUM_BUF 128
+/* FLT_MAX plus half an ulp: doubles below it round to a finite float (at
+ * most FLT_MAX), so "3.40282347e+38", the %.9g form of FLT_MAX, is read back;
+ * from here on they round to infinity. */
+#define CSV_FLOAT_OVERFLOW 0x1.ffffffp+127
 
 typedef struct {
   size_t start, len; /* byte offsets within the line content */
@@ -969,7 +977,7 @@ csv_line(Csv *c, const char *s, size_t n)
     double v;
     if (!csv_strtod(cs, cl, &v))
       return cf_error_set(c->err, CF_ERR_PARSE, "%s:%zu:%zu: '%s' cannot be converted", c->origin, c->line, col, q);
-    if (!isfinite(v) || fabs(v) > (double)FLT_MAX)
+    if (!isfinite(v) || fabs(v) >= CSV_FLOAT_OVERFLOW)
       return cf_error_set(c->err, CF_ERR_PARSE, "%s:%zu:%zu: '%s' is out of range for single precision",
                           c->origin, c->line, col, q);
     row[j] = (float)v;

@@ -7,7 +7,10 @@
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "conform-classifier.h"
@@ -93,6 +96,21 @@ test_bad_checkpoints(void)
   g_autofree char *data = NULL;
   gsize len = 0;
   g_assert_true(g_file_get_contents(bundled, &data, &len, NULL));
+  /* from a decoded checkpoint: the same classifier, no path */
+  {
+    CfCheckpoint ck;
+    g_assert_cmpint(cf_checkpoint_decode(&ck, (const unsigned char *)data, len, bundled, NULL), ==, CF_OK);
+    g_autoptr(GError) e = NULL;
+    g_autoptr(ConformClassifier) clf = conform_classifier_new_from_checkpoint(&ck, NULL, &e);
+    g_assert_no_error(e);
+    g_assert_cmpint(conform_classifier_config(clf)->H, ==, 28);
+    g_assert_null(conform_classifier_path(clf));
+    g_free(ck.header);
+    ck.header = g_strdup("model=ddpm\n");
+    g_assert_null(conform_classifier_new_from_checkpoint(&ck, "mem.ckpt", &e));
+    g_assert_nonnull(strstr(e->message, "mem.ckpt: not a classifier"));
+    cf_checkpoint_clear(&ck);
+  }
   /* truncated */
   g_autofree char *trunc = g_build_filename(tmpdir, "truncated.ckpt", NULL);
   g_assert_true(g_file_set_contents(trunc, data, (gssize)(len / 2), NULL));
@@ -149,6 +167,78 @@ test_bad_checkpoints(void)
   g_assert_cmpint(r.status, ==, 2);
   g_assert_nonnull(strstr(r.err, "--out"));
   run_clear(&r);
+}
+
+/* Found by review while fuzzing (tests/fuzz, target checkpoint; the
+ * fuzz-checkpoint target reproduces it with corpus/checkpoint/
+ * regress-classifier-size-bomb): the classifier was built, with a graph for
+ * 256 images of the header's size, before its 'params' arena was checked,
+ * so a small file claiming 512 x 512 images allocated about 40 GB. Now the
+ * arena is checked first and the evaluation graph stays within 256 MiB
+ * (fewer images per chunk). Runs with 1 GiB of address space to spare
+ * (under ASan: allocations above 512 MiB fail). */
+static void
+test_large_images_bounded(void)
+{
+  if (!g_test_subprocess()) {
+    const char *asan = g_getenv("ASAN_OPTIONS");
+    g_autofree char *old = g_strdup(asan);
+    g_autofree char *opts = g_strdup_printf("%s%smax_allocation_size_mb=512:allocator_may_return_null=1",
+                                            asan ? asan : "", asan && *asan ? ":" : "");
+    g_setenv("ASAN_OPTIONS", opts, TRUE);
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    if (old)
+      g_setenv("ASAN_OPTIONS", old, TRUE);
+    else
+      g_unsetenv("ASAN_OPTIONS");
+    g_test_trap_assert_passed();
+    return;
+  }
+#ifndef __SANITIZE_ADDRESS__
+  g_autofree char *statm = NULL;
+  g_assert_true(g_file_get_contents("/proc/self/statm", &statm, NULL, NULL));
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max = (rlim_t)strtol(statm, NULL, 10) * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+  g_assert_cmpint(setrlimit(RLIMIT_AS, &rl), ==, 0);
+#endif
+  const char *header = "model=classifier\narch=cnn2\nC=1\nH=512\nW=512\nn_classes=2\nc1=16\nc2=1\nfeatures=1\nact=relu\n";
+  CfClassifierConfig cfg = cf_classifier_default_config(1, 512, 512, 2);
+  cfg.c1 = 16;
+  cfg.c2 = 1;
+  cfg.features = 1;
+  const size_t np = cf_classifier_param_count(&cfg);
+  g_assert_cmpuint(np, >, 0);
+  float *w = g_new0(float, np);
+  CfCkptArena good = {"params", np, w}, short_arena = {"params", 4, w};
+  CfCheckpoint ck;
+  unsigned char *buf;
+  size_t len;
+  g_autoptr(GError) e = NULL;
+  /* weights missing: refused before anything is built */
+  g_assert_cmpint(cf_checkpoint_encode(header, &short_arena, 1, &buf, &len, NULL), ==, CF_OK);
+  g_assert_cmpint(cf_checkpoint_decode(&ck, buf, len, "big.ckpt", NULL), ==, CF_OK);
+  free(buf);
+  g_assert_null(conform_classifier_new_from_checkpoint(&ck, "big.ckpt", &e));
+  g_autofree char *want = g_strdup_printf("big.ckpt: classifier checkpoint is inconsistent: arena 'params' has 4 "
+                                          "values, the header's sizes need %zu", np);
+  g_assert_cmpstr(e->message, ==, want);
+  g_clear_error(&e);
+  cf_checkpoint_clear(&ck);
+  /* complete: loads, with a graph that fits, and classifies */
+  g_assert_cmpint(cf_checkpoint_encode(header, &good, 1, &buf, &len, NULL), ==, CF_OK);
+  g_assert_cmpint(cf_checkpoint_decode(&ck, buf, len, "big.ckpt", NULL), ==, CF_OK);
+  free(buf);
+  g_autoptr(ConformClassifier) clf = conform_classifier_new_from_checkpoint(&ck, "big.ckpt", &e);
+  g_assert_no_error(e);
+  cf_checkpoint_clear(&ck);
+  float *img = g_new0(float, 3 * 512 * 512);
+  int cls[3] = {-1, -1, -1};
+  g_assert_true(conform_classifier_predict(clf, img, 3, cls, NULL, &e));
+  g_assert_no_error(e);
+  for (int i = 0; i < 3; i++)
+    g_assert_true(cls[i] == 0 || cls[i] == 1);
+  g_free(img);
+  g_free(w);
 }
 
 /* Shares and FD on the test split, in process. */
@@ -272,6 +362,7 @@ main(int argc, char **argv)
   g_test_add_func("/classifier/bundled-files", test_bundled_files);
   g_test_add_func("/classifier/evaluate-bundled", test_evaluate_bundled);
   g_test_add_func("/classifier/bad-checkpoints", test_bad_checkpoints);
+  g_test_add_func("/classifier/large-images-bounded", test_large_images_bounded);
   g_test_add_func("/classifier/shares-and-fd", test_shares_and_fd);
   g_test_add_func("/classifier/train-command", test_train_command);
   int rc = g_test_run();

@@ -1,6 +1,9 @@
 #include <glib.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "conform-config.h"
 #include "conform-cli.h"
@@ -138,6 +141,49 @@ test_keyfile_errors(void)
   }
 }
 
+/* Found by review while fuzzing (tests/fuzz, target config; the fuzz-config
+ * target reproduces it as "out-of-memory (malloc(2147483648))" with
+ * -malloc_limit_mb=1024): a one-line A under rows=4096, cols=65536 made
+ * reading the file allocate rows x cols doubles (2 GiB) before counting the
+ * values. The subprocess runs with 1 GiB of address space (under ASan:
+ * allocations above 512 MiB fail), so the old reader aborted. */
+static void
+test_keyfile_constraint_size(void)
+{
+  if (g_test_subprocess()) {
+#ifndef __SANITIZE_ADDRESS__
+    long pages = 0;
+    g_autofree char *statm = NULL;
+    g_assert_true(g_file_get_contents("/proc/self/statm", &statm, NULL, NULL));
+    pages = strtol(statm, NULL, 10);
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+    g_assert_cmpint(setrlimit(RLIMIT_AS, &rl), ==, 0);
+#endif
+    const char *ini = "[constraint]\nrows=4096\ncols=65536\nA=1 2\nb=1\n";
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_assert_true(g_key_file_load_from_data(kf, ini, -1, G_KEY_FILE_NONE, NULL));
+    ConformConfig c;
+    conform_config_init(&c);
+    g_autoptr(GError) e = NULL;
+    g_assert_false(conform_config_from_keyfile(&c, kf, "big.ini", &e));
+    g_assert_cmpstr(e->message, ==, "big.ini: [constraint] A has 2 values, expected 268435456");
+    conform_config_clear(&c);
+    return;
+  }
+  const char *asan = g_getenv("ASAN_OPTIONS");
+  g_autofree char *opts = g_strdup_printf("%s%smax_allocation_size_mb=512:allocator_may_return_null=1", asan ? asan : "",
+                                          asan && *asan ? ":" : "");
+  g_autofree char *old = g_strdup(asan);
+  g_setenv("ASAN_OPTIONS", opts, TRUE);
+  g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  if (old)
+    g_setenv("ASAN_OPTIONS", old, TRUE);
+  else
+    g_unsetenv("ASAN_OPTIONS");
+  g_test_trap_assert_passed();
+}
+
 /* Which arguments go to the CLI and which open the window. */
 static void
 test_cli_routing(void)
@@ -159,6 +205,7 @@ main(int argc, char **argv)
   g_test_add_func("/config/validate", test_validate);
   g_test_add_func("/config/presets", test_presets_apply);
   g_test_add_func("/config/keyfile-errors", test_keyfile_errors);
+  g_test_add_func("/config/keyfile-constraint-size", test_keyfile_constraint_size);
   g_test_add_func("/config/cli-routing", test_cli_routing);
   return g_test_run();
 }

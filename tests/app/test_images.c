@@ -291,6 +291,22 @@ test_gzip_idx(void)
   cf_image_set_clear(&a);
   cf_image_set_clear(&b);
 
+  /* from memory: the same bytes, errors name the given name */
+  {
+    g_autofree guint8 *m = NULL;
+    gsize mlen = 0;
+    g_assert_true(conform_idx_load_gz_from_data(gzdata, gzlen, "mem.gz", CF_IDX_MAGIC_IMAGES, &m, &mlen, &e));
+    g_assert_no_error(e);
+    g_assert_cmpmem(m, mlen, raw->data, raw->len);
+    g_clear_pointer(&m, g_free);
+    g_assert_false(conform_idx_load_gz_from_data(gzdata, gzlen / 2, "mem.gz", CF_IDX_MAGIC_IMAGES, &m, &mlen, &e));
+    assert_contains(e->message, "mem.gz");
+    g_clear_error(&e);
+    g_assert_false(conform_idx_load_gz_from_data(raw->data, raw->len, "mem", CF_IDX_MAGIC_LABELS, &m, &mlen, &e));
+    assert_contains(e->message, "mem: ");
+    g_clear_error(&e);
+  }
+
   /* truncated gzip at many points: every one an error naming the file */
   const gsize cuts[] = {0, 1, 2, 5, 10, 11, 15, 20, gzlen / 4, gzlen / 2, gzlen - 9, gzlen - 8, gzlen - 4,
                         gzlen - 1};
@@ -579,6 +595,19 @@ test_png_folder(void)
   g_assert_false(conform_png_load_gray(x, 8, one, &e));
   assert_contains(e->message, x);
   g_clear_error(&e);
+  /* the same from memory */
+  {
+    g_autofree char *bytes = NULL;
+    gsize n = 0;
+    float mem[64];
+    g_assert_true(g_file_get_contents(ap, &bytes, &n, NULL));
+    g_assert_true(conform_png_decode_gray((const guint8 *)bytes, n, "mem.png", 8, mem, &e));
+    g_assert_no_error(e);
+    g_assert_cmpmem(mem, sizeof mem, one, sizeof one);
+    g_assert_false(conform_png_decode_gray((const guint8 *)bytes, n / 2, "mem.png", 8, mem, &e));
+    assert_contains(e->message, "mem.png: ");
+    g_clear_error(&e);
+  }
 
   /* a folder with only bad files, an empty folder, a missing folder */
   g_autofree char *bad = g_build_filename(dir, "bad", NULL);
@@ -702,6 +731,62 @@ test_grid(void)
   rm_rf(dir);
 }
 
+/* Found by the idx fuzz target (tests/fuzz; the gzip reader must accept
+ * exactly one gzip stream): bytes after the end of the gzip stream --
+ * garbage, zeros, a second member -- were dropped unseen by the converter
+ * stream and the file accepted. They are an error now, from a file and from
+ * memory. */
+static void
+test_gzip_trailing(void)
+{
+  g_autofree char *dir = make_tmpdir();
+  g_autoptr(GByteArray) raw = idx_images(3, 4, 4, 3 * 16);
+  g_autoptr(GBytes) gz = gzip_bytes(raw->data, raw->len);
+  gsize gzlen = 0;
+  const guint8 *gzdata = g_bytes_get_data(gz, &gzlen);
+  g_autofree char *path = g_build_filename(dir, "t-idx3-ubyte.gz", NULL);
+  static const guint8 zeros[40];
+  const struct {
+    const guint8 *tail;
+    gsize n;
+    const char *msg;
+  } cases[] = {
+    {(const guint8 *)"JUNK", 4, "4 bytes after the end of the gzip data"},
+    {zeros, sizeof zeros, "40 bytes after the end of the gzip data"},
+    {gzdata, gzlen, NULL}, /* a second member */
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(GByteArray) f = g_byte_array_new();
+    g_byte_array_append(f, gzdata, (guint)gzlen);
+    g_byte_array_append(f, cases[i].tail, (guint)cases[i].n);
+    g_autofree char *want = cases[i].msg ? g_strdup(cases[i].msg)
+                                         : g_strdup_printf("%" G_GSIZE_FORMAT " bytes after the end of the gzip data", gzlen);
+    write_file(path, f->data, f->len);
+    CfImageSet s;
+    cf_image_set_init(&s);
+    g_autoptr(GError) e = NULL;
+    g_assert_false(conform_idx_load_images(path, &s, &e));
+    assert_contains(e->message, path);
+    assert_contains(e->message, want);
+    g_clear_error(&e);
+    guint8 *m = NULL;
+    gsize mlen = 0;
+    g_assert_false(conform_idx_load_gz_from_data(f->data, f->len, "mem.gz", CF_IDX_MAGIC_IMAGES, &m, &mlen, &e));
+    assert_contains(e->message, "mem.gz: ");
+    assert_contains(e->message, want);
+  }
+  /* the stream alone still loads */
+  write_file(path, gzdata, gzlen);
+  CfImageSet s;
+  cf_image_set_init(&s);
+  g_autoptr(GError) e = NULL;
+  g_assert_true(conform_idx_load_images(path, &s, &e));
+  g_assert_no_error(e);
+  g_assert_cmpint(s.n, ==, 3);
+  cf_image_set_clear(&s);
+  rm_rf(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -709,6 +794,7 @@ main(int argc, char **argv)
   g_test_add_func("/images/fashion-mnist", test_fashion_mnist);
   g_test_add_func("/images/fashion-missing-mismatch", test_fashion_missing_and_mismatch);
   g_test_add_func("/images/gzip-idx", test_gzip_idx);
+  g_test_add_func("/images/gzip-trailing", test_gzip_trailing);
   g_test_add_func("/images/png-folder", test_png_folder);
   g_test_add_func("/images/grid", test_grid);
   return g_test_run();

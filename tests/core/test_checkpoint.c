@@ -98,6 +98,30 @@ test_messages(void)
   free(buf);
 }
 
+/* Found by fuzzing (tests/fuzz, target checkpoint): an arena name with a
+ * NUL byte was accepted and cut at the NUL, so "params\0xy" was found as
+ * "params"; names are refused like a header with a NUL byte. */
+static void
+test_arena_name_nul(void)
+{
+  unsigned char *buf;
+  size_t len;
+  make(&buf, &len);
+  /* "params" starts after magic, version, header length, header, count, name length */
+  const size_t name_at = 8 + 4 + 4 + strlen("dim=2\nwidth=128\n") + 4 + 4;
+  g_assert_cmpint(memcmp(buf + name_at, "params", 6), ==, 0);
+  buf[name_at + 4] = '\0'; /* "para\0s" */
+  uint32_t crc = cf_crc32(0, buf, len - 4);
+  for (int i = 0; i < 4; i++)
+    buf[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+  CfCheckpoint ck;
+  CfError err;
+  g_assert_cmpint(cf_checkpoint_decode(&ck, buf, len, "w.ckpt", &err), ==, CF_ERR_CORRUPT);
+  g_assert_cmpstr(err.msg, ==, "w.ckpt: arena 0 name contains a NUL byte at offset 44");
+  g_assert_null(ck.arenas);
+  free(buf);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -107,5 +131,6 @@ main(int argc, char **argv)
   g_test_add_func("/checkpoint/truncated", test_truncated_everywhere);
   g_test_add_func("/checkpoint/bitflips", test_bitflips_everywhere);
   g_test_add_func("/checkpoint/messages", test_messages);
+  g_test_add_func("/checkpoint/arena-name-nul", test_arena_name_nul);
   return g_test_run();
 }

@@ -215,6 +215,42 @@ test_config_errors(void)
   cf_classifier_clear(&m);
 }
 
+/* Found by review while fuzzing (tests/fuzz, target checkpoint): the side
+ * and width limits alone let a 146-byte classifier checkpoint ask for
+ * 1024 x 1024 images with 64 channels, a 156 GB evaluation graph (and int
+ * shapes that overflow from 4096 channels on). Sizes per image and the
+ * parameter count are bounded now; cf_classifier_param_count gives the
+ * parameter arena without allocating it. */
+static void
+test_config_limits(void)
+{
+  CfError err;
+  CfClassifierConfig c = cf_classifier_default_config(1, 1024, 1024, 2);
+  c.c1 = 64;
+  g_assert_cmpint(cf_classifier_config_check(&c, &err), ==, CF_ERR_INVALID);
+  g_assert_nonnull(strstr(err.msg, "67108864 values per image in a layer, more than the limit of 4194304"));
+  g_assert_cmpuint(cf_classifier_param_count(&c), ==, 0);
+  c.c1 = 4; /* 4 x 1024 x 1024: at the limit */
+  c.c2 = 4;
+  c.features = 8;
+  g_assert_cmpint(cf_classifier_config_check(&c, &err), ==, CF_OK);
+  c = cf_classifier_default_config(1, 512, 512, 2);
+  c.c1 = 1;
+  c.c2 = 64;
+  c.features = 4096; /* fc: 4096 x (64 x 128 x 128) = 4.3e9 parameters */
+  g_assert_cmpint(cf_classifier_config_check(&c, &err), ==, CF_ERR_INVALID);
+  g_assert_nonnull(strstr(err.msg, "parameters, more than the limit of 67108864"));
+  /* the count matches what the model allocates, padding included */
+  const int sides[] = {28, 14, 6};
+  for (size_t i = 0; i < G_N_ELEMENTS(sides); i++) {
+    c = cf_classifier_default_config(2, sides[i], sides[i], 10);
+    CfClassifierEval e;
+    g_assert_cmpint(cf_classifier_eval_init(&e, &c, 1, &err), ==, CF_OK);
+    g_assert_cmpuint(cf_classifier_param_count(&c), ==, e.params.total);
+    cf_classifier_eval_clear(&e);
+  }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -223,5 +259,6 @@ main(int argc, char **argv)
   g_test_add_func("/classifier/gradient", test_gradient);
   g_test_add_func("/classifier/train-bars", test_train_bars);
   g_test_add_func("/classifier/config-errors", test_config_errors);
+  g_test_add_func("/classifier/config-limits", test_config_limits);
   return g_test_run();
 }

@@ -702,6 +702,35 @@ test_csv_good(void)
   cf_dataset_clear(&d);
 }
 
+/* Found by fuzzing (tests/fuzz, target data): FLT_MAX written with %.9g
+ * ("3.40282347e+38", as conform's own CSV output writes it) is a little
+ * above FLT_MAX as a double and was refused as out of range for single
+ * precision. Values that round to a finite float are accepted now; from
+ * FLT_MAX + half an ulp on (they round to infinity) they are refused. */
+static void
+test_csv_float_max(void)
+{
+  CfDataset d;
+  CfError err;
+  cf_dataset_init(&d);
+  cf_error_clear(&err);
+  char buf[64];
+  g_snprintf(buf, sizeof buf, "%.9g,%.9g\n3.4028235e38,1\n", (double)FLT_MAX, (double)-FLT_MAX);
+  g_assert_cmpstr(buf, ==, "3.40282347e+38,-3.40282347e+38\n3.4028235e38,1\n");
+  if (cf_data_parse_csv(&d, buf, strlen(buf), "max.csv", 0, &err) != CF_OK)
+    g_error("%s", err.msg);
+  g_assert_cmpint(d.n, ==, 2);
+  g_assert_true(d.x[0] == FLT_MAX && d.x[1] == -FLT_MAX && d.x[2] == FLT_MAX);
+  cf_dataset_clear(&d);
+  /* the midpoint to 2^128 and beyond: infinity as a float */
+  static const char *const over[] = { "1,3.40282356779733661637539395458142568448e38\n", "1,-3.4028236e38\n" };
+  for (size_t i = 0; i < G_N_ELEMENTS(over); i++) {
+    g_assert_cmpint(cf_data_parse_csv(&d, over[i], strlen(over[i]), "max.csv", 0, &err), ==, CF_ERR_PARSE);
+    g_assert_nonnull(strstr(err.msg, "max.csv:1:3:"));
+    g_assert_nonnull(strstr(err.msg, "single precision"));
+  }
+}
+
 typedef struct {
   const char *what;
   const char *text;
@@ -1133,6 +1162,7 @@ main(int argc, char **argv)
   g_test_add_func("/data/generators/portfolio", test_portfolio);
   g_test_add_func("/data/csv/good", test_csv_good);
   g_test_add_func("/data/csv/bad", test_csv_bad);
+  g_test_add_func("/data/csv/float-max", test_csv_float_max);
   g_test_add_func("/data/csv/limits", test_csv_limits);
   g_test_add_func("/data/csv/files", test_csv_files);
   g_test_add_func("/data/csv/locale", test_csv_locale);

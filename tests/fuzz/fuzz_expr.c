@@ -1,6 +1,6 @@
 /* libFuzzer target for the equation parser (core/expr.c). Build with
  * -Dfuzz=enabled under clang; run e.g.
- *   build/tests/fuzz/fuzz-expr tests/fuzz/corpus -max_total_time=60 */
+ *   tests/fuzz/run 60 expr */
 #include <stddef.h>
 #include <stdint.h>
 

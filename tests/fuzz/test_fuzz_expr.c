@@ -108,7 +108,7 @@ test_corpus(void)
     g_test_skip("CONFORM_SOURCE_DIR not set");
     return;
   }
-  char *dir = g_build_filename(src, "tests", "fuzz", "corpus", NULL);
+  char *dir = g_build_filename(src, "tests", "fuzz", "corpus", "expr", NULL);
   GDir *d = g_dir_open(dir, 0, NULL);
   g_assert_nonnull(d);
   int files = 0;
