@@ -178,8 +178,9 @@ sidebar_split_idle(gpointer data)
   GtkPaned *split = data;
   int max = 0;
   g_object_get(split, "max-position", &max, NULL);
-  if (max > 100) {
-    gtk_paned_set_position(split, max * 3 / 4);
+  /* (max-position is G_MAXINT until the paned has a size) */
+  if (gtk_widget_get_mapped(GTK_WIDGET(split)) && max > 100 && max < 100000) {
+    gtk_paned_set_position(split, max / 4 * 3);
     g_signal_handlers_disconnect_matched(split, G_SIGNAL_MATCH_DATA, 0, 0, NULL, NULL, sidebar_split_idle);
   }
   g_object_unref(split);

@@ -257,6 +257,7 @@ test_save_load(void)
   g_assert_null(conform_history_get(partial, 0)->thumb_png);
 
   /* a corrupt or missing index: an error naming it */
+  g_clear_pointer(&warnings, g_free);
   write_file(dir, "history/index.ini", "[history\nversion=1\n");
   g_assert_null(conform_history_load(dir, &current, &warnings, &error));
   g_assert_nonnull(strstr(error->message, "history/index.ini"));
