@@ -214,7 +214,7 @@ conform_history_entry_set_config(ConformHistoryEntry *e, const ConformConfig *cf
     for (guint i = 0; i < keys->len; i++) {
       g_autofree char *a = conform_config_value_text(&e->config, keys->pdata[i], 40);
       g_autofree char *b = conform_config_value_text(cfg, keys->pdata[i], 40);
-      g_string_append_printf(log, "step %ld: %s %s → %s\n", step, (const char *)keys->pdata[i], a, b);
+      g_string_append_printf(log, "by step %ld: %s %s → %s\n", step, (const char *)keys->pdata[i], a, b);
     }
     g_free(e->changes);
     e->changes = g_string_free(log, FALSE);

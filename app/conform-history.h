@@ -74,7 +74,8 @@ ConformHistoryEntry *conform_history_add(ConformHistory *self, const ConformConf
 void conform_history_remove(ConformHistory *self, int id);
 void conform_history_clear(ConformHistory *self);
 /* Replaces the entry's settings, logging the keys that changed as
- * "step S: key old -> new" lines when step > 0. Returns TRUE on a change. */
+ * "by step S: key old -> new" lines when step > 0 (S: the step the change
+ * was noticed at). Returns TRUE on a change. */
 gboolean conform_history_entry_set_config(ConformHistoryEntry *e, const ConformConfig *cfg, long step);
 void conform_history_entry_set_thumbnail(ConformHistoryEntry *e, GBytes *png);
 /* "#3 simplex-3d · cgauss" */

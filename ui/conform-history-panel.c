@@ -24,7 +24,7 @@ struct _ConformHistoryPanel {
   gint64 last_thumb;
   ConformThumbnailFunc thumb_func;
   gpointer thumb_user;
-  guint refresh_source;
+  guint refresh_source, poll_source;
   gboolean syncing_selection;
 
   GtkWidget *list, *rerun_button, *remove_button, *copy_cmd_button, *copy_manifest_button, *diff_check;
@@ -188,8 +188,16 @@ schedule_refresh(ConformHistoryPanel *self)
     self->refresh_source = g_timeout_add(REFRESH_MS, refresh_cb, self);
 }
 
-/* Settings are compared at every progress and state change, so a live
- * change is logged at the step it was made (within one flush of records). */
+/* Settings are compared at every progress and state change and twice a
+ * second, so a live change is logged by the step it was made at (later by
+ * at most one flush of records when training starts right after it). */
+static gboolean
+poll_cb(gpointer data)
+{
+  sync_live(data);
+  return G_SOURCE_CONTINUE;
+}
+
 static void
 run_progress_cb(ConformRun *run, guint first, ConformHistoryPanel *self)
 {
@@ -225,6 +233,10 @@ run_samples_cb(ConformRun *run, gpointer data, ConformHistoryPanel *self)
 static void
 stop_tracking(ConformHistoryPanel *self)
 {
+  if (self->poll_source) {
+    g_source_remove(self->poll_source);
+    self->poll_source = 0;
+  }
   if (self->run) {
     sync_live(self);
     g_signal_handlers_disconnect_by_data(self->run, self);
@@ -242,6 +254,7 @@ follow(ConformHistoryPanel *self, ConformRun *run, int id)
   g_signal_connect_object(run, "progress", G_CALLBACK(run_progress_cb), self, 0);
   g_signal_connect_object(run, "samples", G_CALLBACK(run_samples_cb), self, 0);
   g_signal_connect_object(run, "state-changed", G_CALLBACK(run_state_cb), self, 0);
+  self->poll_source = g_timeout_add(REFRESH_MS, poll_cb, self);
   ConformHistoryEntry *e = conform_history_find(self->history, id);
   if (e) {
     conform_history_entry_set_config(e, conform_run_get_config(run), 0);
@@ -712,6 +725,10 @@ conform_history_panel_dispose(GObject *o)
   if (self->refresh_source) {
     g_source_remove(self->refresh_source);
     self->refresh_source = 0;
+  }
+  if (self->poll_source) {
+    g_source_remove(self->poll_source);
+    self->poll_source = 0;
   }
   if (self->run) {
     g_signal_handlers_disconnect_by_data(self->run, self);

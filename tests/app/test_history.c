@@ -205,7 +205,7 @@ test_save_load(void)
   conform_config_copy(&live, &cfg);
   set(&live, "train.lr", "0.0001");
   g_assert_true(conform_history_entry_set_config(e2, &live, 250));
-  g_assert_nonnull(strstr(e2->changes, "step 250: train.lr 0.0005 → 0.0001"));
+  g_assert_nonnull(strstr(e2->changes, "by step 250: train.lr 0.0005 → 0.0001"));
   g_assert_false(conform_history_entry_set_config(e2, &live, 300));
   ConformHistoryEntry *e3 = conform_history_add(h, &cfg);
   g_assert_cmpint(e3->id, ==, 3);
