@@ -288,6 +288,7 @@ cmd_train(int argc, char **argv)
   g_auto(GStrv) sets = NULL;
   int steps = -1, condition = NO_CONDITION;
   gint64 seed = -1;
+  gboolean dry_run = FALSE;
   GOptionEntry entries[] = {
     {"preset", 'p', 0, G_OPTION_ARG_STRING, &preset, "Preset (see conform presets; default " CONFORM_DEFAULT_PRESET ")", "P"},
     {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "ddpm (diffusion, default) or vae (same as --set model.type=M)", "M"},
@@ -302,6 +303,9 @@ cmd_train(int argc, char **argv)
     {"condition-image", 0, 0, G_OPTION_ARG_INT, &condition,
      "Every sample takes test image INDEX's inputs (fashion-superres: its thumbnail; any preset with inputs: "
      "held-out row INDEX)", "INDEX"},
+    {"dry-run", 0, 0, G_OPTION_ARG_NONE, &dry_run,
+     "Print the experiment.ini these options give (every setting, seed, A and b) and exit: nothing is trained or "
+     "written", NULL},
     {NULL},
   };
   int code = 0;
@@ -347,6 +351,12 @@ cmd_train(int argc, char **argv)
       rc = fail(error);
       goto out;
     }
+  if (dry_run) {
+    g_autoptr(GKeyFile) kf = conform_config_to_keyfile(&cfg);
+    g_autofree char *ini = g_key_file_to_data(kf, NULL, NULL);
+    rc = conform_config_validate(&cfg, &error) ? (fputs(ini, stdout), CONFORM_EXIT_OK) : fail(error);
+    goto out;
+  }
   {
     g_autofree char *dir = out ? g_strdup(out)
                                : g_strdup_printf("runs/%s-%" G_GUINT64_FORMAT, cfg.preset, cfg.seed);

@@ -13,6 +13,7 @@
 #include "conform-mirror-view.h"
 #include "conform-scatter.h"
 #include "conform-window-private.h"
+#include "conform-window-teach.h"
 
 /* ---- files ------------------------------------------------------------------- */
 
@@ -25,6 +26,7 @@ save_done_cb(GObject *src, GAsyncResult *res, gpointer data)
     conform_window_error_dialog_(self, "Cannot save the experiment", error->message);
     self->closing_after_save = FALSE;
   } else {
+    conform_window_teach_saved_(self, self->experiment_dir);
     conform_window_set_dirty_(self, FALSE);
     g_autofree char *msg = g_strdup_printf("saved to %s", self->experiment_dir);
     conform_window_show_message_(self, msg, FALSE);

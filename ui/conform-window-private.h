@@ -63,6 +63,9 @@ struct _ConformWindow {
   guint records_shown;  /* records already handed to the curves */
   gint64 last_refresh;  /* monotonic us of the last curve update */
   guint refresh_source; /* pending throttled update */
+  /* run history and lessons (conform-window-teach.c) */
+  GtkWidget *history_panel, *lesson_panel; /* History tab; lesson panel above the settings */
+  int history_page;
 };
 
 GSettings *conform_window_settings_(ConformWindow *self);

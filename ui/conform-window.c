@@ -19,6 +19,7 @@
 #include "conform-io.h"
 #include "conform-presets.h"
 #include "conform-scatter.h"
+#include "conform-window-teach.h"
 
 static const char *const strategies[] = {"none", "projection", "projected-sampling", "constrained-layer", "cgauss", "dual", "mirror",
                                          NULL};
@@ -485,12 +486,20 @@ run_samples_cb(ConformRun *run, gpointer data, ConformWindow *self)
   gboolean from_mean = g_strcmp0(s->sampler, "vae") == 0 &&
                        (g_strcmp0(s->strategy, "cgauss") == 0 || g_strcmp0(s->strategy, "constrained-layer") == 0);
   conform_scatter_set_raw_points(sc, projected || from_mean ? s->raw : NULL, s->n, s->dim);
-  if (self->image_size > 0 && s->dim == self->image_size * self->image_size) {
-    g_autofree char *icap = g_strdup_printf("step %ld · %s · first %d of %d samples%s", s->step, s->strategy,
-                                            MIN(s->n, 64), s->n, s->viol ? " · frame: violation within tolerance" : "");
-    conform_image_grid_set_images(CONFORM_IMAGE_GRID(self->image_grid), s->x, MIN(s->n, 64), self->image_size,
+  /* image rows, possibly after inputs (the superres thumbnail): the images */
+  int img_off = self->image_size > 0 ? conform_image_row_offset(s->dim, self->image_size) : -1;
+  if (img_off >= 0) {
+    int n_img = MIN(s->n, 64), px = self->image_size * self->image_size;
+    float *img = img_off > 0 ? g_new(float, (gsize)n_img * px) : NULL;
+    for (int i = 0; img && i < n_img; i++)
+      memcpy(img + (gsize)i * px, s->x + (gsize)i * s->dim + img_off, sizeof(float) * px);
+    g_autofree char *icap = g_strdup_printf("step %ld · %s · first %d of %d samples%s%s", s->step, s->strategy,
+                                            n_img, s->n, s->viol ? " · frame: violation within tolerance" : "",
+                                            img_off > 0 ? " · images only (their inputs are not shown)" : "");
+    conform_image_grid_set_images(CONFORM_IMAGE_GRID(self->image_grid), img ? img : s->x, n_img, self->image_size,
                                   self->image_size, s->viol, s->summary.viol.tol);
     conform_image_grid_set_caption(CONFORM_IMAGE_GRID(self->image_grid), icap);
+    g_free(img);
   }
   g_autofree char *cap = g_strdup_printf("step %ld · %d samples · %s · %s sampler · raw data space", s->step, s->n,
                                          s->strategy, s->sampler);
@@ -578,6 +587,7 @@ run_finished_cb(GObject *src, GAsyncResult *res, gpointer data)
 static void
 attach_run(ConformWindow *self, ConformRun *run)
 {
+  conform_window_teach_run_attached_(self, run); /* before the views move on */
   g_clear_object(&self->run);
   self->run = run; /* takes the incoming reference */
   if (self->incoming == run)
@@ -1317,6 +1327,8 @@ primary_menu(void)
   g_menu_append(s1, "Save _As…", "win.save-as");
   g_menu_append(s1, "_Export…", "win.export");
   g_menu_append_section(menu, NULL, G_MENU_MODEL(s1));
+  g_autoptr(GMenuModel) lessons = conform_window_teach_menu_();
+  g_menu_append_section(menu, NULL, lessons);
   GMenu *s2 = g_menu_new();
   g_menu_append(s2, "_Preferences", "app.preferences");
   g_menu_append(s2, "_Keyboard Shortcuts", "app.shortcuts");
@@ -1386,8 +1398,9 @@ conform_window_init(ConformWindow *self)
 
   /* Body: sidebar | views, status bar below. */
   GtkWidget *paned = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
-  gtk_paned_set_start_child(GTK_PANED(paned), build_sidebar(self));
+  gtk_paned_set_start_child(GTK_PANED(paned), conform_window_teach_sidebar_(self, build_sidebar(self)));
   gtk_paned_set_end_child(GTK_PANED(paned), build_views(self));
+  conform_window_teach_init_(self);
   gtk_paned_set_shrink_start_child(GTK_PANED(paned), FALSE);
   gtk_paned_set_position(GTK_PANED(paned), 290);
   gtk_widget_set_vexpand(paned, TRUE);
