@@ -59,6 +59,17 @@ conform_classifier_bundled_path(int side)
   return g_build_filename(conform_data_dir(), "models", name, NULL);
 }
 
+char *
+conform_pretrained_dir(int image_size)
+{
+  g_autofree char *name = g_strdup_printf("fashion%d", image_size);
+  g_autofree char *dir = g_build_filename(conform_data_dir(), "pretrained", name, NULL);
+  g_autofree char *weights = g_build_filename(dir, "weights.ckpt", NULL);
+  if (image_size <= 0 || !g_file_test(dir, G_FILE_TEST_IS_DIR) || !g_file_test(weights, G_FILE_TEST_IS_REGULAR))
+    return NULL;
+  return g_steal_pointer(&dir);
+}
+
 /* ---- construction, loading, saving ------------------------------------------------ */
 
 static ConformClassifier *

@@ -29,6 +29,11 @@ typedef struct _ConformClassifier ConformClassifier;
 const char *conform_data_dir(void);
 /* <data dir>/models/classifier-fashion<side>.ckpt (newly allocated). */
 char *conform_classifier_bundled_path(int side);
+/* The bundled pretrained Fashion-MNIST diffusion model for image_size x
+ * image_size images, <data dir>/pretrained/fashion<image_size> (an
+ * experiment directory, for train.init), newly allocated; NULL when that
+ * directory or its weights.ckpt is missing. */
+char *conform_pretrained_dir(int image_size);
 
 /* Loads a classifier checkpoint; path NULL loads the bundled 28 x 28 one.
  * Errors (unreadable, corrupt, truncated, not a classifier, inconsistent

@@ -126,11 +126,13 @@ typedef struct {
   ConformSummary summary;
   /* Reverse trajectory of the first traj_n samples: (traj_steps + 1) x
    * traj_n x dim raw-space floats, x_T first; traj_t[k] is the time after
-   * k steps; traj_viol_p50/max per step (NULL without a constraint). */
+   * k steps; traj_viol_p50/max per step and traj_viol, (traj_steps + 1) x
+   * traj_n, each sample's violation at each step (NULL without a
+   * constraint). */
   int traj_steps, traj_n;
   float *traj;
   int *traj_t;
-  double *traj_viol_p50, *traj_viol_max;
+  double *traj_viol_p50, *traj_viol_max, *traj_viol;
 } ConformSampleSet;
 
 ConformSampleSet *conform_sample_set_ref(ConformSampleSet *s);
@@ -215,6 +217,10 @@ void conform_engine_evaluate_for(ConformEngine *e, const float *samples, int n, 
 /* USAGE error unless held-out row `row` can condition every sample: the
  * experiment has inputs (data.inputs > 0) and 0 <= row < n_ref. */
 gboolean conform_engine_check_condition(const ConformEngine *e, int row, GError **error);
+/* The same check without an engine, for a caller that knows the number of
+ * inputs nx and of held-out rows n_ref (e.g. the window, before it asks the
+ * run for conditioned samples); the same messages. */
+gboolean conform_check_condition(const ConformConfig *cfg, int nx, int n_ref, int row, GError **error);
 /* Held-out reference data (raw space) and training data (raw space copies). */
 const float *conform_engine_reference(const ConformEngine *e, int *n);
 

@@ -289,6 +289,15 @@ conform_image_source_constraint(const char *name, int size, CfConstraint *c, GEr
 #define FRAME_NONE 0x808080u  /* the grid's separator grey: no visible frame */
 #define BLANK_VALUE (128.0f / 255.0f)
 
+void
+conform_image_thumbnail_upscale(const float *thumb, int size, float *out)
+{
+  const int T = CONFORM_SUPERRES_THUMB, f = MAX(size / T, 1);
+  for (int y = 0; y < size; y++)
+    for (int x = 0; x < size; x++)
+      out[y * size + x] = thumb[MIN(y / f, T - 1) * T + MIN(x / f, T - 1)];
+}
+
 gboolean
 conform_image_samples_write_png(const char *path, const float *rows, int n, int dim, int size, int inputs,
                                 const guint32 *frame_rgb, GError **error)
@@ -326,7 +335,6 @@ conform_image_samples_write_png(const char *path, const float *rows, int n, int 
   GArray *cells = g_array_new(FALSE, FALSE, sizeof(float) * d);
   GArray *frames = g_array_new(FALSE, FALSE, sizeof(guint32));
   float *cell = g_new(float, d);
-  const int T = CONFORM_SUPERRES_THUMB, f = size / T;
   int col = 0;
   for (int g = 0; g < n_groups; g++) {
     const float *thumb = rows + (gsize)first[g] * dim;
@@ -340,9 +348,7 @@ conform_image_samples_write_png(const char *path, const float *rows, int n, int 
         }
         col = 0;
       }
-      for (int y = 0; y < size; y++) /* nearest-neighbour upscaling of the 7 x 7 thumbnail */
-        for (int x = 0; x < size; x++)
-          cell[y * size + x] = thumb[(y / f) * T + x / f];
+      conform_image_thumbnail_upscale(thumb, size, cell);
       g_array_append_vals(cells, cell, 1);
       g_array_append_val(frames, (guint32){FRAME_THUMB});
       for (col++; i < n && col < GRID_COLS; i = next[i], col++) {

@@ -46,6 +46,11 @@ gboolean conform_image_source_load(const ConformConfig *cfg, CfDataset *train, C
  * x the images obey P y = k with the per-sample k = t). */
 gboolean conform_image_source_constraint(const char *name, int size, CfConstraint *c, GError **error);
 
+/* The 7 x 7 superres thumbnail (the first 49 values of a fashion-superres
+ * row) upscaled to size x size by nearest neighbour (size a multiple of 7),
+ * as samples.png and the window show it beside its images. */
+void conform_image_thumbnail_upscale(const float *thumb, int size, float *out);
+
 /* samples.png of image rows (n x dim, raw [0, 1]; the image is the last
  * size * size columns), 2x, 8 cells per grid row. Without inputs: the
  * images, framed by frame_rgb[i] when it is non-NULL. With the superres

@@ -24,6 +24,7 @@ typedef enum {
   CMD_CONSTRAINT,
   CMD_SAMPLE,
   CMD_SAVE,
+  CMD_SAMPLE_TASK,
 } CmdKind;
 
 typedef struct {
@@ -31,7 +32,9 @@ typedef struct {
   int n, traj_n;
   char *key, *value;
   CfConstraint constraint;
-  GTask *task; /* CMD_SAVE: completed by the worker */
+  GTask *task; /* CMD_SAVE, CMD_SAMPLE_TASK: completed by the worker */
+  ConformSampleOptions opts; /* CMD_SAMPLE_TASK (strategy and sampler owned) */
+  char **strategies;         /* CMD_SAMPLE_TASK: one set each (NULL: opts.strategy) */
 } Cmd;
 
 static void
@@ -40,7 +43,12 @@ cmd_free(Cmd *c)
   g_free(c->key);
   g_free(c->value);
   cf_constraint_clear(&c->constraint);
+  if (c->task && c->kind == CMD_SAMPLE_TASK) /* never started: the run stopped first */
+    g_task_return_new_error(c->task, CONFORM_ERROR, CONFORM_ERROR_CANCELLED, "the run stopped before sampling");
   g_clear_object(&c->task);
+  g_free((char *)c->opts.strategy);
+  g_free((char *)c->opts.sampler);
+  g_strfreev(c->strategies);
   g_free(c);
 }
 
@@ -60,6 +68,8 @@ typedef struct {
   float *train_raw;
   int train_raw_n, dim;
   double *pca_basis, *pca_mean; /* 2 x dim and dim, dim > 3 only */
+  float *ref;                   /* held-out rows (raw space), data.inputs > 0 only */
+  int ref_n;
 } Outbox;
 
 struct _ConformRun {
@@ -99,6 +109,8 @@ struct _ConformRun {
   float *train_raw;
   int train_raw_n;
   double *pca_basis, *pca_mean;
+  float *ref;
+  int ref_n;
   int blas_threads;
   double preview_interval; /* read by the worker without a lock: a double store is atomic enough here */
 };
@@ -130,6 +142,9 @@ flush_cb(gpointer data)
     g_free(self->pca_mean);
     self->pca_basis = g_steal_pointer(&o.pca_basis);
     self->pca_mean = g_steal_pointer(&o.pca_mean);
+    g_free(self->ref);
+    self->ref = g_steal_pointer(&o.ref);
+    self->ref_n = o.ref_n;
   }
   if (o.config) {
     conform_config_clear(&self->config);
@@ -249,11 +264,17 @@ post_engine_info(ConformRun *self, ConformEngine *e, gboolean ready)
   if (conform_engine_constraint(e)->m > 0)
     cf_constraint_copy(c, conform_engine_constraint(e), NULL);
   char *summary = conform_engine_constraint_summary(e);
-  float *train = NULL;
+  float *train = NULL, *ref = NULL;
   double *basis = NULL, *mean = NULL;
-  int n = 0, dim = conform_engine_dim(e);
+  int n = 0, ref_n = 0, dim = conform_engine_dim(e);
   if (ready) {
     train = conform_engine_copy_train_raw(e, BACKGROUND_MAX, &n);
+    if (conform_engine_config(e)->inputs > 0) { /* the rows samples can be conditioned on */
+      const float *r = conform_engine_reference(e, &ref_n);
+      ref = r && ref_n > 0 ? g_memdup2(r, sizeof(float) * (gsize)ref_n * dim) : NULL;
+      if (!ref)
+        ref_n = 0;
+    }
     if (dim > 3) {
       /* The plane of the two principal axes of the training data. */
       basis = g_new(double, 2 * dim);
@@ -286,6 +307,9 @@ post_engine_info(ConformRun *self, ConformEngine *e, gboolean ready)
     g_free(self->out.pca_mean);
     self->out.pca_basis = basis;
     self->out.pca_mean = mean;
+    g_free(self->out.ref);
+    self->out.ref = ref;
+    self->out.ref_n = ref_n;
   }
   schedule_flush_locked(self);
   g_mutex_unlock(&self->lock);
@@ -325,12 +349,45 @@ typedef struct {
   ConformSampler *sampler;
   ConformSampleOptions opts;
   int traj_n;
+  GTask *task;       /* conform_run_sample_async: the sets go to the task, not to the views */
+  char **strategies; /* with task: one set per strategy (NULL: opts.strategy) */
 } SampleJob;
 
 static bool
 abort_cb(void *user)
 {
   return g_cancellable_is_cancelled(G_CANCELLABLE(user));
+}
+
+static bool
+task_abort_cb(void *user)
+{
+  SampleJob *job = user;
+  GCancellable *c = g_task_get_cancellable(job->task);
+  return g_cancellable_is_cancelled(job->self->cancellable) || (c && g_cancellable_is_cancelled(c));
+}
+
+/* A conform_run_sample_async job: every strategy in turn with the same
+ * options (and seed), on this sampling thread. */
+static void
+run_task_job(SampleJob *job)
+{
+  GPtrArray *sets = g_ptr_array_new_with_free_func((GDestroyNotify)conform_sample_set_unref);
+  GError *error = NULL;
+  int n_runs = job->strategies ? (int)g_strv_length(job->strategies) : 1;
+  for (int i = 0; i < n_runs && !error; i++) {
+    ConformSampleOptions o = job->opts;
+    if (job->strategies)
+      o.strategy = job->strategies[i];
+    ConformSampleSet *set = conform_sampler_run(job->sampler, &o, job->traj_n, task_abort_cb, NULL, job, &error);
+    if (set)
+      g_ptr_array_add(sets, set);
+  }
+  if (error)
+    g_task_return_error(job->task, error);
+  else
+    g_task_return_pointer(job->task, g_ptr_array_ref(sets), (GDestroyNotify)g_ptr_array_unref);
+  g_ptr_array_unref(sets);
 }
 
 static gpointer
@@ -340,14 +397,20 @@ sample_thread(gpointer data)
   ConformRun *self = job->self;
   g_autoptr(GError) error = NULL;
   lower_thread_priority();
-  ConformSampleSet *set = conform_sampler_run(job->sampler, &job->opts, job->traj_n, abort_cb, NULL,
-                                              self->cancellable, &error);
-  if (set)
-    publish_samples(self, set);
-  else if (!g_error_matches(error, CONFORM_ERROR, CONFORM_ERROR_CANCELLED)) {
-    post_message(self, TRUE, error->message);
+  if (job->task) {
+    run_task_job(job);
+  } else {
+    ConformSampleSet *set = conform_sampler_run(job->sampler, &job->opts, job->traj_n, abort_cb, NULL,
+                                                self->cancellable, &error);
+    if (set)
+      publish_samples(self, set);
+    else if (!g_error_matches(error, CONFORM_ERROR, CONFORM_ERROR_CANCELLED)) {
+      post_message(self, TRUE, error->message);
+    }
   }
   conform_sampler_free(job->sampler);
+  g_clear_object(&job->task);
+  g_strfreev(job->strategies);
   g_free((char *)job->opts.strategy);
   g_free((char *)job->opts.sampler);
   g_mutex_lock(&self->lock);
@@ -405,6 +468,42 @@ start_sampling(ConformRun *self, ConformEngine *e, int n, int traj_n, gboolean p
   return TRUE;
 }
 
+/* Starts a conform_run_sample_async request (its command, whose task and
+ * options it takes) on the sampling thread unless a job is running.
+ * Returns FALSE when busy. */
+static gboolean
+start_task_sampling(ConformRun *self, ConformEngine *e, Cmd *c)
+{
+  g_mutex_lock(&self->lock);
+  gboolean busy = self->sampling;
+  if (!busy)
+    self->sampling = TRUE;
+  g_mutex_unlock(&self->lock);
+  if (busy)
+    return FALSE;
+  GError *error = NULL;
+  ConformSampler *s = conform_engine_make_sampler(e, &error);
+  if (!s) {
+    g_task_return_error(g_steal_pointer(&c->task), error);
+    g_mutex_lock(&self->lock);
+    self->sampling = FALSE;
+    g_mutex_unlock(&self->lock);
+    return TRUE;
+  }
+  SampleJob *job = g_new0(SampleJob, 1);
+  job->self = g_object_ref(self);
+  job->sampler = s;
+  job->traj_n = c->n;
+  job->opts = c->opts;
+  memset(&c->opts, 0, sizeof c->opts); /* the job owns its strings now */
+  job->task = g_steal_pointer(&c->task);
+  job->strategies = g_steal_pointer(&c->strategies);
+  if (self->sample_thread)
+    g_thread_join(self->sample_thread);
+  self->sample_thread = g_thread_new("conform-sample", sample_thread, job);
+  return TRUE;
+}
+
 /* ---- worker thread ------------------------------------------------------------ */
 
 typedef struct {
@@ -414,6 +513,7 @@ typedef struct {
   long steps_pending;
   int sample_n, sample_traj; /* pending sample request, sample_n < 0 = none */
   gboolean sample_preview;   /* the pending request is an automatic preview */
+  GQueue tasks;              /* pending CMD_SAMPLE_TASK commands, oldest first */
   guint records_sent;
   double sps;
   gint64 last_preview;
@@ -469,6 +569,21 @@ worker_apply(Worker *w, Cmd *c)
     w->sample_traj = c->traj_n;
     w->sample_preview = FALSE;
     break;
+  case CMD_SAMPLE_TASK: {
+    /* refused at once when the condition row is out of range; otherwise
+     * queued for the sampling thread (the command is kept: see the loop) */
+    if (c->opts.use_condition && !conform_engine_check_condition(w->engine, c->opts.condition_row, &error)) {
+      g_task_return_error(g_steal_pointer(&c->task), g_steal_pointer(&error));
+      break;
+    }
+    Cmd *keep = g_new0(Cmd, 1);
+    *keep = *c;
+    memset(c, 0, sizeof *c);
+    c->kind = CMD_SAMPLE_TASK;
+    cf_constraint_init(&c->constraint);
+    g_queue_push_tail(&w->tasks, keep);
+    break;
+  }
   case CMD_SAVE: {
     const char *dir = c->key;
     /* the newest sample set, if any, goes into samples.csv/summary.tsv */
@@ -493,7 +608,7 @@ worker_main(gpointer data)
 {
   ConformRun *self = data;
   GTask *task = self->task;
-  Worker w = {self, NULL, FALSE, 0, -1, 0, 0, 0, 0, 0};
+  Worker w = {self, NULL, FALSE, 0, -1, 0, 0, G_QUEUE_INIT, 0, 0, 0};
   g_autoptr(GError) error = NULL;
   lower_thread_priority();
   /* BLAS threads, set explicitly: by default 1, since training and sampling
@@ -579,6 +694,9 @@ worker_main(gpointer data)
         post_message(self, FALSE, "reached the configured number of training steps; paused");
       }
     }
+    /* requests with their own options first: the user is waiting for them */
+    if (!g_queue_is_empty(&w.tasks) && start_task_sampling(self, w.engine, g_queue_peek_head(&w.tasks)))
+      cmd_free(g_queue_pop_head(&w.tasks));
     if (w.sample_n >= 0 &&
         start_sampling(self, w.engine, w.sample_n, w.sample_traj > 0 ? w.sample_traj : 200, w.sample_preview)) {
       w.sample_n = -1;
@@ -587,12 +705,15 @@ worker_main(gpointer data)
       w.last_preview = g_get_monotonic_time();
     }
   }
-  /* Drain: complete pending saves so their callers are not left waiting. */
+  /* Drain: complete pending saves so their callers are not left waiting
+   * (sample requests not started are cancelled by cmd_free). */
   for (Cmd *c; (c = g_async_queue_try_pop(self->commands));) {
     if (c->kind == CMD_SAVE)
       worker_apply(&w, c);
     cmd_free(c);
   }
+  for (Cmd *c; (c = g_queue_pop_head(&w.tasks));)
+    cmd_free(c);
   /* Join an in-flight sampling job (cancelled with us) before saying
    * STOPPED, so no thread outlives the run's work: a program that quits once
    * its runs stopped must not exit under a sampler still inside BLAS. */
@@ -633,6 +754,8 @@ conform_run_finalize(GObject *object)
   g_free(self->train_raw);
   g_free(self->pca_basis);
   g_free(self->pca_mean);
+  g_free(self->ref);
+  g_free(self->out.ref);
   g_free(self->out.pca_basis);
   g_free(self->out.pca_mean);
   g_array_unref(self->records);
@@ -822,6 +945,45 @@ conform_run_request_samples(ConformRun *self, int n, int traj_n)
   c->n = n;
   c->traj_n = traj_n;
   send(self, c);
+}
+
+void
+conform_run_sample_async(ConformRun *self, const ConformSampleOptions *opts, const char *const *strategies,
+                         int traj_n, GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data)
+{
+  g_return_if_fail(CONFORM_IS_RUN(self));
+  g_return_if_fail(opts != NULL);
+  GTask *task = g_task_new(self, cancellable, callback, user_data);
+  g_task_set_source_tag(task, conform_run_sample_async);
+  if (self->state == CONFORM_RUN_STOPPED || !self->thread) {
+    g_task_return_new_error(task, CONFORM_ERROR, CONFORM_ERROR_CANCELLED, "the run has stopped; nothing to sample");
+    g_object_unref(task);
+    return;
+  }
+  Cmd *c = cmd_new(CMD_SAMPLE_TASK);
+  c->opts = *opts;
+  c->opts.strategy = g_strdup(opts->strategy);
+  c->opts.sampler = g_strdup(opts->sampler);
+  c->strategies = strategies && strategies[0] ? g_strdupv((char **)strategies) : NULL;
+  c->n = MAX(traj_n, 0);
+  c->task = task;
+  send(self, c);
+}
+
+GPtrArray *
+conform_run_sample_finish(ConformRun *self, GAsyncResult *result, GError **error)
+{
+  g_return_val_if_fail(g_task_is_valid(result, self), NULL);
+  return g_task_propagate_pointer(G_TASK(result), error);
+}
+
+const float *
+conform_run_get_reference(ConformRun *self, int *n)
+{
+  g_return_val_if_fail(CONFORM_IS_RUN(self), NULL);
+  if (n)
+    *n = self->ref_n;
+  return self->ref;
 }
 
 void

@@ -46,6 +46,20 @@ void conform_run_set_constraint(ConformRun *self, const CfConstraint *c);
 /* Draws samples from the latest parameters (coalesced: at most one job in
  * flight, the newest request wins). */
 void conform_run_request_samples(ConformRun *self, int n, int traj_n);
+/* Draws samples with explicit options (n, sampler, steps, eta, seed,
+ * use_condition / condition_row; opts->strategy unless strategies, a
+ * NULL-terminated list, names several: one set each, in that order, all
+ * with the same options and seed) from the latest parameters, on the
+ * sampling thread: after a sampling job in flight, before the next preview.
+ * The sets do not replace the run's samples. A condition row out of range
+ * is refused by the worker (conform_engine_check_condition's message)
+ * before any sampling. _finish returns a GPtrArray of ConformSampleSet
+ * (free with g_ptr_array_unref) or the first error; CONFORM_ERROR_CANCELLED
+ * when the run stops first. */
+void conform_run_sample_async(ConformRun *self, const ConformSampleOptions *opts, const char *const *strategies,
+                              int traj_n, GCancellable *cancellable, GAsyncReadyCallback callback,
+                              gpointer user_data);
+GPtrArray *conform_run_sample_finish(ConformRun *self, GAsyncResult *result, GError **error);
 /* OpenBLAS threads the worker sets when it starts (default 1: training and
  * sampling each get a core). Call before conform_run_start_async. */
 void conform_run_set_blas_threads(ConformRun *self, int threads);
@@ -71,6 +85,11 @@ const float *conform_run_get_train_data(ConformRun *self, int *n);
 /* Principal plane of the training data (2 x dim basis, dim centre) for
  * dim > 3; FALSE otherwise. */
 gboolean conform_run_get_projection(ConformRun *self, const double **basis, const double **center);
+/* Held-out reference rows in raw space (n x dim) when the experiment has
+ * inputs (data.inputs > 0: the rows samples can be conditioned on; for
+ * fashion-superres test image i is row i, [thumbnail | image]); NULL and
+ * *n = 0 otherwise. */
+const float *conform_run_get_reference(ConformRun *self, int *n);
 /* All training records so far (ConformTrainRecord). */
 const GArray *conform_run_get_records(ConformRun *self);
 ConformSampleSet *conform_run_get_samples(ConformRun *self); /* borrowed, may be NULL */

@@ -19,8 +19,8 @@ cond_row_of(const ConformSampleOptions *o)
   return o && o->use_condition ? o->condition_row : -1;
 }
 
-static gboolean
-check_condition(const ConformConfig *cfg, int nx, int n_ref, int row, GError **error)
+gboolean
+conform_check_condition(const ConformConfig *cfg, int nx, int n_ref, int row, GError **error)
 {
   if (nx == 0) {
     g_set_error(error, CONFORM_ERROR, CONFORM_ERROR_USAGE,
@@ -43,7 +43,7 @@ check_condition(const ConformConfig *cfg, int nx, int n_ref, int row, GError **e
 gboolean
 conform_engine_check_condition(const ConformEngine *e, int row, GError **error)
 {
-  return check_condition(&e->cfg, e->nx, e->ref.n, row, error);
+  return conform_check_condition(&e->cfg, e->nx, e->ref.n, row, error);
 }
 
 
@@ -176,6 +176,7 @@ sample_set_free_contents(ConformSampleSet *s)
   g_free(s->traj_t);
   g_free(s->traj_viol_p50);
   g_free(s->traj_viol_max);
+  g_free(s->traj_viol);
 }
 
 void
@@ -470,7 +471,7 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
   const ConformConfig *cfg = &s->cfg;
   const char *strategy = o->strategy ? o->strategy : cfg->strategy;
   const char *sampler = o->sampler ? o->sampler : cfg->sampler;
-  if (o->use_condition && !check_condition(cfg, s->nx, s->ref.n, o->condition_row, error))
+  if (o->use_condition && !conform_check_condition(cfg, s->nx, s->ref.n, o->condition_row, error))
     return NULL;
   if (s->vae)
     return vae_sampler_run(s, o, strategy, error);
@@ -659,9 +660,12 @@ conform_sampler_run(ConformSampler *s, const ConformSampleOptions *o, int traj_n
     if (r->traj) {
       r->traj_viol_p50 = g_new(double, n_steps + 1);
       r->traj_viol_max = g_new(double, n_steps + 1);
+      r->traj_viol = g_new(double, (size_t)(n_steps + 1) * traj_n);
       double *v = g_new(double, traj_n);
       for (int k = 0; k <= n_steps; k++) {
-        cset_violation(&s->cs, r->traj + (size_t)k * traj_n * dim, traj_n, v, NULL);
+        double *vk = r->traj_viol + (size_t)k * traj_n;
+        cset_violation(&s->cs, r->traj + (size_t)k * traj_n * dim, traj_n, vk, NULL);
+        memcpy(v, vk, sizeof(double) * traj_n);
         qsort(v, (size_t)traj_n, sizeof(double), cmp_double);
         r->traj_viol_p50[k] = v[traj_n / 2];
         r->traj_viol_max[k] = v[traj_n - 1];

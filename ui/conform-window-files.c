@@ -139,7 +139,11 @@ export_to(ConformWindow *self, guint what, const char *path, int w, int h, GErro
   case 2: return conform_curves_export_png(CONFORM_CURVES(self->loss), path, w, h, error);
   case 3: return conform_curves_export_png(CONFORM_CURVES(self->violation), path, w, h, error);
   case 4: return conform_curves_export_png(CONFORM_CURVES(self->lr), path, w, h, error);
-  case 5: return conform_scatter_export_png(CONFORM_SCATTER(self->traj_scatter), path, w, h, error);
+  case 5:
+    if (self->image_size > 0) /* image data: the trajectory's image grid */
+      return conform_image_grid_export_png(CONFORM_IMAGE_GRID(conform_window_images_view_(self, "trajectory-images")),
+                                           path, w, h, error);
+    return conform_scatter_export_png(CONFORM_SCATTER(self->traj_scatter), path, w, h, error);
   case EXPORT_VAE: return conform_curves_export_png(CONFORM_CURVES(self->vae_curves), path, w, h, error);
   case EXPORT_COMPARE:
     return conform_compare_view_export_png(CONFORM_COMPARE_VIEW(self->compare), path, w, h, error);

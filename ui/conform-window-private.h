@@ -6,6 +6,8 @@
 
 G_BEGIN_DECLS
 
+typedef struct _ConformWindowImages ConformWindowImages; /* conform-window-images.c */
+
 struct _ConformWindow {
   GtkApplicationWindow parent_instance;
 
@@ -56,6 +58,7 @@ struct _ConformWindow {
   GtkWidget *equations;                 /* ConformEquationEditor under the matrix editor */
   GtkWidget *mirror_view, *mirror_page; /* the Mirror maps tab (strategy mirror) */
   GtkWidget *narration;                 /* the Slow motion tab (ConformNarration) */
+  ConformWindowImages *images;          /* trajectory images, superres tab, pretrained toggle, folder chooser */
   /* status bar */
   GtkWidget *status_label, *space_label, *message_label;
   guint message_timeout;
@@ -94,6 +97,28 @@ void conform_window_narration_samples_(ConformWindow *self, ConformSampleSet *s)
 GtkWidget *conform_window_equations_new_(ConformWindow *self);
 void conform_window_mirror_attach_(ConformWindow *self, ConformRun *run);
 void conform_window_mirror_samples_(ConformWindow *self, const ConformSampleSet *s);
+
+/* Image data (conform-window-images.c): the trajectory's image grid (a
+ * stack holding traj_scatter, from build_views), the Samples pane's superres
+ * rows and their Thumbnails toggle, the Super-resolution tab, the sidebar's
+ * "Start from pretrained" toggle and data.source folder button (after
+ * build_sidebar); hooks from attach_run, run_samples_cb,
+ * show_trajectory_frame and reset_action; views by name for
+ * conform_window_get_view ("trajectory-images", "superres", "superres-page",
+ * "thumbnails", "pretrained", "choose-folder"; NULL for other names). */
+GtkWidget *conform_window_traj_view_new_(ConformWindow *self);
+GtkWidget *conform_window_superres_page_new_(ConformWindow *self);
+GtkWidget *conform_window_images_samples_toggle_(ConformWindow *self);
+void conform_window_images_sidebar_(ConformWindow *self);
+void conform_window_images_attach_(ConformWindow *self, ConformRun *run);
+void conform_window_images_samples_(ConformWindow *self, const ConformSampleSet *s);
+void conform_window_images_traj_frame_(ConformWindow *self, const ConformSampleSet *s, int k);
+void conform_window_images_before_reset_(ConformWindow *self);
+GtkWidget *conform_window_images_view_(ConformWindow *self, const char *name);
+void conform_window_images_free_(ConformWindow *self);
+/* What "Choose folder…" does with the chosen folder: data.source = path
+ * for the next Reset. */
+void conform_window_choose_folder_(ConformWindow *self, const char *path);
 
 /* Actions and handlers implemented in conform-window-files.c. */
 void conform_window_open_action(GSimpleAction *a, GVariant *p, gpointer data);

@@ -461,6 +461,7 @@ show_trajectory_frame(ConformWindow *self)
   k = CLAMP(k, 0, s->traj_steps);
   conform_scatter_set_points(CONFORM_SCATTER(self->traj_scatter), s->traj + (gsize)k * s->traj_n * s->dim, s->traj_n,
                              s->dim);
+  conform_window_images_traj_frame_(self, s, k);
   g_autofree char *txt = NULL;
   if (s->traj_viol_p50)
     txt = g_strdup_printf("reverse step %d of %d · t = %d · violation median %.3g, max %.3g (%s)", k, s->traj_steps,
@@ -486,21 +487,7 @@ run_samples_cb(ConformRun *run, gpointer data, ConformWindow *self)
   gboolean from_mean = g_strcmp0(s->sampler, "vae") == 0 &&
                        (g_strcmp0(s->strategy, "cgauss") == 0 || g_strcmp0(s->strategy, "constrained-layer") == 0);
   conform_scatter_set_raw_points(sc, projected || from_mean ? s->raw : NULL, s->n, s->dim);
-  /* image rows, possibly after inputs (the superres thumbnail): the images */
-  int img_off = self->image_size > 0 ? conform_image_row_offset(s->dim, self->image_size) : -1;
-  if (img_off >= 0) {
-    int n_img = MIN(s->n, 64), px = self->image_size * self->image_size;
-    float *img = img_off > 0 ? g_new(float, (gsize)n_img * px) : NULL;
-    for (int i = 0; img && i < n_img; i++)
-      memcpy(img + (gsize)i * px, s->x + (gsize)i * s->dim + img_off, sizeof(float) * px);
-    g_autofree char *icap = g_strdup_printf("step %ld · %s · first %d of %d samples%s%s", s->step, s->strategy,
-                                            n_img, s->n, s->viol ? " · frame: violation within tolerance" : "",
-                                            img_off > 0 ? " · images only (their inputs are not shown)" : "");
-    conform_image_grid_set_images(CONFORM_IMAGE_GRID(self->image_grid), img ? img : s->x, n_img, self->image_size,
-                                  self->image_size, s->viol, s->summary.viol.tol);
-    conform_image_grid_set_caption(CONFORM_IMAGE_GRID(self->image_grid), icap);
-    g_free(img);
-  }
+  conform_window_images_samples_(self, s); /* image data: the grid (superres rows: thumbnail, image) */
   g_autofree char *cap = g_strdup_printf("step %ld · %d samples · %s · %s sampler · raw data space", s->step, s->n,
                                          s->strategy, s->sampler);
   conform_scatter_set_caption(sc, cap);
@@ -628,6 +615,7 @@ attach_run(ConformWindow *self, ConformRun *run)
   show_constraint(self);
   conform_window_mirror_attach_(self, run);
   conform_window_narration_attach_(self, run);
+  conform_window_images_attach_(self, run);
   {
     /* The Compare tab compares strategies on this experiment, with the same
      * background and projection plane as the samples view. */
@@ -724,6 +712,7 @@ reset_action(GSimpleAction *a, GVariant *p, gpointer data)
 {
   ConformWindow *self = data;
   g_autoptr(GError) error = NULL;
+  conform_window_images_before_reset_(self);
   if (!conform_config_validate(&self->pending, &error)) {
     conform_window_error_dialog_(self, "Cannot reset with these settings", error->message);
     return;
@@ -1095,6 +1084,7 @@ build_views(ConformWindow *self)
   gtk_widget_set_tooltip_text(sample_btn, "Draw fresh samples from the current parameters (Ctrl+R)");
   gtk_box_append(GTK_BOX(toggles), self->bg_check);
   gtk_box_append(GTK_BOX(toggles), self->arrows_check);
+  gtk_box_append(GTK_BOX(toggles), conform_window_images_samples_toggle_(self));
   gtk_box_append(GTK_BOX(toggles), sample_btn);
   self->image_grid = conform_image_grid_new();
   self->samples_stack = gtk_stack_new();
@@ -1200,7 +1190,7 @@ build_views(ConformWindow *self)
   gtk_widget_add_css_class(self->traj_label, "numeric");
   GtkWidget *traj_box = gtk_box_new(GTK_ORIENTATION_VERTICAL, 4);
   gtk_widget_set_vexpand(self->traj_scatter, TRUE);
-  gtk_box_append(GTK_BOX(traj_box), self->traj_scatter);
+  gtk_box_append(GTK_BOX(traj_box), conform_window_traj_view_new_(self)); /* scatter, or images */
   gtk_box_append(GTK_BOX(traj_box), scrub);
   gtk_box_append(GTK_BOX(traj_box), self->traj_label);
   gtk_widget_set_margin_start(traj_box, 6);
@@ -1244,6 +1234,8 @@ build_views(ConformWindow *self)
                            gtk_label_new("Mirror maps"));
   gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), conform_window_narration_page_new_(self),
                            gtk_label_new("Slow motion"));
+  gtk_notebook_append_page(GTK_NOTEBOOK(self->notebook), conform_window_superres_page_new_(self),
+                           gtk_label_new("Super-resolution"));
   return self->notebook;
 }
 
@@ -1284,6 +1276,7 @@ conform_window_finalize(GObject *object)
   g_free(self->last_error);
   g_free(self->status_text);
   g_hash_table_unref(self->setting_widgets);
+  conform_window_images_free_(self);
   G_OBJECT_CLASS(conform_window_parent_class)->finalize(object);
 }
 
@@ -1401,6 +1394,7 @@ conform_window_init(ConformWindow *self)
   gtk_paned_set_start_child(GTK_PANED(paned), conform_window_teach_sidebar_(self, build_sidebar(self)));
   gtk_paned_set_end_child(GTK_PANED(paned), build_views(self));
   conform_window_teach_init_(self);
+  conform_window_images_sidebar_(self);
   gtk_paned_set_shrink_start_child(GTK_PANED(paned), FALSE);
   gtk_paned_set_position(GTK_PANED(paned), 290);
   gtk_widget_set_vexpand(paned, TRUE);
@@ -1521,6 +1515,8 @@ conform_window_get_view(ConformWindow *self, const char *name)
   if (g_str_equal(name, "notebook")) return self->notebook;
   if (g_str_equal(name, "strategy")) return self->strategy_dropdown;
   if (g_str_equal(name, "preset")) return self->preset_dropdown;
+  GtkWidget *iw = conform_window_images_view_(self, name);
+  if (iw) return iw;
   return g_hash_table_lookup(self->setting_widgets, name);
 }
 

@@ -22,7 +22,7 @@ void conform_window_reset_with(ConformWindow *self, const ConformConfig *cfg);
 
 /* For tests: the live run, the views and the last status/error text. */
 ConformRun *conform_window_get_run(ConformWindow *self);
-GtkWidget *conform_window_get_view(ConformWindow *self, const char *name); /* "samples", "histogram", "loss", "violation", "lr", "vae-curves", "dual-curves", "namm-curves", "trajectory", "editor", "notebook", "compare", "shares" (ConformBars), "shares-pane", "shares-info", "equations" (ConformEquationEditor), "mirror-view" (ConformMirrorView), "mirror-page" (its tab, visible for strategy mirror) */
+GtkWidget *conform_window_get_view(ConformWindow *self, const char *name); /* "samples", "histogram", "loss", "violation", "lr", "vae-curves", "dual-curves", "namm-curves", "trajectory", "editor", "notebook", "compare", "shares" (ConformBars), "shares-pane", "shares-info", "equations" (ConformEquationEditor), "mirror-view" (ConformMirrorView), "mirror-page" (its tab, visible for strategy mirror), "images" (ConformImageGrid of the Samples pane), "trajectory-images" (image data: the trajectory's ConformImageGrid), "trajectory-stack", "superres" (ConformSuperresPanel), "superres-page" (its tab, visible for fashion-superres rows), "thumbnails", "pretrained", "pretrained-note", "choose-folder", or a setting's key (its sidebar widget) */
 const char *conform_window_get_status_text(ConformWindow *self);
 const char *conform_window_get_last_error(ConformWindow *self);
 gboolean conform_window_is_dirty(ConformWindow *self);
