@@ -141,10 +141,13 @@ conform_window_images_samples_(ConformWindow *self, const ConformSampleSet *s)
   conform_image_grid_set_column_multiple(g, pairs ? 2 : 1);
   conform_image_grid_set_images(g, img, cells, size, size, viol, s->summary.viol.tol);
   conform_image_grid_set_labels(g, (const char *const *)labels, pairs ? inputs : NULL);
-  g_autofree char *cap =
-    g_strdup_printf("step %ld · %s · first %d of %d samples%s%s", s->step, s->strategy, n, s->n,
-                    pairs ? ", each after its thumbnail (blue)" : "",
-                    s->viol ? (pairs ? " · frame: within tolerance" : " · frame: violation within tolerance") : "");
+  g_autofree char *cap = NULL;
+  if (pairs) /* (shorter: the pane is narrow) */
+    cap = g_strdup_printf("step %ld · %s · %d of %d · thumbnail (blue) | sample%s", s->step, s->strategy, n, s->n,
+                          s->viol ? " (green: within tol)" : "");
+  else
+    cap = g_strdup_printf("step %ld · %s · first %d of %d samples%s", s->step, s->strategy, n, s->n,
+                          s->viol ? " · frame: violation within tolerance" : "");
   conform_image_grid_set_caption(g, cap);
   g_free(img);
   g_free(viol);
