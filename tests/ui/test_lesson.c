@@ -71,7 +71,7 @@ test_bundled(void)
   g_autofree char *idx = g_build_filename(CONFORM_FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz", NULL);
   gboolean fashion = g_file_test(idx, G_FILE_TEST_EXISTS);
   g_auto(GStrv) paths = conform_lesson_bundled();
-  g_assert_cmpuint(g_strv_length(paths), >=, 4);
+  g_assert_cmpuint(g_strv_length(paths), >=, 5);
   ConformWindow *w = open_window("moons");
   for (int i = 0; paths[i]; i++) {
     g_autoptr(GError) error = NULL;
