@@ -354,6 +354,7 @@ entry_changed_cb(GtkEditable *e, ConformLessonPanel *self)
   StepState *ss = cur_state(self);
   g_free(ss->prediction);
   ss->prediction = g_strstrip(g_strdup(gtk_editable_get_text(e)));
+  set_status(self, NULL, FALSE); /* "make a prediction first" is answered */
   update_reveal(self);
 }
 
@@ -372,6 +373,7 @@ choice_toggled_cb(GtkCheckButton *b, ConformLessonPanel *self)
   StepState *ss = cur_state(self);
   g_free(ss->prediction);
   ss->prediction = g_strdup(gtk_check_button_get_label(b));
+  set_status(self, NULL, FALSE);
   update_reveal(self);
 }
 
