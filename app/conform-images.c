@@ -439,6 +439,13 @@ png_decode_gray(PngReadCtx *ctx, int *out_w, int *out_h, float **gray)
     return FALSE;
   }
   png_set_user_limits(png, CF_IDX_MAX_SIDE, CF_IDX_MAX_SIDE);
+  /* Only IHDR, PLTE, tRNS, IDAT and IEND matter here: every other chunk is
+   * skipped unread. libpng would otherwise allocate an ancillary chunk's
+   * length (e.g. a zTXt claiming 2 GB in an 84-byte file) before finding the
+   * file too short. */
+  static const png_byte keep[] = {'t', 'R', 'N', 'S', '\0'};
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_AS_DEFAULT, keep, 1);
   png_set_read_fn(png, ctx, png_read_cb);
   png_read_info(png, info);
   png_uint_32 w = 0, h = 0;

@@ -7,9 +7,12 @@
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "conform-config.h"
 #include "conform-images.h"
 
@@ -787,6 +790,80 @@ test_gzip_trailing(void)
   rm_rf(dir);
 }
 
+/* A chunk of `len` bytes of `type` inserted after IHDR (8 + 25 bytes); its
+ * length field says `claim` (the data is `len` bytes of 'x'). */
+static GByteArray *
+png_with_chunk(const GByteArray *png, const char *type, guint32 len, guint32 claim)
+{
+  GByteArray *out = g_byte_array_new();
+  g_byte_array_append(out, png->data, 33);
+  guint8 hdr[8] = {(guint8)(claim >> 24), (guint8)(claim >> 16), (guint8)(claim >> 8), (guint8)claim};
+  memcpy(hdr + 4, type, 4);
+  g_byte_array_append(out, hdr, 8);
+  for (guint32 i = 0; i < len; i++)
+    g_byte_array_append(out, (const guint8 *)"x", 1);
+  guint32 crc = cf_crc32(0, out->data + 37, 4 + len); /* the CRC-32 of PNG too */
+  guint8 c[4] = {(guint8)(crc >> 24), (guint8)(crc >> 16), (guint8)(crc >> 8), (guint8)crc};
+  g_byte_array_append(out, c, 4);
+  g_byte_array_append(out, png->data + 33, png->len - 33);
+  return out;
+}
+
+/* Found by the png fuzz target (tests/fuzz, out-of-memory malloc(2054827312)
+ * under -malloc_limit_mb=1024; corpus/png/regress-ztxt-length): libpng
+ * allocated what an ancillary chunk's length field claimed (a zTXt of
+ * "2 GB" in an 84-byte file) before finding the file too short. Chunks
+ * other than IHDR, PLTE, tRNS, IDAT and IEND are skipped unread now. The
+ * old code failed here only under ASan, where an allocation above 512 MiB
+ * aborts the subprocess (elsewhere libpng survives a failed allocation); the
+ * plain build runs with 1 GiB of address space to spare. */
+static void
+test_png_chunk_length(void)
+{
+  if (!g_test_subprocess()) {
+    const char *asan = g_getenv("ASAN_OPTIONS");
+    g_autofree char *old = g_strdup(asan);
+    g_autofree char *opts = g_strdup_printf("%s%smax_allocation_size_mb=512:allocator_may_return_null=0",
+                                            asan ? asan : "", asan && *asan ? ":" : "");
+    g_setenv("ASAN_OPTIONS", opts, TRUE);
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    if (old)
+      g_setenv("ASAN_OPTIONS", old, TRUE);
+    else
+      g_unsetenv("ASAN_OPTIONS");
+    g_test_trap_assert_passed();
+    return;
+  }
+#ifndef __SANITIZE_ADDRESS__
+  g_autofree char *statm = NULL;
+  g_assert_true(g_file_get_contents("/proc/self/statm", &statm, NULL, NULL));
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max = (rlim_t)strtol(statm, NULL, 10) * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+  g_assert_cmpint(setrlimit(RLIMIT_AS, &rl), ==, 0);
+#endif
+  guint8 px[16];
+  for (int i = 0; i < 16; i++)
+    px[i] = (guint8)(16 * i);
+  g_autoptr(GByteArray) png = make_png(&(TestPng){PNG_COLOR_TYPE_GRAY, 8, 4, 4, px});
+  float want[16], got[16];
+  g_autoptr(GError) e = NULL;
+  g_assert_true(conform_png_decode_gray(png->data, png->len, "a.png", 4, want, &e));
+  g_assert_no_error(e);
+  static const char *const types[] = {"zTXt", "iCCP", "iTXt", "tEXt", "eXIf", "sPLT", "teSt"};
+  for (gsize i = 0; i < G_N_ELEMENTS(types); i++) {
+    /* claims 2054827312 bytes: refused as truncated, nothing that size allocated */
+    g_autoptr(GByteArray) bad = png_with_chunk(png, types[i], 8, 2054827312u);
+    g_assert_false(conform_png_decode_gray(bad->data, bad->len, "bad.png", 4, got, &e));
+    assert_contains(e->message, "bad.png: ");
+    g_clear_error(&e);
+    /* a complete chunk of 100 kB is skipped: the same image */
+    g_autoptr(GByteArray) ok = png_with_chunk(png, types[i], 100000, 100000);
+    g_assert_true(conform_png_decode_gray(ok->data, ok->len, "ok.png", 4, got, &e));
+    g_assert_no_error(e);
+    g_assert_cmpmem(got, sizeof got, want, sizeof want);
+  }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -796,6 +873,7 @@ main(int argc, char **argv)
   g_test_add_func("/images/gzip-idx", test_gzip_idx);
   g_test_add_func("/images/gzip-trailing", test_gzip_trailing);
   g_test_add_func("/images/png-folder", test_png_folder);
+  g_test_add_func("/images/png-chunk-length", test_png_chunk_length);
   g_test_add_func("/images/grid", test_grid);
   return g_test_run();
 }
