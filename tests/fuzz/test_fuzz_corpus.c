@@ -124,7 +124,9 @@ test_variations(void)
       default:
         if (buf->len) {
           guint from = (guint)g_rand_int_range(rng, 0, (gint32)buf->len);
-          guint n = MIN((guint)g_rand_int_range(rng, 1, 64), buf->len - from);
+          /* One draw: MIN() evaluates its arguments twice. */
+          guint want = (guint)g_rand_int_range(rng, 1, 64);
+          guint n = MIN(want, buf->len - from);
           g_autofree guint8 *run_bytes = g_memdup2(buf->data + from, n);
           g_array_insert_vals((GArray *)buf, pos, run_bytes, n);
         }
