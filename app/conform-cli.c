@@ -281,9 +281,25 @@ cmd_data(int argc, char **argv)
   return CONFORM_EXIT_OK;
 }
 
+/* "conform ARG..." with each argument shell-quoted where it needs it. */
+static char *
+command_line(int argc, char **argv)
+{
+  GString *s = g_string_new("conform");
+  for (int i = 1; i < argc; i++) {
+    gboolean plain = argv[i][0] != '\0';
+    for (const char *p = argv[i]; *p && plain; p++)
+      plain = g_ascii_isalnum(*p) || strchr("-_=.,/:+@%", *p);
+    g_autofree char *q = plain ? g_strdup(argv[i]) : g_shell_quote(argv[i]);
+    g_string_append_printf(s, " %s", q);
+  }
+  return g_string_free(s, FALSE);
+}
+
 static int
 cmd_train(int argc, char **argv)
 {
+  g_autofree char *command = command_line(argc, argv); /* before option parsing consumes argv */
   g_autofree char *preset = NULL, *strategy = NULL, *out = NULL, *constraint = NULL, *data = NULL, *model = NULL;
   g_auto(GStrv) sets = NULL;
   int steps = -1, condition = NO_CONDITION;
@@ -292,7 +308,7 @@ cmd_train(int argc, char **argv)
   GOptionEntry entries[] = {
     {"preset", 'p', 0, G_OPTION_ARG_STRING, &preset, "Preset (see conform presets; default " CONFORM_DEFAULT_PRESET ")", "P"},
     {"model", 'm', 0, G_OPTION_ARG_STRING, &model, "ddpm (diffusion, default) or vae (same as --set model.type=M)", "M"},
-    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection, projected-sampling, constrained-layer (VAE), cgauss or dual (DDPM)", "S"},
+    {"strategy", 0, 0, G_OPTION_ARG_STRING, &strategy, "none, projection, projected-sampling, constrained-layer (VAE), cgauss, dual or mirror (DDPM)", "S"},
     {"steps", 0, 0, G_OPTION_ARG_INT, &steps, "Training steps (default: the preset's)", "N"},
     {"seed", 's', 0, G_OPTION_ARG_INT64, &seed, "Random seed", "S"},
     {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Experiment directory to write (default runs/PRESET-SEED)", "DIR"},
@@ -358,6 +374,8 @@ cmd_train(int argc, char **argv)
     goto out;
   }
   {
+    g_free(cfg.command);
+    cfg.command = g_steal_pointer(&command);
     g_autofree char *dir = out ? g_strdup(out)
                                : g_strdup_printf("runs/%s-%" G_GUINT64_FORMAT, cfg.preset, cfg.seed);
     rc = train_and_save(&cfg, dir, condition);

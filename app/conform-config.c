@@ -203,6 +203,7 @@ conform_config_init(ConformConfig *cfg)
   cfg->metric_max_n = 2000;
   cf_constraint_init(&cfg->constraint);
   cfg->constraint_source = g_strdup("");
+  cfg->command = g_strdup("");
   cfg->equations = g_strdup("");
 }
 
@@ -214,6 +215,7 @@ conform_config_clear(ConformConfig *cfg)
       g_clear_pointer(FIELD(cfg, &keys[i], char *), g_free);
   cf_constraint_clear(&cfg->constraint);
   g_clear_pointer(&cfg->constraint_source, g_free);
+  g_clear_pointer(&cfg->command, g_free);
 }
 
 void
@@ -227,6 +229,7 @@ conform_config_copy(ConformConfig *dst, const ConformConfig *src)
   if (src->constraint.m > 0)
     CF_ASSERT(cf_constraint_copy(&dst->constraint, &src->constraint, NULL) == CF_OK);
   dst->constraint_source = g_strdup(src->constraint_source);
+  dst->command = g_strdup(src->command);
 }
 
 static gboolean
@@ -591,6 +594,10 @@ conform_config_to_keyfile(const ConformConfig *cfg)
 {
   GKeyFile *kf = g_key_file_new();
   g_key_file_set_string(kf, "experiment", "app_version", PACKAGE_VERSION);
+  if (cfg->command && cfg->command[0]) {
+    g_key_file_set_string(kf, "experiment", "command", cfg->command);
+    g_key_file_set_comment(kf, "experiment", "command", "the command line that made this experiment", NULL);
+  }
   for (guint i = 0; i < G_N_ELEMENTS(keys); i++) {
     g_auto(GStrv) parts = g_strsplit(keys[i].key, ".", 2);
     g_autofree char *v = conform_config_get_string(cfg, keys[i].key);
@@ -698,6 +705,9 @@ conform_config_from_keyfile(ConformConfig *out, GKeyFile *kf, const char *origin
   g_autofree char *src = g_key_file_get_string(kf, "constraint", "source", NULL);
   g_free(cfg.constraint_source);
   cfg.constraint_source = g_strdup(src ? src : "");
+  g_autofree char *command = g_key_file_get_string(kf, "experiment", "command", NULL);
+  g_free(cfg.command);
+  cfg.command = g_strdup(command ? command : "");
   conform_config_clear(out);
   *out = cfg;
   return TRUE;

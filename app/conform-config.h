@@ -71,6 +71,8 @@ typedef struct {
   /* [constraint] raw data space; m == 0 means none */
   CfConstraint constraint;
   char *constraint_source; /* where it came from (preset name or file path) */
+  char *command;           /* the conform command line that made the experiment ("" from the window);
+                            * [experiment] command, a record, not a setting */
   char *equations;     /* non-linear constraint: equations over the raw coordinates x0.., one per line
                         * or ';'-separated ("" = none; excludes a matrix constraint) */
 } ConformConfig;

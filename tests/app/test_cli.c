@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 
 #include "cli-run.h"
+#include "conform-config.h"
 
 static char *
 write_tmp(const char *name, const char *contents)
@@ -104,6 +105,24 @@ test_train_outputs(void)
   g_assert_nonnull(strstr(ini, "strategy=none"));
   g_assert_nonnull(strstr(ini, "A=1 1 1"));
   g_assert_nonnull(strstr(ini, "b=1"));
+  /* the command that made it, and it survives loading and saving again */
+  g_autofree char *want = g_strdup_printf("command=conform train --preset simplex-3d --steps 300 --seed 7 --out %s "
+                                          "--set sample.n=400\n", dir);
+  g_assert_nonnull(strstr(ini, want));
+  {
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *path = g_build_filename(dir, "experiment.ini", NULL);
+    g_assert_true(g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL));
+    ConformConfig cfg;
+    g_autoptr(GError) error = NULL;
+    conform_config_init(&cfg);
+    g_assert_true(conform_config_from_keyfile(&cfg, kf, path, &error));
+    g_assert_true(g_str_has_prefix(cfg.command, "conform train --preset simplex-3d"));
+    g_autoptr(GKeyFile) again = conform_config_to_keyfile(&cfg);
+    g_autofree char *cmd = g_key_file_get_string(again, "experiment", "command", NULL);
+    g_assert_cmpstr(cmd, ==, cfg.command);
+    conform_config_clear(&cfg);
+  }
   g_autofree char *metrics = read_text(dir, "metrics.csv");
   g_assert_true(g_str_has_prefix(metrics, "step,loss,"));
   g_autofree char *samples = read_text(dir, "samples.csv");
