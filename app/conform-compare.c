@@ -13,6 +13,7 @@
 #include "conform-config.h"
 #include "conform-engine.h"
 #include "conform-figure.h"
+#include "conform-image-data.h"
 #include "conform-io.h"
 #include "conform-presets.h"
 
@@ -268,6 +269,8 @@ typedef struct {
   float *ref; /* held-out reference data, raw space (the same for every run: same seed) */
   int n_ref, dim;
   double tol;
+  int image_size;   /* image data: the side of its images (0: vectors) */
+  gboolean annotate; /* sample.annotate: frame each image by its violation */
 } Comparison;
 
 static void
@@ -437,7 +440,7 @@ comparison_png(const Comparison *c, GError **error)
     g_ptr_array_add(strings, sub2);
     cols[i] = (ConformFigureColumn){en->strategy, sub, sub2, en->set->x, en->set->n, en->set->viol};
   }
-  ConformFigureCompare fig = {c->dim, c->ref, c->n_ref, cols, c->n, c->tol};
+  ConformFigureCompare fig = {c->dim, c->ref, c->n_ref, cols, c->n, c->tol, c->image_size, c->annotate};
   GBytes *png = conform_figure_compare_png(&fig, error);
   g_ptr_array_unref(strings);
   g_free(cols);
@@ -499,6 +502,9 @@ compare(const Options *o, GStrv names)
     }
     c.entries[i] = (Entry){names[i], train, NULL, {0}};
   }
+  if (conform_image_source_is(base.data))
+    c.image_size = base.image_size;
+  c.annotate = base.annotate;
   created_dir = !g_file_test(o->out, G_FILE_TEST_EXISTS);
   if (!conform_ensure_dir(o->out, &error))
     goto failed;

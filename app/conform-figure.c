@@ -195,6 +195,54 @@ draw_scatter(cairo_t *cr, double px, double py, const Plane *pl, const Ranges *r
   cairo_restore(cr);
 }
 
+/* ---- image grids ---------------------------------------------------------------------- */
+
+enum { GRID_PER_ROW = 8, GRID_CELL = 28, GRID_GAP = 2 };
+
+/* The first 64 images of a column, 8 per row, each scaled by an integer
+ * factor to fit a GRID_CELL px cell (nearest neighbour), grey gaps between;
+ * with annotate a 2 px frame green (within tolerance) or vermillion. */
+static void
+draw_image_grid(cairo_t *cr, double px, double py, const ConformFigureCompare *fig, const ConformFigureColumn *col)
+{
+  const int s = fig->image_size, off = fig->dim - s * s;
+  const int scale = MAX(GRID_CELL / s, 1), side = s * scale;
+  const int n = MIN(col->n, GRID_PER_ROW * GRID_PER_ROW), rows = (n + GRID_PER_ROW - 1) / GRID_PER_ROW;
+  const double step = side + GRID_GAP;
+  cairo_set_source_rgb(cr, 0.5, 0.5, 0.5);
+  cairo_rectangle(cr, px, py, GRID_PER_ROW * step + GRID_GAP, rows * step + GRID_GAP);
+  cairo_fill(cr);
+  cairo_surface_t *img = cairo_image_surface_create(CAIRO_FORMAT_RGB24, s, s);
+  for (int i = 0; i < n; i++) {
+    const float *x = col->x + (gsize)i * fig->dim + off;
+    cairo_surface_flush(img);
+    unsigned char *data = cairo_image_surface_get_data(img);
+    const int stride = cairo_image_surface_get_stride(img);
+    for (int r = 0; r < s; r++)
+      for (int q = 0; q < s; q++) {
+        float v = x[r * s + q];
+        guint32 g = isfinite(v) ? (guint32)lrintf(255.0f * CLAMP(v, 0.0f, 1.0f)) : 0u;
+        *(guint32 *)(data + (gsize)r * stride + 4 * (gsize)q) = g << 16 | g << 8 | g;
+      }
+    cairo_surface_mark_dirty(img);
+    const double cx = px + GRID_GAP + (i % GRID_PER_ROW) * step, cy = py + GRID_GAP + (i / GRID_PER_ROW) * step;
+    cairo_save(cr);
+    cairo_translate(cr, cx, cy);
+    cairo_scale(cr, scale, scale);
+    cairo_set_source_surface(cr, img, 0, 0);
+    cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+    cairo_paint(cr);
+    cairo_restore(cr);
+    if (fig->annotate && col->viol) {
+      set_rgb(cr, col->viol[i] <= fig->tolerance ? 0x009E73 : 0xD55E00, 1);
+      cairo_set_line_width(cr, 2);
+      cairo_rectangle(cr, cx - 1, cy - 1, side + 2, side + 2);
+      cairo_stroke(cr);
+    }
+  }
+  cairo_surface_destroy(img);
+}
+
 /* ---- violation histograms ---------------------------------------------------------- */
 
 /* Shared bins: slot 0 holds violations <= CONFORM_FIGURE_VIOLATION_FLOOR,
@@ -346,6 +394,9 @@ conform_figure_compare_png(const ConformFigureCompare *fig, GError **error)
 {
   g_return_val_if_fail(fig != NULL && fig->n_cols > 0 && fig->dim >= 1, NULL);
   const int width = CONFORM_FIGURE_COLUMN_WIDTH * fig->n_cols, height = CONFORM_FIGURE_HEIGHT;
+  /* cells of GRID_CELL px hold images of up to that side */
+  const gboolean images = fig->image_size > 0 && fig->image_size <= GRID_CELL &&
+                          (gsize)fig->image_size * fig->image_size <= (gsize)fig->dim;
   Plane pl = {.dim = fig->dim, .xlabel = "x0", .ylabel = "x1"};
   if (fig->dim == 1) {
     pl.ylabel = "sample index / n";
@@ -408,7 +459,11 @@ conform_figure_compare_png(const ConformFigureCompare *fig, GError **error)
       text_at(cr, x0 + 8, 40, col->subtitle, 0, 11, FALSE);
     if (col->subtitle2)
       text_at(cr, x0 + 8, 56, col->subtitle2, 0, 11, FALSE);
-    draw_scatter(cr, x0 + PLOT_LEFT, SCATTER_TOP, &pl, &r, ref_uv, n_ref_uv, uv[c], n_uv[c], colour);
+    if (images)
+      draw_image_grid(cr, x0 + (CONFORM_FIGURE_COLUMN_WIDTH - GRID_PER_ROW * (GRID_CELL + GRID_GAP) - GRID_GAP) / 2.0,
+                      SCATTER_TOP, fig, col);
+    else
+      draw_scatter(cr, x0 + PLOT_LEFT, SCATTER_TOP, &pl, &r, ref_uv, n_ref_uv, uv[c], n_uv[c], colour);
     draw_histogram(cr, x0 + PLOT_LEFT, HIST_TOP, &bins, col, fig->tolerance, colour);
     if (c > 0) { /* column separator */
       cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);

@@ -31,9 +31,13 @@ typedef struct {
   const ConformFigureColumn *cols;
   int n_cols;
   double tolerance;      /* "satisfied" tolerance marked on the histograms (<= 0: none) */
+  int image_size;        /* > 0: rows end in image_size^2 pixels in [0, 1]; the top row shows them */
+  gboolean annotate;     /* images framed green (violation <= tolerance) or red (sample.annotate) */
 } ConformFigureCompare;
 
-/* Top row: samples over the reference data in light grey (dim 2: x0 and
+/* Top row: for images (image_size > 0) the first 64 samples of each
+ * column as an 8 x 8 grid of 28 px cells (only the image part of a row);
+ * otherwise samples over the reference data in light grey (dim 2: x0 and
  * x1; dim >= 3: the first two principal axes of the reference data; dim 1:
  * x0 against the sample index), the same axes in every column. Bottom row:
  * per-sample violation histograms on a log10 axis with the same bins in

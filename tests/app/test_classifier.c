@@ -351,6 +351,43 @@ test_train_command(void)
   run_clear(&r);
 }
 
+/* The bundled pretrained Fashion-MNIST DDPM (data/pretrained/fashion14):
+ * made by the command its experiment.ini records, small, and its samples
+ * are near the train-vs-test floor of fd_classifier and cover the classes. */
+static void
+test_bundled_pretrained(void)
+{
+  g_autofree char *dir = conform_pretrained_dir(14);
+  g_assert_nonnull(dir);
+  g_autofree char *ini_path = g_build_filename(dir, "experiment.ini", NULL);
+  g_autofree char *ini = NULL;
+  g_assert_true(g_file_get_contents(ini_path, &ini, NULL, NULL));
+  g_assert_nonnull(strstr(ini, "\ncommand=conform train -p fashion --seed 1 -o data/pretrained/fashion14\n"));
+  g_assert_nonnull(strstr(ini, "\npreset=fashion\n"));
+  g_assert_nonnull(strstr(ini, "\nseed=1\n"));
+  g_assert_nonnull(strstr(ini, "\narch=unet\n"));
+  g_autofree char *ckpt = g_build_filename(dir, "weights.ckpt", NULL);
+  GStatBuf st;
+  g_assert_cmpint(g_stat(ckpt, &st), ==, 0);
+  g_test_message("%s: %ld bytes", ckpt, (long)st.st_size);
+  g_assert_cmpint(st.st_size, <, 10 << 20);
+  if (!have_data())
+    return;
+  Run r = run("evaluate", dir, "-n", "64", NULL);
+  if (r.status != 0)
+    g_error("evaluate failed: %s", r.err);
+  double fd = tsv_value(r.out, "fd_classifier"), floor = tsv_value(r.out, "fd_floor");
+  g_test_message("pretrained fashion14, 64 samples: fd_classifier %.2f, floor %.2f", fd, floor);
+  g_assert_cmpfloat(fd, <, 1.6 * floor);
+  int classes = 0;
+  for (int c = 0; c < 10; c++) {
+    g_autofree char *key = g_strdup_printf("class_share_%d", c);
+    classes += tsv_value(r.out, key) > 0;
+  }
+  g_assert_cmpint(classes, >=, 8);
+  run_clear(&r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -365,6 +402,7 @@ main(int argc, char **argv)
   g_test_add_func("/classifier/large-images-bounded", test_large_images_bounded);
   g_test_add_func("/classifier/shares-and-fd", test_shares_and_fd);
   g_test_add_func("/classifier/train-command", test_train_command);
+  g_test_add_func("/classifier/bundled-pretrained", test_bundled_pretrained);
   int rc = g_test_run();
   if (rc == 0) {
     g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmpdir);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "conform-figure.h"
+#include "conform-images.h"
 
 #include "cli-run.h"
 
@@ -156,6 +157,55 @@ test_vae(void)
   run_clear(&r);
 }
 
+static guint32
+pixel_at(cairo_surface_t *s, int x, int y)
+{
+  const unsigned char *d = cairo_image_surface_get_data(s);
+  return *(const guint32 *)(d + (gsize)y * cairo_image_surface_get_stride(s) + 4 * (gsize)x) & 0xffffff;
+}
+
+/* Image data: comparison.png shows each strategy's images as a grid, framed
+ * by violation with sample.annotate (none violates, projection does not). */
+static void
+test_images(void)
+{
+  g_autofree char *probe = g_build_filename(CONFORM_FASHION_MNIST_DIR, "t10k-images-idx3-ubyte.gz", NULL);
+  if (!g_file_test(probe, G_FILE_TEST_EXISTS)) {
+    g_test_skip("Fashion-MNIST is not installed (package dataset-fashion-mnist)");
+    return;
+  }
+  g_autofree char *dir = tmp_path("images");
+  Run r = run("compare", "--preset", "fashion-brightness", "--model", "vae", "--strategies", "none,projection",
+              "--steps", "20", "--samples", "16", "--set", "data.n_train=500", "--set", "data.n_ref=100", "--set",
+              "eval.max_n=100", "--set", "sample.annotate=1", "--out", dir, NULL);
+  if (r.status != 0)
+    g_error("compare failed: %s", r.err);
+  assert_png(dir, 2);
+  g_autofree char *path = g_build_filename(dir, "comparison.png", NULL);
+  cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+  cairo_surface_flush(s);
+  /* the first cell of each column: 14 x 14 images at 2x in 28 px cells,
+   * the 8-wide grid centred in the column, 2 px gaps, from y = 76 */
+  const int grid_left = (CONFORM_FIGURE_COLUMN_WIDTH - 8 * 30 - 2) / 2, cx = grid_left + 2, cy = 76 + 2;
+  g_assert_cmphex(pixel_at(s, cx - 1, cy + 10), ==, 0xD55E00);                               /* none: violated */
+  g_assert_cmphex(pixel_at(s, CONFORM_FIGURE_COLUMN_WIDTH + cx - 1, cy + 10), ==, 0x009E73); /* projection */
+  /* inside the cells: gray pixels, not all one value (an image, not a fill) */
+  for (int c = 0; c < 2; c++) {
+    guint32 first = pixel_at(s, c * CONFORM_FIGURE_COLUMN_WIDTH + cx, cy);
+    gboolean varies = FALSE;
+    for (int y = 0; y < 28; y++)
+      for (int x = 0; x < 28; x++) {
+        guint32 p = pixel_at(s, c * CONFORM_FIGURE_COLUMN_WIDTH + cx + x, cy + y);
+        g_assert_cmphex(p & 0xff, ==, (p >> 8) & 0xff);
+        g_assert_cmphex(p & 0xff, ==, (p >> 16) & 0xff);
+        varies = varies || p != first;
+      }
+    g_assert_true(varies);
+  }
+  cairo_surface_destroy(s);
+  run_clear(&r);
+}
+
 /* Usage errors exit 2 before anything is trained or created. */
 static void
 expect_usage(const char *needle, const char *const *args)
@@ -238,6 +288,7 @@ main(int argc, char **argv)
   g_assert_nonnull(tmpdir);
   g_test_add_func("/compare/ddpm", test_ddpm);
   g_test_add_func("/compare/vae", test_vae);
+  g_test_add_func("/compare/images", test_images);
   g_test_add_func("/compare/usage-errors", test_usage_errors);
   g_test_add_func("/compare/unwritable-output", test_unwritable_output);
   int rc = g_test_run();
