@@ -222,7 +222,7 @@ cf_param(CfGraph *g, CfParams *p, int index)
 }
 
 /* Value arena: every non-parameter value, then op scratch. Grad arena: the
- * gradients of nodes that need one (cleared by each backward), then the rest
+ * gradients of nodes that need one (cleared lazily by each backward), then the rest
  * (never written, so they stay zero and cost no clearing). */
 CfStatus
 cf_graph_finalize(CfGraph *g)
@@ -281,7 +281,6 @@ cf_graph_finalize(CfGraph *g)
   g->grad_arena = ga;
   g->value_floats = nv;
   g->grad_floats = ng + ng_rest;
-  g->grad_zero_floats = ng;
   g->work = wa;
   g->work_floats = nw;
   g->finalized = true;
@@ -309,10 +308,20 @@ cf_graph_backward(CfGraph *g, CfNode loss)
   CF_ASSERT(g->finalized);
   CfNodeRec *l = cf_graph_node(g, loss);
   CF_ASSERT(l->rows == 1 && l->cols == 1);
-  memset(g->grad_arena, 0, g->grad_zero_floats * sizeof(float));
-  if (!l->needs_grad)
-    return; /* nothing upstream wants a gradient */
-  l->grad[0] += 1.0f; /* += so a parameter used directly as the loss also works */
+  /* Gradients are cleared lazily (cf_grad_first): each pending one is
+   * either stored by its first consumer, zeroed before an adding kernel
+   * reads or adds to it, or zeroed at the end. */
+  for (int i = 0; i < g->count; i++)
+    g->nodes[i].grad_pending = g->nodes[i].needs_grad && g->nodes[i].op != CF_OP_PARAM;
+  if (!l->needs_grad) { /* nothing upstream wants a gradient: all read as zero */
+    for (int i = 0; i < g->count; i++)
+      cf_grad_touch(&g->nodes[i]);
+    return;
+  }
+  if (cf_grad_first(l))
+    l->grad[0] = 1.0f;
+  else
+    l->grad[0] += 1.0f; /* a parameter used directly as the loss */
   /* Mark the nodes the loss depends on, then run their backward kernels in
    * reverse insertion order (insertion order is topological). */
   for (int i = 0; i <= loss; i++)
@@ -325,8 +334,24 @@ cf_graph_backward(CfGraph *g, CfNode loss)
     for (int k = 0; k < 3; k++)
       if (n->in[k] >= 0)
         g->nodes[n->in[k]].live = true;
-    if (n->op != CF_OP_INPUT && n->op != CF_OP_PARAM)
-      cf_op_backward(g, n);
+    if (n->op == CF_OP_INPUT || n->op == CF_OP_PARAM || n->grad_pending)
+      continue; /* a pending gradient is zero: nothing flows upstream */
+    if (!cf_op_stores_grads(n->op))
+      for (int k = 0; k < 3; k++)
+        if (n->in[k] >= 0)
+          cf_grad_touch(&g->nodes[n->in[k]]);
+    cf_op_backward(g, n);
+  }
+  for (int i = 0; i < g->count; i++) /* unreached gradients read as zero */
+    cf_grad_touch(&g->nodes[i]);
+}
+
+void
+cf_grad_touch(CfNodeRec *x)
+{
+  if (x->grad_pending) {
+    memset(x->grad, 0, (size_t)x->rows * (size_t)x->cols * sizeof *x->grad);
+    x->grad_pending = false;
   }
 }
 

@@ -64,6 +64,7 @@ typedef struct {
   float farg[2];
   bool needs_grad; /* some requires_grad input or parameter is upstream */
   bool live;       /* upstream of the loss of the current backward pass */
+  bool grad_pending; /* this backward pass has not written grad yet: it is zero, its memory stale */
   size_t scratch_floats;
   /* Transient workspace: shared by all nodes of the graph (one buffer of the
    * largest request), valid only inside one forward or backward kernel. */
@@ -81,7 +82,6 @@ struct CfGraph {
   bool failed; /* an allocation failed while building; finalize reports it */
   float *value_arena, *grad_arena;
   size_t value_floats, grad_floats;
-  size_t grad_zero_floats; /* prefix of grad_arena that backward clears */
   float *work; /* shared transient workspace (max of the nodes' work_floats) */
   size_t work_floats;
 };
@@ -90,6 +90,23 @@ struct CfGraph {
  * marks the graph failed) when the node array cannot grow. */
 CfNode cf_graph_push(CfGraph *g, CfOpKind op, int rows, int cols, CfNode a, CfNode b, CfNode c);
 CfNodeRec *cf_graph_node(CfGraph *g, CfNode n);
+
+/* Backward kernels of the ops in cf_op_stores_grads write each input's
+ * gradient after asking cf_grad_first: true when this pass has not written
+ * it yet, so the kernel stores (=, GEMM beta 0) instead of adding, which
+ * saves clearing every activation gradient before each pass (most are
+ * written by one consumer). The gradient counts as written afterwards.
+ * cf_grad_touch zeroes a pending gradient for code that only adds. Kernels
+ * of the other ops only add: the graph touches their inputs first. */
+static inline bool
+cf_grad_first(CfNodeRec *x)
+{
+  bool first = x->grad_pending;
+  x->grad_pending = false;
+  return first;
+}
+void cf_grad_touch(CfNodeRec *x);
+bool cf_op_stores_grads(CfOpKind op);
 
 /* Kernels (ops.c). prepare runs once after the arenas exist. */
 void cf_op_prepare(CfGraph *g, CfNodeRec *n);

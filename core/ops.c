@@ -466,14 +466,14 @@ linear_fwd(float *y, const float *x, const float *w, const float *bias, int B, i
   gemm(y, x, w, B, out, in, false, true, bias ? 1.0f : 0.0f);
 }
 
-/* dy (B,out): dx (B,in) += dy W; dW (out,in) += dy^T x; db (1,out) += column sums
- * of dy. Any of dx, dw, db may be NULL (not needed). */
+/* dy (B,out): dx (B,in) += dy W (= when set_dx); dW (out,in) += dy^T x; db
+ * (1,out) += column sums of dy. Any of dx, dw, db may be NULL (not needed). */
 static void
 linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int B,
-           int in, int out)
+           int in, int out, bool set_dx)
 {
   if (dx)
-    gemm(dx, dy, w, B, in, out, false, false, 1.0f);
+    gemm(dx, dy, w, B, in, out, false, false, set_dx ? 0.0f : 1.0f);
   if (dw)
     gemm(dw, dy, x, out, in, B, true, false, 1.0f);
   if (db)
@@ -498,6 +498,57 @@ cf_op_prepare(CfGraph *g, CfNodeRec *n)
 
 /* Input pointers of node n. */
 #define IN(k) (g->nodes[n->in[k]])
+
+/* The ops whose backward kernels below store first gradients (cf_grad_first). */
+bool
+cf_op_stores_grads(CfOpKind op)
+{
+  switch (op) {
+  case CF_OP_MATMUL:
+  case CF_OP_LINEAR:
+  case CF_OP_LINEAR_ACT:
+  case CF_OP_ADD:
+  case CF_OP_SUB:
+  case CF_OP_MUL:
+  case CF_OP_BIAS_ADD:
+  case CF_OP_CONCAT_COLS:
+  case CF_OP_SILU:
+  case CF_OP_SOFTPLUS:
+  case CF_OP_SIGMOID:
+  case CF_OP_TANH:
+  case CF_OP_RELU:
+  case CF_OP_LEAKY_RELU:
+  case CF_OP_CONV2D:
+  case CF_OP_UPSAMPLE_NEAREST:
+  case CF_OP_AVGPOOL:
+  case CF_OP_GROUP_NORM:
+  case CF_OP_ADD_CHANNEL:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* dst[i] = expr for a gradient's first write in this pass (first: from
+ * cf_grad_first), dst[i] += expr after it; two loops, since storing must
+ * not read the stale memory. */
+#define GRAD_LOOP(first, dst, len, expr)    \
+  do {                                      \
+    if (first)                              \
+      for (size_t i = 0; i < (len); i++)    \
+        (dst)[i] = (expr);                  \
+    else                                    \
+      for (size_t i = 0; i < (len); i++)    \
+        (dst)[i] += (expr);                 \
+  } while (0)
+
+/* A gradient a kernel only adds to (parameters, small vectors). */
+static float *
+grad_acc(CfNodeRec *x)
+{
+  cf_grad_touch(x);
+  return x->grad;
+}
 
 /* Forward kernel of node n. Shapes: elementwise ops have a, b and y all (r,c)
  * with len = r * c elements; the others are noted per case. */
@@ -715,57 +766,55 @@ cf_op_backward(CfGraph *g, CfNodeRec *n)
     bool ta = n->iarg[0], tb = n->iarg[1];
     int r = n->rows, c = n->cols, k = ta ? A->rows : A->cols;
     if (da) {
+      float beta = cf_grad_first(A) ? 0.0f : 1.0f;
       if (!ta)
-        gemm(da, dy, b, r, k, c, false, !tb, 1.0f); /* dA (r,k) += dC op(B)^T */
+        gemm(da, dy, b, r, k, c, false, !tb, beta); /* dA (r,k) += dC op(B)^T */
       else
-        gemm(da, b, dy, k, r, c, tb, true, 1.0f); /* dA (k,r) += op(B) dC^T */
+        gemm(da, b, dy, k, r, c, tb, true, beta); /* dA (k,r) += op(B) dC^T */
     }
     if (db) {
+      float beta = cf_grad_first(Bn) ? 0.0f : 1.0f;
       if (!tb)
-        gemm(db, a, dy, k, c, r, !ta, false, 1.0f); /* dB (k,c) += op(A)^T dC */
+        gemm(db, a, dy, k, c, r, !ta, false, beta); /* dB (k,c) += op(A)^T dC */
       else
-        gemm(db, dy, a, c, k, r, true, ta, 1.0f); /* dB (c,k) += dC^T op(A) */
+        gemm(db, dy, a, c, k, r, true, ta, beta); /* dB (c,k) += dC^T op(A) */
     }
     break;
   }
   case CF_OP_LINEAR: {
     CfNodeRec *bias = n->in[2] >= 0 ? &IN(2) : NULL;
-    linear_bwd(da, db, bias && bias->needs_grad ? bias->grad : NULL, dy, a, b, n->rows, A->cols,
-               n->cols);
+    bool set_da = da && cf_grad_first(A);
+    linear_bwd(da, db ? grad_acc(Bn) : NULL, bias && bias->needs_grad ? grad_acc(bias) : NULL, dy, a, b, n->rows,
+               A->cols, n->cols, set_da);
     break;
   }
   case CF_OP_LINEAR_ACT: { /* dz = dy f'(z), db += colsum dz, then dx, dW as linear */
     CfNodeRec *bias = n->in[2] >= 0 ? &IN(2) : NULL;
     size_t st = fused_stride(n);
     float *z = n->scratch, *aux = n->scratch + st, *dz = n->scratch + 2 * st;
-    fused_act_backward((CfPointwise)n->iarg[0], dz, bias && bias->needs_grad ? bias->grad : NULL, dy,
+    fused_act_backward((CfPointwise)n->iarg[0], dz, bias && bias->needs_grad ? grad_acc(bias) : NULL, dy,
                        z, y, aux, n->rows, n->cols);
-    linear_bwd(da, db, NULL, dz, a, b, n->rows, A->cols, n->cols);
+    bool set_da = da && cf_grad_first(A);
+    linear_bwd(da, db ? grad_acc(Bn) : NULL, NULL, dz, a, b, n->rows, A->cols, n->cols, set_da);
     break;
   }
   case CF_OP_ADD: /* da += dy, db += dy */
     if (da)
-      for (size_t i = 0; i < len; i++)
-        da[i] += dy[i];
+      GRAD_LOOP(cf_grad_first(A), da, len, dy[i]);
     if (db)
-      for (size_t i = 0; i < len; i++)
-        db[i] += dy[i];
+      GRAD_LOOP(cf_grad_first(Bn), db, len, dy[i]);
     break;
   case CF_OP_SUB: /* da += dy, db -= dy */
     if (da)
-      for (size_t i = 0; i < len; i++)
-        da[i] += dy[i];
+      GRAD_LOOP(cf_grad_first(A), da, len, dy[i]);
     if (db)
-      for (size_t i = 0; i < len; i++)
-        db[i] -= dy[i];
+      GRAD_LOOP(cf_grad_first(Bn), db, len, -dy[i]);
     break;
   case CF_OP_MUL: /* da += dy b, db += dy a */
     if (da)
-      for (size_t i = 0; i < len; i++)
-        da[i] += dy[i] * b[i];
+      GRAD_LOOP(cf_grad_first(A), da, len, dy[i] * b[i]);
     if (db)
-      for (size_t i = 0; i < len; i++)
-        db[i] += dy[i] * a[i];
+      GRAD_LOOP(cf_grad_first(Bn), db, len, dy[i] * a[i]);
     break;
   case CF_OP_SCALE: { /* da += s dy */
     float s = n->farg[0];
@@ -779,9 +828,8 @@ cf_op_backward(CfGraph *g, CfNodeRec *n)
     break;
   case CF_OP_BIAS_ADD: /* da (B,c) += dy; dbias (1,c) += column sums of dy */
     if (da)
-      for (size_t i = 0; i < len; i++)
-        da[i] += dy[i];
-    if (db)
+      GRAD_LOOP(cf_grad_first(A), da, len, dy[i]);
+    if (db && (db = grad_acc(Bn)))
       for (int r = 0; r < n->rows; r++) {
         const float *dr = dy + (size_t)r * n->cols;
         for (int j = 0; j < n->cols; j++)
@@ -789,15 +837,14 @@ cf_op_backward(CfGraph *g, CfNodeRec *n)
       }
     break;
   case CF_OP_CONCAT_COLS: { /* dy (B,p+q) splits into da (B,p) and db (B,q) */
-    int p = A->cols, q = Bn->cols;
+    size_t p = (size_t)A->cols, q = (size_t)Bn->cols;
+    bool set_a = da && cf_grad_first(A), set_b = db && cf_grad_first(Bn);
     for (int r = 0; r < n->rows; r++) {
       const float *dr = dy + (size_t)r * n->cols;
       if (da)
-        for (int j = 0; j < p; j++)
-          da[(size_t)r * p + j] += dr[j];
+        GRAD_LOOP(set_a, da + (size_t)r * p, p, dr[i]);
       if (db)
-        for (int j = 0; j < q; j++)
-          db[(size_t)r * q + j] += dr[p + j];
+        GRAD_LOOP(set_b, db + (size_t)r * q, q, dr[p + i]);
     }
     break;
   }
@@ -810,22 +857,22 @@ cf_op_backward(CfGraph *g, CfNodeRec *n)
     }
     break;
   case CF_OP_SILU: /* activations: da += dy f'(a) */
-    act_backward(CF_PW_SILU, da, dy, a, y, len, 0.0f, true);
+    act_backward(CF_PW_SILU, da, dy, a, y, len, 0.0f, !cf_grad_first(A));
     break;
   case CF_OP_SOFTPLUS:
-    act_backward(CF_PW_SOFTPLUS, da, dy, a, y, len, 0.0f, true);
+    act_backward(CF_PW_SOFTPLUS, da, dy, a, y, len, 0.0f, !cf_grad_first(A));
     break;
   case CF_OP_SIGMOID:
-    act_backward(CF_PW_SIGMOID, da, dy, a, y, len, 0.0f, true);
+    act_backward(CF_PW_SIGMOID, da, dy, a, y, len, 0.0f, !cf_grad_first(A));
     break;
   case CF_OP_TANH:
-    act_backward(CF_PW_TANH, da, dy, a, y, len, 0.0f, true);
+    act_backward(CF_PW_TANH, da, dy, a, y, len, 0.0f, !cf_grad_first(A));
     break;
   case CF_OP_RELU:
-    act_backward(CF_PW_RELU, da, dy, a, y, len, 0.0f, true);
+    act_backward(CF_PW_RELU, da, dy, a, y, len, 0.0f, !cf_grad_first(A));
     break;
   case CF_OP_LEAKY_RELU:
-    act_backward(CF_PW_LEAKY_RELU, da, dy, a, y, len, n->farg[0], true);
+    act_backward(CF_PW_LEAKY_RELU, da, dy, a, y, len, n->farg[0], !cf_grad_first(A));
     break;
   case CF_OP_EXP: /* d e^x = e^x */
     for (size_t i = 0; i < len; i++)

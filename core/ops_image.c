@@ -320,7 +320,7 @@ conv_forward(float *y, const float *x, const float *w, const float *bias, int B,
  * dcol (K, ns*HWo) = w^T dt, dx += col2im(dcol). dx, dw, dbias may be NULL. */
 static void
 conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x, const float *w,
-              int B, const ConvGeom *c, float *work)
+              int B, const ConvGeom *c, float *work, bool set_dx)
 {
   const size_t in_sz = (size_t)c->C_in * c->H * c->W, out_sz = (size_t)c->C_out * c->HWo;
   const bool pointwise = c->k == 1 && c->stride == 1 && c->pad == 0;
@@ -353,8 +353,8 @@ conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *
       gemm_ld(dw, c->K, dt, N, col, N, c->C_out, c->K, N, false, true, 1.0f);
     }
     if (dx) {
-      if (pointwise) { /* dx_b (C_in, HW) += w^T dt */
-        gemm_ld(dx + (size_t)b0 * in_sz, N, w, c->K, dt, N, c->K, N, c->C_out, true, false, 1.0f);
+      if (pointwise) { /* dx_b (C_in, HW) += w^T dt (= when set_dx) */
+        gemm_ld(dx + (size_t)b0 * in_sz, N, w, c->K, dt, N, c->K, N, c->C_out, true, false, set_dx ? 0.0f : 1.0f);
       } else {
         gemm_ld(work, N, w, c->K, dt, N, c->K, N, c->C_out, true, false, 0.0f);
         col2im(dx + (size_t)b0 * in_sz, work, ns, c);
@@ -405,9 +405,9 @@ upsample_nearest_fwd(float *restrict y, const float *restrict x, int np, int H, 
     }
 }
 
-/* dx[i, j] += sum of dy over the f x f block it was copied to. */
+/* dx[i, j] += sum of dy over the f x f block it was copied to (= when set). */
 static void
-upsample_nearest_bwd(float *restrict dx, const float *restrict dy, int np, int H, int W, int f)
+upsample_nearest_bwd(float *restrict dx, const float *restrict dy, int np, int H, int W, int f, bool set)
 {
   int Wf = W * f;
   for (int p = 0; p < np; p++)
@@ -419,7 +419,7 @@ upsample_nearest_bwd(float *restrict dx, const float *restrict dy, int np, int H
         for (int r = 0; r < f; r++)
           for (int t = 0; t < f; t++)
             s += src[(size_t)r * Wf + j * f + t];
-        dst[j] += s;
+        dst[j] = set ? s : dst[j] + s;
       }
     }
 }
@@ -503,9 +503,10 @@ avgpool_fwd(float *restrict y, const float *restrict x, int np, int H, int W, in
     }
 }
 
-/* dx += dy / k^2 spread over each block. */
+/* dx += dy / k^2 spread over each block (= when set: H and W are multiples
+ * of k, so the blocks cover dx). */
 static void
-avgpool_bwd(float *restrict dx, const float *restrict dy, int np, int H, int W, int k)
+avgpool_bwd(float *restrict dx, const float *restrict dy, int np, int H, int W, int k, bool set)
 {
   int Ho = H / k, Wo = W / k;
   float inv = 1.0f / (float)(k * k);
@@ -516,7 +517,7 @@ avgpool_bwd(float *restrict dx, const float *restrict dy, int np, int H, int W, 
         float *dst = dx + ((size_t)p * H + (size_t)i * k + r) * W;
         for (int j = 0; j < Wo; j++)
           for (int t = 0; t < k; t++)
-            dst[j * k + t] += inv * src[j];
+            dst[j * k + t] = inv * src[j] + (set ? 0.0f : dst[j * k + t]);
       }
     }
 }
@@ -565,7 +566,7 @@ group_norm_fwd(float *restrict y, float *restrict stats, const float *restrict x
 static void
 group_norm_bwd(float *dx, float *dgamma, float *dbeta, const float *restrict dy,
                const float *restrict x, const float *restrict stats, const float *restrict gamma,
-               int B, int C, int HW, int G)
+               int B, int C, int HW, int G, bool set_dx)
 {
   int Cg = C / G;
   size_t N = (size_t)Cg * HW;
@@ -598,10 +599,12 @@ group_norm_bwd(float *dx, float *dgamma, float *dbeta, const float *restrict dy,
         const float *xc = x + off + (size_t)cc * HW, *dc = dy + off + (size_t)cc * HW;
         float *gx = dx + off + (size_t)cc * HW;
         float gm = gamma[c];
-        for (int p = 0; p < HW; p++) {
-          float xh = (xc[p] - mu) * rstd;
-          gx[p] += rstd * (gm * dc[p] - a1 - xh * a2);
-        }
+        if (set_dx)
+          for (int p = 0; p < HW; p++)
+            gx[p] = rstd * (gm * dc[p] - a1 - (xc[p] - mu) * rstd * a2);
+        else
+          for (int p = 0; p < HW; p++)
+            gx[p] += rstd * (gm * dc[p] - a1 - (xc[p] - mu) * rstd * a2);
       }
     }
 }
@@ -656,19 +659,25 @@ cf_image_backward(CfGraph *g, CfNodeRec *n)
 {
   const float *dy = n->grad;
   CfNodeRec *A = &IN(0);
+  /* the first input's gradient may be stored (cf_op_stores_grads); the
+   * others (parameters, per-channel vectors) are added to */
   float *da = A->needs_grad ? A->grad : NULL;
-  float *db = n->in[1] >= 0 && IN(1).needs_grad ? IN(1).grad : NULL;
-  float *dc = n->in[2] >= 0 && IN(2).needs_grad ? IN(2).grad : NULL;
+  bool set_a = da ? cf_grad_first(A) : false; /* false after the graph's touch for bilinear */
+  float *db = n->in[1] >= 0 && IN(1).needs_grad ? (cf_grad_touch(&IN(1)), IN(1).grad) : NULL;
+  float *dc = n->in[2] >= 0 && IN(2).needs_grad ? (cf_grad_touch(&IN(2)), IN(2).grad) : NULL;
   int B = n->rows;
   switch (n->op) {
   case CF_OP_CONV2D: {
     ConvGeom c = conv_geom(n);
-    conv_backward(da, db, dc, dy, A->value, IN(1).value, B, &c, g->work);
+    const bool pointwise = c.k == 1 && c.stride == 1 && c.pad == 0;
+    if (set_a && !pointwise) /* col2im adds its overlapping windows */
+      memset(da, 0, (size_t)B * c.C_in * c.H * c.W * sizeof *da);
+    conv_backward(da, db, dc, dy, A->value, IN(1).value, B, &c, g->work, set_a && pointwise);
     break;
   }
   case CF_OP_UPSAMPLE_NEAREST:
     if (da)
-      upsample_nearest_bwd(da, dy, B * n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
+      upsample_nearest_bwd(da, dy, B * n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3], set_a);
     break;
   case CF_OP_UPSAMPLE_BILINEAR2X:
     if (da)
@@ -676,11 +685,11 @@ cf_image_backward(CfGraph *g, CfNodeRec *n)
     break;
   case CF_OP_AVGPOOL:
     if (da)
-      avgpool_bwd(da, dy, B * n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3]);
+      avgpool_bwd(da, dy, B * n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3], set_a);
     break;
   case CF_OP_GROUP_NORM:
     group_norm_bwd(da, db, dc, dy, A->value, n->scratch, IN(1).value, B, n->iarg[0], n->iarg[1],
-                   n->iarg[2]);
+                   n->iarg[2], set_a);
     break;
   case CF_OP_ADD_CHANNEL: { /* dx += dy; dv[b, c] += sum over the channel's positions */
     int C = n->iarg[0], HW = n->iarg[1];
@@ -688,8 +697,11 @@ cf_image_backward(CfGraph *g, CfNodeRec *n)
       const float *ds = dy + (size_t)bc * HW;
       if (da) {
         float *dxs = da + (size_t)bc * HW;
-        for (int p = 0; p < HW; p++)
-          dxs[p] += ds[p];
+        if (set_a)
+          memcpy(dxs, ds, (size_t)HW * sizeof *dxs);
+        else
+          for (int p = 0; p < HW; p++)
+            dxs[p] += ds[p];
       }
       if (db) {
         float s = 0.0f;
