@@ -55,6 +55,7 @@ cmd_free(Cmd *c)
 /* What the worker hands to the main thread (guarded by ConformRun.lock). */
 typedef struct {
   GArray *records;            /* new ConformTrainRecord */
+  gboolean records_reset;     /* records is the whole history (the engine rolled back after NaN) */
   ConformSampleSet *samples;  /* newest sample set (older ones are dropped) */
   GPtrArray *messages;        /* char* ("E:" prefix for errors) */
   gboolean have_state;
@@ -112,6 +113,7 @@ struct _ConformRun {
   float *ref;
   int ref_n;
   int blas_threads;
+  long inject_nan_step; /* CONFORM_DEBUG_NAN_STEP when the run was created (0 = off) */
   double preview_interval; /* read by the worker without a lock: a double store is atomic enough here */
 };
 
@@ -173,7 +175,12 @@ flush_cb(gpointer data)
     g_signal_emit(self, signals[SIG_READY], 0);
   if (state_changed)
     g_signal_emit(self, signals[SIG_STATE_CHANGED], 0);
-  if (o.records && o.records->len > 0) {
+  if (o.records_reset) {
+    /* Rolled back: the records past the restored step are gone. */
+    g_array_set_size(self->records, 0);
+    g_array_append_vals(self->records, o.records->data, o.records->len);
+    g_signal_emit(self, signals[SIG_PROGRESS], 0, 0u);
+  } else if (o.records && o.records->len > 0) {
     guint first = self->records->len;
     g_array_append_vals(self->records, o.records->data, o.records->len);
     g_signal_emit(self, signals[SIG_PROGRESS], 0, first);
@@ -241,8 +248,21 @@ static void
 post_records(ConformRun *self, ConformEngine *e, guint *sent)
 {
   const GArray *rec = conform_engine_records(e);
-  if (rec->len < *sent) /* rolled back after NaN */
+  if (rec->len < *sent) {
+    /* Rolled back after NaN: records already sent are gone, so the main
+     * thread gets the whole history in place of its own (and of anything
+     * still pending). */
+    g_mutex_lock(&self->lock);
+    if (self->out.records)
+      g_array_unref(self->out.records);
+    self->out.records = g_array_sized_new(FALSE, FALSE, sizeof(ConformTrainRecord), rec->len);
+    g_array_append_vals(self->out.records, rec->data, rec->len);
+    self->out.records_reset = TRUE;
+    schedule_flush_locked(self);
+    g_mutex_unlock(&self->lock);
     *sent = rec->len;
+    return;
+  }
   if (rec->len == *sent)
     return;
   g_mutex_lock(&self->lock);
@@ -622,6 +642,8 @@ worker_main(gpointer data)
     g_object_unref(task);
     return NULL;
   }
+  if (self->inject_nan_step > 0) /* fault injection for tests, as the CLI does */
+    conform_engine_debug_inject_nan(w.engine, self->inject_nan_step);
   post_engine_info(self, w.engine, TRUE);
   if (conform_engine_warnings(w.engine))
     post_message(self, FALSE, conform_engine_warnings(w.engine));
@@ -841,6 +863,11 @@ conform_run_new(const ConformConfig *cfg, const char *load_dir)
     conform_config_copy(&self->config, cfg);
   }
   self->load_dir = g_strdup(load_dir);
+  /* Read here, on the creating thread (the worker must not call getenv
+   * while the main thread may setenv). */
+  const char *inject = g_getenv("CONFORM_DEBUG_NAN_STEP");
+  if (inject)
+    self->inject_nan_step = MAX(g_ascii_strtoll(inject, NULL, 10), 0);
   return self;
 }
 
