@@ -656,6 +656,12 @@ worker_main(gpointer data)
   ConformRunState last_state = CONFORM_RUN_PAUSED;
   while (!stop && !g_cancellable_is_cancelled(self->cancellable)) {
     gboolean busy = w.training || w.steps_pending > 0;
+    if (!busy && last_state != CONFORM_RUN_PAUSED) {
+      /* Done (Step's count, the configured steps): say so before waiting
+       * for the next command, not after. */
+      post_state(self, w.engine, CONFORM_RUN_PAUSED, w.sps);
+      last_state = CONFORM_RUN_PAUSED;
+    }
     Cmd *c = busy ? g_async_queue_try_pop(self->commands) : g_async_queue_timeout_pop(self->commands, PAUSED_WAIT_US);
     for (; c; c = g_async_queue_try_pop(self->commands)) {
       if (c->kind == CMD_STOP)
@@ -871,11 +877,31 @@ conform_run_new(const ConformConfig *cfg, const char *load_dir)
   return self;
 }
 
-/* The caller's cancellable fired: cancel ours (the worker polls it). */
+/* What the caller's cancellable needs to stop the worker (references). */
+typedef struct {
+  GCancellable *inner;
+  GAsyncQueue *commands;
+} OuterCancel;
+
+static void
+outer_cancel_free(gpointer data)
+{
+  OuterCancel *oc = data;
+  g_object_unref(oc->inner);
+  g_async_queue_unref(oc->commands);
+  g_free(oc);
+}
+
+static Cmd *cmd_new(CmdKind kind);
+
+/* The caller's cancellable fired: cancel ours (the worker polls it) and wake
+ * a paused worker at once (it would otherwise notice within PAUSED_WAIT_US). */
 static void
 outer_cancelled_cb(GCancellable *outer, gpointer data)
 {
-  g_cancellable_cancel(G_CANCELLABLE(data));
+  OuterCancel *oc = data;
+  g_cancellable_cancel(oc->inner);
+  g_async_queue_push(oc->commands, cmd_new(CMD_STOP));
 }
 
 void
@@ -885,9 +911,12 @@ conform_run_start_async(ConformRun *self, GCancellable *cancellable, GAsyncReady
   g_return_if_fail(self->thread == NULL);
   self->task = g_task_new(self, cancellable, callback, user_data);
   g_task_set_source_tag(self->task, conform_run_start_async);
-  if (cancellable) /* ("cancelled" passes the emitting cancellable first: cancel ours in a callback) */
-    g_cancellable_connect(cancellable, G_CALLBACK(outer_cancelled_cb), g_object_ref(self->cancellable),
-                          g_object_unref);
+  if (cancellable) { /* ("cancelled" passes the emitting cancellable first: cancel ours in a callback) */
+    OuterCancel *oc = g_new0(OuterCancel, 1);
+    oc->inner = g_object_ref(self->cancellable);
+    oc->commands = g_async_queue_ref(self->commands);
+    g_cancellable_connect(cancellable, G_CALLBACK(outer_cancelled_cb), oc, outer_cancel_free);
+  }
   /* The task (holding a reference to self) is returned by the worker. */
   self->thread = g_thread_new("conform-worker", worker_main, self);
 }
