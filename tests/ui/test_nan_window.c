@@ -50,6 +50,17 @@ test_nan_mid_training(void)
   ConformRun *run = conform_window_get_run(w);
   g_assert_null(conform_window_get_last_error(w));
   conform_run_set_preview_interval(run, 0.02); /* samples from before the blow-up, too */
+  /* First up to step 120, and let the curves show it: records past the
+   * state the blow-up will return to are on screen. */
+  conform_run_step(run, NAN_STEP - 10);
+  WAIT_UNTIL(conform_run_get_step(run) == NAN_STEP - 10 && conform_run_get_state(run) == CONFORM_RUN_PAUSED,
+             "the first steps");
+  ConformCurves *loss = CONFORM_CURVES(conform_window_get_view(w, "loss"));
+  WAIT_UNTIL(conform_curves_get_n_points(loss, 0) == (gint64)conform_run_get_records(run)->len, "the loss curve");
+  g_assert_cmpint(g_array_index(conform_run_get_records(run), ConformTrainRecord,
+                                conform_run_get_records(run)->len - 1).step, ==, NAN_STEP - 10);
+  gint64 shown = conform_curves_get_n_points(loss, 0);
+  /* Then train: the NaN comes at NAN_STEP. */
   gtk_widget_activate_action(GTK_WIDGET(w), "win.train-toggle", NULL);
   WAIT_UNTIL(conform_window_get_last_error(w) != NULL, "the message about the blow-up");
   WAIT_UNTIL(conform_run_get_state(run) == CONFORM_RUN_PAUSED, "the run pauses");
@@ -74,6 +85,7 @@ test_nan_mid_training(void)
   g_autofree char *status = g_strdup_printf("paused · step %d of ", GOOD_STEP);
   g_assert_true(g_str_has_prefix(conform_window_get_status_text(w), status));
   check_records(w);
+  g_assert_cmpint(conform_curves_get_n_points(loss, 0), <, shown); /* the points past step 100 are gone */
 
   /* Samples of the restored parameters (the worker samples after a
    * blow-up), all finite. */
