@@ -1085,6 +1085,16 @@ conform_engine_load(const char *dir, GError **error)
     cf_checkpoint_clear(&ck);
     return NULL;
   }
+  /* The shape settings first, before building (and allocating) a model of
+   * the ini's size: an ini edited to width 8192, depth 16 beside a small
+   * checkpoint must not allocate gigabytes to find out. */
+  if (!header_int(&ck, ckpt_path, "width", cfg.width, error) || !header_int(&ck, ckpt_path, "depth", cfg.depth, error) ||
+      !header_int(&ck, ckpt_path, "temb_dim", cfg.temb_dim, error) || !header_int(&ck, ckpt_path, "T", cfg.T, error) ||
+      (g_strcmp0(cfg.model_type, "vae") == 0 && !header_int(&ck, ckpt_path, "latent", cfg.latent, error))) {
+    conform_config_clear(&cfg);
+    cf_checkpoint_clear(&ck);
+    return NULL;
+  }
   ConformEngine *e = conform_engine_new(&cfg, error);
   conform_config_clear(&cfg);
   if (!e) {

@@ -55,6 +55,7 @@ cmd_free(Cmd *c)
 /* What the worker hands to the main thread (guarded by ConformRun.lock). */
 typedef struct {
   GArray *records;            /* new ConformTrainRecord */
+  gboolean records_reset;     /* records is the whole history (the engine rolled back after NaN) */
   ConformSampleSet *samples;  /* newest sample set (older ones are dropped) */
   GPtrArray *messages;        /* char* ("E:" prefix for errors) */
   gboolean have_state;
@@ -112,6 +113,7 @@ struct _ConformRun {
   float *ref;
   int ref_n;
   int blas_threads;
+  long inject_nan_step; /* CONFORM_DEBUG_NAN_STEP when the run was created (0 = off) */
   double preview_interval; /* read by the worker without a lock: a double store is atomic enough here */
 };
 
@@ -173,7 +175,12 @@ flush_cb(gpointer data)
     g_signal_emit(self, signals[SIG_READY], 0);
   if (state_changed)
     g_signal_emit(self, signals[SIG_STATE_CHANGED], 0);
-  if (o.records && o.records->len > 0) {
+  if (o.records_reset) {
+    /* Rolled back: the records past the restored step are gone. */
+    g_array_set_size(self->records, 0);
+    g_array_append_vals(self->records, o.records->data, o.records->len);
+    g_signal_emit(self, signals[SIG_PROGRESS], 0, 0u);
+  } else if (o.records && o.records->len > 0) {
     guint first = self->records->len;
     g_array_append_vals(self->records, o.records->data, o.records->len);
     g_signal_emit(self, signals[SIG_PROGRESS], 0, first);
@@ -241,8 +248,21 @@ static void
 post_records(ConformRun *self, ConformEngine *e, guint *sent)
 {
   const GArray *rec = conform_engine_records(e);
-  if (rec->len < *sent) /* rolled back after NaN */
+  if (rec->len < *sent) {
+    /* Rolled back after NaN: records already sent are gone, so the main
+     * thread gets the whole history in place of its own (and of anything
+     * still pending). */
+    g_mutex_lock(&self->lock);
+    if (self->out.records)
+      g_array_unref(self->out.records);
+    self->out.records = g_array_sized_new(FALSE, FALSE, sizeof(ConformTrainRecord), rec->len);
+    g_array_append_vals(self->out.records, rec->data, rec->len);
+    self->out.records_reset = TRUE;
+    schedule_flush_locked(self);
+    g_mutex_unlock(&self->lock);
     *sent = rec->len;
+    return;
+  }
   if (rec->len == *sent)
     return;
   g_mutex_lock(&self->lock);
@@ -622,6 +642,8 @@ worker_main(gpointer data)
     g_object_unref(task);
     return NULL;
   }
+  if (self->inject_nan_step > 0) /* fault injection for tests, as the CLI does */
+    conform_engine_debug_inject_nan(w.engine, self->inject_nan_step);
   post_engine_info(self, w.engine, TRUE);
   if (conform_engine_warnings(w.engine))
     post_message(self, FALSE, conform_engine_warnings(w.engine));
@@ -634,6 +656,12 @@ worker_main(gpointer data)
   ConformRunState last_state = CONFORM_RUN_PAUSED;
   while (!stop && !g_cancellable_is_cancelled(self->cancellable)) {
     gboolean busy = w.training || w.steps_pending > 0;
+    if (!busy && last_state != CONFORM_RUN_PAUSED) {
+      /* Done (Step's count, the configured steps): say so before waiting
+       * for the next command, not after. */
+      post_state(self, w.engine, CONFORM_RUN_PAUSED, w.sps);
+      last_state = CONFORM_RUN_PAUSED;
+    }
     Cmd *c = busy ? g_async_queue_try_pop(self->commands) : g_async_queue_timeout_pop(self->commands, PAUSED_WAIT_US);
     for (; c; c = g_async_queue_try_pop(self->commands)) {
       if (c->kind == CMD_STOP)
@@ -841,14 +869,39 @@ conform_run_new(const ConformConfig *cfg, const char *load_dir)
     conform_config_copy(&self->config, cfg);
   }
   self->load_dir = g_strdup(load_dir);
+  /* Read here, on the creating thread (the worker must not call getenv
+   * while the main thread may setenv). */
+  const char *inject = g_getenv("CONFORM_DEBUG_NAN_STEP");
+  if (inject)
+    self->inject_nan_step = MAX(g_ascii_strtoll(inject, NULL, 10), 0);
   return self;
 }
 
-/* The caller's cancellable fired: cancel ours (the worker polls it). */
+/* What the caller's cancellable needs to stop the worker (references). */
+typedef struct {
+  GCancellable *inner;
+  GAsyncQueue *commands;
+} OuterCancel;
+
+static void
+outer_cancel_free(gpointer data)
+{
+  OuterCancel *oc = data;
+  g_object_unref(oc->inner);
+  g_async_queue_unref(oc->commands);
+  g_free(oc);
+}
+
+static Cmd *cmd_new(CmdKind kind);
+
+/* The caller's cancellable fired: cancel ours (the worker polls it) and wake
+ * a paused worker at once (it would otherwise notice within PAUSED_WAIT_US). */
 static void
 outer_cancelled_cb(GCancellable *outer, gpointer data)
 {
-  g_cancellable_cancel(G_CANCELLABLE(data));
+  OuterCancel *oc = data;
+  g_cancellable_cancel(oc->inner);
+  g_async_queue_push(oc->commands, cmd_new(CMD_STOP));
 }
 
 void
@@ -858,9 +911,12 @@ conform_run_start_async(ConformRun *self, GCancellable *cancellable, GAsyncReady
   g_return_if_fail(self->thread == NULL);
   self->task = g_task_new(self, cancellable, callback, user_data);
   g_task_set_source_tag(self->task, conform_run_start_async);
-  if (cancellable) /* ("cancelled" passes the emitting cancellable first: cancel ours in a callback) */
-    g_cancellable_connect(cancellable, G_CALLBACK(outer_cancelled_cb), g_object_ref(self->cancellable),
-                          g_object_unref);
+  if (cancellable) { /* ("cancelled" passes the emitting cancellable first: cancel ours in a callback) */
+    OuterCancel *oc = g_new0(OuterCancel, 1);
+    oc->inner = g_object_ref(self->cancellable);
+    oc->commands = g_async_queue_ref(self->commands);
+    g_cancellable_connect(cancellable, G_CALLBACK(outer_cancelled_cb), oc, outer_cancel_free);
+  }
   /* The task (holding a reference to self) is returned by the worker. */
   self->thread = g_thread_new("conform-worker", worker_main, self);
 }

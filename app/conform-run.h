@@ -24,7 +24,11 @@ typedef enum {
 #define CONFORM_TYPE_RUN (conform_run_get_type())
 G_DECLARE_FINAL_TYPE(ConformRun, conform_run, CONFORM, RUN, GObject)
 
-/* load_dir: an experiment directory to resume (NULL: fresh from cfg). */
+/* load_dir: an experiment directory to resume (NULL: fresh from cfg).
+ * Fault injection for tests: when the environment variable
+ * CONFORM_DEBUG_NAN_STEP is set at this call, the run's engine gets a NaN
+ * just before that training step (conform_engine_debug_inject_nan), as
+ * `conform train` does. */
 ConformRun *conform_run_new(const ConformConfig *cfg, const char *load_dir);
 /* Starts the worker; the callback runs on the calling thread's main context
  * when the worker exits. _finish returns FALSE with the error that ended
@@ -96,7 +100,9 @@ ConformSampleSet *conform_run_get_samples(ConformRun *self); /* borrowed, may be
 
 /* Signals (main thread):
  *   "ready"          worker built the engine (dim, data, constraint known)
- *   "progress"       (guint first_new_record) new training records appended
+ *   "progress"       (guint first_new_record) new training records appended;
+ *                    after a NaN rollback the records past the restored step
+ *                    are dropped and first_new_record is 0 (redraw them all)
  *   "samples"        (gpointer ConformSampleSet*) a new sample set
  *   "state-changed"
  *   "message"        (const char *text, gboolean is_error) */

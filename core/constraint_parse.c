@@ -549,6 +549,17 @@ cf_constraint_load(CfConstraint *c, const char *path, CfError *err)
   FILE *f = fopen(path, "rb");
   if (!f)
     return cf_error_set(err, CF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  /* A file whose size is known (seekable) is refused before reading it; the
+   * limit in the loop below covers the rest (pipes). */
+  if (fseek(f, 0, SEEK_END) == 0) {
+    long size = ftell(f);
+    if (size > 0 && (unsigned long)size > FILE_MAX_BYTES) {
+      fclose(f);
+      return cf_error_set(err, CF_ERR_NOMEM, "%s: file is larger than the limit of %zu MiB", path,
+                          FILE_MAX_BYTES >> 20);
+    }
+  }
+  rewind(f);
   size_t cap = 4096, len = 0;
   char *buf = malloc(cap);
   if (!buf) {

@@ -438,6 +438,16 @@ run_progress_cb(ConformRun *run, guint first, ConformWindow *self)
   if (run != self->run)
     return;
   conform_window_set_dirty_(self, TRUE);
+  if (first < self->records_shown) {
+    /* The run rolled back (NaN): its records were replaced, redraw them. */
+    conform_curves_clear(CONFORM_CURVES(self->loss));
+    conform_curves_clear(CONFORM_CURVES(self->lr));
+    conform_curves_clear(CONFORM_CURVES(self->dual_curves));
+    conform_curves_clear(CONFORM_CURVES(self->namm_curves));
+    self->records_shown = 0;
+    push_records(self);
+    return;
+  }
   /* At most refresh-rate plot updates per second, whatever the worker's pace. */
   GSettings *gs = conform_window_settings_(self);
   int hz = gs ? g_settings_get_int(gs, "refresh-rate") : 15;
@@ -1515,6 +1525,7 @@ conform_window_get_view(ConformWindow *self, const char *name)
   if (g_str_equal(name, "notebook")) return self->notebook;
   if (g_str_equal(name, "strategy")) return self->strategy_dropdown;
   if (g_str_equal(name, "preset")) return self->preset_dropdown;
+  if (g_str_equal(name, "message")) return self->message_label;
   GtkWidget *iw = conform_window_images_view_(self, name);
   if (iw) return iw;
   return g_hash_table_lookup(self->setting_widgets, name);
