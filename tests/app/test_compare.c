@@ -175,12 +175,21 @@ test_images(void)
     return;
   }
   g_autofree char *dir = tmp_path("images");
-  Run r = run("compare", "--preset", "fashion-brightness", "--model", "vae", "--strategies", "none,projection",
+  Run r = run("compare", "--preset", "fashion-brightness", "--model", "vae", "--strategies", "none,projection,cgauss",
               "--steps", "20", "--samples", "16", "--set", "data.n_train=500", "--set", "data.n_ref=100", "--set",
               "eval.max_n=100", "--set", "sample.annotate=1", "--out", dir, NULL);
   if (r.status != 0)
     g_error("compare failed: %s", r.err);
-  assert_png(dir, 2);
+  assert_png(dir, 3);
+  /* the image VAE's exactly conditioned decoder: exact samples, a finite
+   * subspace likelihood and the classifier's metrics */
+  Table t = read_table(dir);
+  g_assert_cmpstr(cell(&t, 2, "strategy"), ==, "cgauss");
+  g_assert_cmpfloat(value(&t, 0, "violation_max"), >, 1.0);
+  g_assert_cmpfloat(value(&t, 2, "violation_max"), <, 1e-4);
+  g_assert_true(isfinite(value(&t, 2, "test_ll_subspace")));
+  g_assert_true(isfinite(value(&t, 2, "fd_classifier")));
+  table_clear(&t);
   g_autofree char *path = g_build_filename(dir, "comparison.png", NULL);
   cairo_surface_t *s = cairo_image_surface_create_from_png(path);
   cairo_surface_flush(s);
@@ -190,7 +199,8 @@ test_images(void)
   g_assert_cmphex(pixel_at(s, cx - 1, cy + 10), ==, 0xD55E00);                               /* none: violated */
   g_assert_cmphex(pixel_at(s, CONFORM_FIGURE_COLUMN_WIDTH + cx - 1, cy + 10), ==, 0x009E73); /* projection */
   /* inside the cells: gray pixels, not all one value (an image, not a fill) */
-  for (int c = 0; c < 2; c++) {
+  g_assert_cmphex(pixel_at(s, 2 * CONFORM_FIGURE_COLUMN_WIDTH + cx - 1, cy + 10), ==, 0x009E73); /* cgauss */
+  for (int c = 0; c < 3; c++) {
     guint32 first = pixel_at(s, c * CONFORM_FIGURE_COLUMN_WIDTH + cx, cy);
     gboolean varies = FALSE;
     for (int y = 0; y < 28; y++)
