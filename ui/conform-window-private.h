@@ -86,6 +86,10 @@ void conform_window_show_message_(ConformWindow *self, const char *text, gboolea
 void conform_window_error_dialog_(ConformWindow *self, const char *title, const char *detail);
 void conform_window_update_title_(ConformWindow *self);
 void conform_window_set_dirty_(ConformWindow *self, gboolean dirty);
+/* Wheel scrolling over the spin buttons in pane (a scrolled window or
+ * anything inside one) scrolls the scrolled window instead of editing them,
+ * unless the spin button has the keyboard focus. */
+void conform_window_scroll_past_spins_(GtkWidget *pane);
 
 /* The Mirror maps tab and the equation editor (conform-window-mirror.c):
  * built by build_views, told about each attached run and sample set. */

@@ -765,6 +765,46 @@ strategy_changed_cb(GtkDropDown *dd, GParamSpec *ps, ConformWindow *self)
 
 /* ---- sidebar ------------------------------------------------------------------- */
 
+/* Wheel scrolling over a spin button of a scrolled pane scrolls the pane
+ * (GtkSpinButton would take the wheel, grab the focus and change its
+ * value, so scrolling through the sidebar silently edited the settings the
+ * pointer passed); a spin button with the keyboard focus keeps the wheel.
+ * A capture-phase controller on each spin button sees the wheel events GTK
+ * sends it before the spin button does. */
+static gboolean
+spin_scroll_cb(GtkEventControllerScroll *c, double dx, double dy, gpointer data)
+{
+  (void)dx;
+  (void)data;
+  GtkWidget *spin = gtk_event_controller_get_widget(GTK_EVENT_CONTROLLER(c));
+  GtkWidget *focus = gtk_root_get_focus(gtk_widget_get_root(spin));
+  if (focus && (focus == spin || gtk_widget_is_ancestor(focus, spin)))
+    return FALSE; /* the user is editing this one: the wheel is theirs */
+  GtkWidget *sw = gtk_widget_get_ancestor(spin, GTK_TYPE_SCROLLED_WINDOW);
+  if (!sw)
+    return FALSE;
+  GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(GTK_SCROLLED_WINDOW(sw));
+  double page = gtk_adjustment_get_page_size(adj);
+  /* GtkScrolledWindow's own wheel step: page^(2/3) */
+  double step = gtk_event_controller_scroll_get_unit(c) == GDK_SCROLL_UNIT_SURFACE ? 1.0 : pow(page, 2.0 / 3.0);
+  gtk_adjustment_set_value(adj, gtk_adjustment_get_value(adj) + dy * step);
+  return TRUE;
+}
+
+void
+conform_window_scroll_past_spins_(GtkWidget *pane)
+{
+  if (GTK_IS_SPIN_BUTTON(pane)) {
+    GtkEventController *c = gtk_event_controller_scroll_new(GTK_EVENT_CONTROLLER_SCROLL_VERTICAL);
+    gtk_event_controller_set_propagation_phase(c, GTK_PHASE_CAPTURE);
+    g_signal_connect(c, "scroll", G_CALLBACK(spin_scroll_cb), NULL);
+    gtk_widget_add_controller(pane, c);
+    return;
+  }
+  for (GtkWidget *w = gtk_widget_get_first_child(pane); w; w = gtk_widget_get_next_sibling(w))
+    conform_window_scroll_past_spins_(w);
+}
+
 static void
 setting_changed(ConformWindow *self, const char *key, const char *value)
 {
@@ -916,6 +956,7 @@ build_sidebar(ConformWindow *self)
   gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
   gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroll), box);
   gtk_widget_set_size_request(scroll, 260, -1);
+  conform_window_scroll_past_spins_(scroll);
   return scroll;
 }
 

@@ -200,6 +200,54 @@ test_cancel_mid_run_and_close(void)
   }
 }
 
+/* The capture-phase wheel controller of a sidebar spin button. */
+static GtkEventController *
+spin_wheel(GtkWidget *spin)
+{
+  GListModel *list = gtk_widget_observe_controllers(spin);
+  GtkEventController *found = NULL;
+  for (guint i = 0; i < g_list_model_get_n_items(list) && !found; i++) {
+    GtkEventController *c = g_list_model_get_item(list, i);
+    if (GTK_IS_EVENT_CONTROLLER_SCROLL(c) && gtk_event_controller_get_propagation_phase(c) == GTK_PHASE_CAPTURE)
+      found = c;
+    g_object_unref(c);
+  }
+  g_object_unref(list);
+  return found;
+}
+
+/* The wheel over a sidebar spin button scrolls the sidebar and leaves the
+ * value alone (it used to edit every setting the pointer passed); once the
+ * user focuses the spin button, the wheel is its own. Focus starts on Train. */
+static void
+test_sidebar_wheel(void)
+{
+  ConformWindow *w = open_window("simplex-3d");
+  drain();
+  GtkWidget *spin = conform_window_get_view(w, "model.width");
+  g_assert_true(GTK_IS_SPIN_BUTTON(spin));
+  g_assert_false(gtk_widget_has_focus(spin));
+  GtkWidget *focus = gtk_root_get_focus(GTK_ROOT(w));
+  g_assert_nonnull(focus);
+  g_assert_true(GTK_IS_BUTTON(focus)); /* Train, not the first setting */
+  GtkEventController *c = spin_wheel(spin);
+  g_assert_nonnull(c);
+  GtkScrolledWindow *sw = GTK_SCROLLED_WINDOW(gtk_widget_get_ancestor(spin, GTK_TYPE_SCROLLED_WINDOW));
+  GtkAdjustment *adj = gtk_scrolled_window_get_vadjustment(sw);
+  g_assert_cmpfloat(gtk_adjustment_get_upper(adj) - gtk_adjustment_get_page_size(adj), >, 100);
+  double before = gtk_spin_button_get_value(GTK_SPIN_BUTTON(spin)), top = gtk_adjustment_get_value(adj);
+  gboolean handled = FALSE;
+  g_signal_emit_by_name(c, "scroll", 0.0, 1.0, &handled);
+  g_assert_true(handled);
+  g_assert_cmpfloat(gtk_adjustment_get_value(adj), >, top);
+  g_assert_cmpfloat(gtk_spin_button_get_value(GTK_SPIN_BUTTON(spin)), ==, before);
+  gtk_widget_grab_focus(spin);
+  handled = TRUE;
+  g_signal_emit_by_name(c, "scroll", 0.0, 1.0, &handled);
+  g_assert_false(handled); /* passed on to the spin button */
+  close_window(w);
+}
+
 static void
 test_views_other_dims(void)
 {
@@ -375,6 +423,7 @@ main(int argc, char **argv)
   g_test_add_func("/window/constraint-editor", test_constraint_editor_in_window);
   g_test_add_func("/window/save-and-reopen", test_save_and_reopen);
   g_test_add_func("/window/cancel-mid-run-and-close", test_cancel_mid_run_and_close);
+  g_test_add_func("/window/sidebar-wheel", test_sidebar_wheel);
   g_test_add_func("/window/views-other-dims", test_views_other_dims);
   g_test_add_func("/window/class-shares", test_class_shares);
   g_test_add_func("/window/dual", test_dual);
