@@ -114,7 +114,7 @@ struct _ConformRun {
   int ref_n;
   int blas_threads;
   long inject_nan_step; /* CONFORM_DEBUG_NAN_STEP when the run was created (0 = off) */
-  double preview_interval; /* read by the worker without a lock: a double store is atomic enough here */
+  double preview_interval; /* set on the main thread, read by the worker: guarded by lock */
 };
 
 G_DEFINE_FINAL_TYPE(ConformRun, conform_run, G_TYPE_OBJECT)
@@ -709,7 +709,9 @@ worker_main(gpointer data)
         w.sample_n = MAX(w.sample_n, 0);
       }
       gint64 now = g_get_monotonic_time();
+      g_mutex_lock(&self->lock);
       double interval = self->preview_interval;
+      g_mutex_unlock(&self->lock);
       if (w.training && interval > 0 && (double)(now - w.last_preview) / 1e6 >= interval && w.sample_n < 0) {
         w.sample_n = 0;
         w.sample_preview = TRUE;
@@ -1054,7 +1056,9 @@ void
 conform_run_set_preview_interval(ConformRun *self, double seconds)
 {
   g_return_if_fail(CONFORM_IS_RUN(self));
+  g_mutex_lock(&self->lock);
   self->preview_interval = seconds;
+  g_mutex_unlock(&self->lock);
 }
 
 void

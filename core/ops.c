@@ -23,8 +23,18 @@
 /* Hot elementwise kernels get an AVX2 clone next to the baseline SSE2 one,
  * picked at load time (GNU ifunc). Both clones do the same IEEE operations per
  * element (no FMA contraction in ISO C mode), so results are identical. */
+/* Not under ThreadSanitizer: the ifunc resolver would be instrumented and
+ * run during relocation, before the TSan runtime exists (a crash at load). */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CF_NO_IFUNC 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define CF_NO_IFUNC 1
+#endif
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && \
-    (!defined(__clang__) || __clang_major__ >= 14)
+    (!defined(__clang__) || __clang_major__ >= 14) && !defined(CF_NO_IFUNC)
 #define CF_HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define CF_HOT

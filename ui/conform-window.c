@@ -575,8 +575,11 @@ run_finished_cb(GObject *src, GAsyncResult *res, gpointer data)
     update_status(self);
   }
   GApplication *app = g_object_get_data(G_OBJECT(run), "conform-held-app");
-  if (app)
+  if (app) {
     g_application_release(app);
+    /* the worker is joined: nothing holds the application for this run now */
+    g_object_set_data(G_OBJECT(run), "conform-held-app", NULL);
+  }
   g_object_unref(run);
   g_object_unref(self);
 }

@@ -101,6 +101,7 @@ test_compare_ddpm(void)
   gtk_window_close(GTK_WINDOW(w));
   WAIT_UNTIL(!conform_compare_run_is_running(run2) && conform_run_get_state(main_run) == CONFORM_RUN_STOPPED,
              "workers joined after close");
+  wait_run_joined(main_run);
   drain();
   GObject *o1 = G_OBJECT(run), *o2 = G_OBJECT(run2);
   g_object_add_weak_pointer(o1, (gpointer *)&o1);
@@ -146,7 +147,7 @@ test_compare_vae_strategies(void)
   conform_run_pause(run);
   ConformRun *main_run = g_object_ref(run);
   gtk_window_close(GTK_WINDOW(w));
-  WAIT_UNTIL(conform_run_get_state(main_run) == CONFORM_RUN_STOPPED, "run stopped after close");
+  wait_run_joined(main_run);
   g_object_unref(main_run);
   drain();
 }

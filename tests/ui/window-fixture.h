@@ -75,12 +75,23 @@ open_window(const char *preset)
   return w;
 }
 
+/* A window's run is STOPPED just before its worker returns: this waits for
+ * the window's finish callback too, which joins the thread and lets go of the
+ * application (a test that ends before it leaves a finished, unjoined
+ * thread: a ThreadSanitizer "thread leak"). */
+static G_GNUC_UNUSED void
+wait_run_joined(ConformRun *run)
+{
+  WAIT_UNTIL(conform_run_get_state(run) == CONFORM_RUN_STOPPED, "run stopped");
+  WAIT_UNTIL(!g_object_get_data(G_OBJECT(run), "conform-held-app"), "run joined");
+}
+
 static G_GNUC_UNUSED void
 close_window(ConformWindow *w)
 {
   ConformRun *run = g_object_ref(conform_window_get_run(w));
   gtk_window_close(GTK_WINDOW(w)); /* as the user closes it: close-request cancels the run */
-  WAIT_UNTIL(conform_run_get_state(run) == CONFORM_RUN_STOPPED, "run stopped after close");
+  wait_run_joined(run);
   g_object_unref(run);
   drain();
 }
