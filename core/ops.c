@@ -106,10 +106,74 @@ sum_f64(const float *a, size_t n)
   return (s0 + s1) + (s2 + s3);
 }
 
+/* Products with a dimension of at most GEMM_THIN (a 2-D model's output
+ * layer: (256,128) x (128,2) and its gradients) are done here: OpenBLAS packs
+ * both operands on every call, which there costs more than the arithmetic
+ * (measured 15-25 % of the sgemm peak for these shapes). */
+#define GEMM_THIN 4
+
+/* sum_k x_k y_k with eight independent partial sums (vectorised). */
+CF_HOT static float
+dot_thin(const float *restrict x, const float *restrict y, int n)
+{
+  float acc[8] = {0};
+  int k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int l = 0; l < 8; l++)
+      acc[l] += x[k + l] * y[k + l];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; k < n; k++)
+    s += x[k] * y[k];
+  return s;
+}
+
+/* c (M,N) = op(a) b + beta c as rows: c_i += sum_k op(a)_ik b_k (b not
+ * transposed), for M or K thin. */
+CF_HOT static void
+gemm_rows(float *restrict c, const float *restrict a, const float *restrict b, int M, int N, int K, bool ta,
+          float beta)
+{
+  for (int i = 0; i < M; i++) {
+    float *restrict ci = c + (size_t)i * N;
+    if (beta == 0.0f)
+      memset(ci, 0, (size_t)N * sizeof *ci);
+    else if (beta != 1.0f)
+      for (int j = 0; j < N; j++)
+        ci[j] *= beta;
+    for (int k = 0; k < K; k++) {
+      const float aik = ta ? a[(size_t)k * M + i] : a[(size_t)i * K + k];
+      const float *restrict bk = b + (size_t)k * N;
+      for (int j = 0; j < N; j++)
+        ci[j] += aik * bk[j];
+    }
+  }
+}
+
+static bool
+gemm_thin(float *c, const float *a, const float *b, int M, int N, int K, bool ta, bool tb, float beta)
+{
+  if (!tb && (M <= GEMM_THIN || K <= GEMM_THIN)) {
+    gemm_rows(c, a, b, M, N, K, ta, beta);
+    return true;
+  }
+  if (tb && !ta && N <= GEMM_THIN) { /* c_ij = a_i . b_j, rows of both contiguous */
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) {
+        float *cij = c + (size_t)i * N + j;
+        float d = dot_thin(a + (size_t)i * K, b + (size_t)j * K, K);
+        *cij = beta == 0.0f ? d : beta * *cij + d;
+      }
+    return true;
+  }
+  return false;
+}
+
 /* c (M,N) = op(a) op(b) + beta c, op(a) (M,K), op(b) (K,N); packed row-major. */
 static void
 gemm(float *c, const float *a, const float *b, int M, int N, int K, bool ta, bool tb, float beta)
 {
+  if (gemm_thin(c, a, b, M, N, K, ta, tb, beta))
+    return;
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, beta, c, N);
 }
@@ -302,6 +366,12 @@ CfNode cf_mean_rows(CfGraph *g, CfNode a) { return reduce(g, CF_OP_SUM_ROWS, a, 
 CfNode cf_mean_cols(CfGraph *g, CfNode a) { return reduce(g, CF_OP_SUM_COLS, a, true); }
 CfNode cf_mean_all(CfGraph *g, CfNode a) { return reduce(g, CF_OP_SUM_ALL, a, true); }
 
+/* Integer times below TEMB_TABLE_T are looked up in a table of
+ * TEMB_TABLE_T x dim floats (at most 512 KiB) built when the graph is
+ * allocated; sinf and cosf cost ~3 % of a toy training step otherwise. */
+#define TEMB_TABLE_T 1024
+#define TEMB_TABLE_MAX_DIM 128
+
 CfNode
 cf_time_embed(CfGraph *g, CfNode t, int dim, float max_period)
 {
@@ -312,7 +382,8 @@ cf_time_embed(CfGraph *g, CfNode t, int dim, float max_period)
   CfNode n = cf_graph_push(g, CF_OP_TIME_EMBED, nt->rows, dim, t, -1, -1);
   if (n >= 0) {
     g->nodes[n].farg[0] = max_period;
-    g->nodes[n].scratch_floats = (size_t)dim / 2;
+    /* f_j, then the rows for t = 0 .. TEMB_TABLE_T - 1 (see cf_op_prepare) */
+    g->nodes[n].scratch_floats = (size_t)dim / 2 + (dim <= TEMB_TABLE_MAX_DIM ? (size_t)TEMB_TABLE_T * dim : 0);
   }
   return n;
 }
@@ -494,6 +565,17 @@ linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, con
     }
 }
 
+/* One embedding row [sin(t f_j) | cos(t f_j)]. */
+static void
+time_embed_row(float *restrict yr, float t, const float *restrict f, int half)
+{
+  for (int j = 0; j < half; j++) {
+    float arg = t * f[j];
+    yr[j] = sinf(arg);
+    yr[half + j] = cosf(arg);
+  }
+}
+
 void
 cf_op_prepare(CfGraph *g, CfNodeRec *n)
 {
@@ -503,6 +585,11 @@ cf_op_prepare(CfGraph *g, CfNodeRec *n)
     int half = n->cols / 2;
     for (int j = 0; j < half; j++)
       n->scratch[j] = (float)exp(-log((double)n->farg[0]) * j / half);
+    /* Diffusion times are integers: their rows are computed once here, with
+     * the same float operations as time_embed_row, so a lookup is exact. */
+    if (n->cols <= TEMB_TABLE_MAX_DIM)
+      for (int t = 0; t < TEMB_TABLE_T; t++)
+        time_embed_row(n->scratch + half + (size_t)t * n->cols, (float)t, n->scratch, half);
   }
 }
 
@@ -718,15 +805,14 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
   }
   case CF_OP_TIME_EMBED: { /* t (B,1) -> y (B,dim): [sin(t f_j) | cos(t f_j)] */
     int half = n->cols / 2;
-    const float *f = n->scratch;
+    const float *f = n->scratch, *table = n->cols <= TEMB_TABLE_MAX_DIM ? n->scratch + half : NULL;
     for (int r = 0; r < n->rows; r++) {
       float *yr = y + (size_t)r * n->cols;
       float t = a[r];
-      for (int j = 0; j < half; j++) {
-        float arg = t * f[j];
-        yr[j] = sinf(arg);
-        yr[half + j] = cosf(arg);
-      }
+      if (table && t >= 0.0f && t < (float)TEMB_TABLE_T && t == floorf(t))
+        memcpy(yr, table + (size_t)t * n->cols, (size_t)n->cols * sizeof *yr);
+      else
+        time_embed_row(yr, t, f, half);
     }
     break;
   }

@@ -9,6 +9,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ADAM_AVX 1
+#endif
 
 /* See ops.c: let gcc -O2 vectorise these loops (sqrtf inline, no errno). */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -63,6 +67,33 @@ typedef struct {
   size_t n;
 } AdamPass;
 
+#if ADAM_AVX
+/* The SSE loop of adam_range 8 wide (AVX, no FMA: the same roundings, so
+ * the results are identical); returns where it stopped. */
+__attribute__((target("avx"))) static size_t
+adam_range_avx(const AdamPass *a, size_t lo, size_t hi)
+{
+  const __m256 vb1 = _mm256_set1_ps(a->b1), vc1 = _mm256_set1_ps(1.0f - a->b1);
+  const __m256 vb2 = _mm256_set1_ps(a->b2), vc2 = _mm256_set1_ps(1.0f - a->b2);
+  const __m256 vstep = _mm256_set1_ps(a->step), vinv = _mm256_set1_ps(a->inv_sqrt_bc2);
+  const __m256 veps = _mm256_set1_ps(a->eps), vdecay = _mm256_set1_ps(a->decay), vgs = _mm256_set1_ps(a->gscale);
+  float *restrict param = a->param, *restrict m = a->m, *restrict v = a->v;
+  const float *restrict grad = a->grad;
+  size_t i = lo;
+  for (; i + 8 <= hi; i += 8) {
+    __m256 g = _mm256_mul_ps(_mm256_loadu_ps(grad + i), vgs);
+    __m256 mi = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(vc1, g));
+    __m256 vi = _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(vc2, g), g));
+    _mm256_storeu_ps(m + i, mi);
+    _mm256_storeu_ps(v + i, vi);
+    __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), vinv), veps);
+    __m256 p = _mm256_mul_ps(vdecay, _mm256_loadu_ps(param + i));
+    _mm256_storeu_ps(param + i, _mm256_sub_ps(p, _mm256_div_ps(_mm256_mul_ps(vstep, mi), den)));
+  }
+  return i;
+}
+#endif
+
 /* One Adam update over [lo, hi). */
 static void
 adam_range(const AdamPass *a, size_t lo, size_t hi)
@@ -72,6 +103,10 @@ adam_range(const AdamPass *a, size_t lo, size_t hi)
   float *restrict param = a->param, *restrict m = a->m, *restrict v = a->v;
   const float *restrict grad = a->grad;
   size_t i = lo;
+#if ADAM_AVX
+  if (__builtin_cpu_supports("avx")) /* a load from libgcc's CPU table */
+    i = adam_range_avx(a, lo, hi);
+#endif
 #if defined(__SSE2__)
   /* gcc vectorises sqrtf only with -fno-math-errno, which cannot be set per
    * file (the optimize pragma does not reach builtins), and a scalar sqrt plus

@@ -316,6 +316,7 @@ static const OpCase op_cases[] = {
   { "matmul_a_nograd", 2, SH2(3, 4, 4, 5), -1, 1, 0, 1u, b_matmul, ref_matmul, .h = 1e-2, .tol = 1e-4 },
   /* linear: x (3,4), W (5,4), b (1,5) */
   { "linear", 3, SH3(3, 4, 5, 4, 1, 5), -1, 1, 0, 0, b_linear, ref_linear, .h = 1e-2, .tol = 1e-4 },
+  { "linear_wide", 3, SH3(6, 7, 5, 7, 1, 5), -1, 1, 0, 0, b_linear, ref_linear, .h = 1e-2, .tol = 1e-4 }, /* sgemm */
   { "linear_nobias", 2, SH2(3, 4, 5, 4), -1, 1, 0, 0, b_linear, ref_linear, .h = 1e-2, .tol = 1e-4 },
   { "linear_x_nograd", 3, SH3(3, 4, 5, 4, 1, 5), -1, 1, 0, 1u, b_linear, ref_linear, .h = 1e-2, .tol = 1e-4 },
   { "linear_act_identity", 3, SH3(3, 4, 5, 4, 1, 5), -1, 1, 0, 0, b_linear_act, ref_linear, r_identity, .i0 = CF_PW_IDENTITY, .h = 1e-2, .tol = 1e-4 },
@@ -473,7 +474,11 @@ test_op_case(gconstpointer data)
 static void
 test_matmul_ref(void)
 {
-  static const int shapes[][3] = { { 7, 5, 3 }, { 1, 1, 1 }, { 13, 9, 17 }, { 2, 33, 1 }, { 64, 3, 65 } };
+  /* thin shapes (a dimension <= 4: ops.c's own loops) and wider ones (sgemm),
+   * among them a 2-D model's output layer and its two gradients */
+  static const int shapes[][3] = { { 7, 5, 3 },     { 1, 1, 1 },     { 13, 9, 17 },  { 2, 33, 1 },
+                                   { 64, 3, 65 },   { 256, 2, 128 }, { 2, 128, 256 }, { 256, 128, 2 },
+                                   { 40, 24, 36 }, { 5, 4, 19 },     { 4, 5, 5 } };
   CfRng rng;
   cf_rng_seed(&rng, 77);
   for (size_t s = 0; s < G_N_ELEMENTS(shapes); s++)
@@ -866,6 +871,36 @@ test_time_embed_values(void)
   cf_graph_free(g);
 }
 
+/* Integer times in [0, 1024) come from a table built at finalize: every row,
+ * table or not (non-integer, negative, past the table, dim above 128), equals
+ * sinf/cosf of the float product bit for bit. */
+static void
+test_time_embed_table(void)
+{
+  static const float ts[] = { 0.0f, 1.0f, 2.5f, 500.0f, 999.0f, 1023.0f, 1024.0f, 5000.0f, -3.0f, 17.25f };
+  const int nt = G_N_ELEMENTS(ts);
+  for (int dim = 32; dim <= 160; dim += 128) { /* 32: table; 160: none */
+    int half = dim / 2;
+    CfGraph *g = cf_graph_new();
+    CfNode t = cf_input(g, nt, 1, false);
+    CfNode e = cf_time_embed(g, t, dim, 10000.0f);
+    g_assert_cmpint(cf_graph_finalize(g), ==, CF_OK);
+    for (int rep = 0; rep < 2; rep++) { /* the second pass runs over the first's values */
+      memcpy(cf_graph_value(g, t), ts, sizeof ts);
+      cf_graph_forward(g);
+      const float *v = cf_graph_value(g, e);
+      for (int r = 0; r < nt; r++)
+        for (int j = 0; j < half; j++) {
+          float f = (float)exp(-log(10000.0) * j / half);
+          float arg = ts[r] * f;
+          g_assert_cmpfloat(v[r * dim + j], ==, sinf(arg));
+          g_assert_cmpfloat(v[r * dim + half + j], ==, cosf(arg));
+        }
+    }
+    cf_graph_free(g);
+  }
+}
+
 /* ---- fast activations over a wide range ------------------------------------------ */
 
 static void
@@ -913,6 +948,7 @@ main(int argc, char **argv)
   g_test_add_func("/graph/backward-scope", test_backward_scope);
   g_test_add_func("/graph/nan-recovery", test_nan_recovery);
   g_test_add_func("/graph/time-embed-values", test_time_embed_values);
+  g_test_add_func("/graph/time-embed-table", test_time_embed_table);
   g_test_add_func("/graph/activation-range", test_activation_range);
   return g_test_run();
 }
