@@ -536,6 +536,13 @@ conform_engine_params_copy(const ConformEngine *e, gsize *n)
 }
 
 const ConformConfig *conform_engine_config(const ConformEngine *e) { return &e->cfg; }
+
+void
+conform_engine_forget_command(ConformEngine *e)
+{
+  g_free(e->cfg.command);
+  e->cfg.command = g_strdup("");
+}
 int conform_engine_dim(const ConformEngine *e) { return e->dim; }
 long conform_engine_step(const ConformEngine *e) { return e->step; }
 const CfConstraint *conform_engine_constraint(const ConformEngine *e) { return &e->cs.raw; }

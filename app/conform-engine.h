@@ -166,6 +166,9 @@ void conform_engine_free(ConformEngine *e);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ConformEngine, conform_engine_free)
 
 const ConformConfig *conform_engine_config(const ConformEngine *e);
+/* Drops [experiment] command: the experiment no longer is what that command
+ * makes (the window trained it further or with other settings). */
+void conform_engine_forget_command(ConformEngine *e);
 int conform_engine_dim(const ConformEngine *e);
 long conform_engine_step(const ConformEngine *e);
 /* Validation report of the constraint (NULL without one) and warnings such

@@ -685,6 +685,7 @@ worker_main(gpointer data)
         n = MIN(n, w.steps_pending);
       else if (at < target)
         n = MIN(n, target - at); /* stop exactly at the configured step count */
+      conform_engine_forget_command(w.engine); /* `conform train` made it; the window trains on */
       gint64 t0 = g_get_monotonic_time();
       gboolean ok = conform_engine_train(w.engine, n, abort_cb, NULL, self->cancellable, &error);
       double dt = (double)(g_get_monotonic_time() - t0) / 1e6;

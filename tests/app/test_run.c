@@ -232,6 +232,64 @@ saved_cb(GObject *src, GAsyncResult *res, gpointer data)
     *err = g_error_new_literal(G_IO_ERROR, 0, "ok");
 }
 
+/* The [experiment] command of a saved experiment, or NULL. */
+static char *
+saved_command(const char *dir)
+{
+  g_autofree char *ini = g_build_filename(dir, "experiment.ini", NULL);
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_assert_true(g_key_file_load_from_file(kf, ini, G_KEY_FILE_NONE, NULL));
+  return g_key_file_get_string(kf, "experiment", "command", NULL);
+}
+
+static void
+save_and_wait(ConformRun *run, const char *dir)
+{
+  GError *err = NULL;
+  conform_run_save_async(run, dir, NULL, saved_cb, &err);
+  while (!err)
+    g_main_context_iteration(NULL, TRUE);
+  g_assert_cmpstr(err->message, ==, "ok");
+  g_clear_error(&err);
+}
+
+/* An experiment made by `conform train` keeps its command when the window
+ * only opens and saves it, and drops it once the window trains it. */
+static void
+test_command_after_training(void)
+{
+  g_autofree char *dir = g_dir_make_tmp("conform-run-XXXXXX", NULL);
+  {
+    ConformConfig cfg;
+    conform_config_init(&cfg);
+    g_assert_true(conform_config_apply_preset(&cfg, "moons", NULL));
+    g_assert_true(conform_config_set(&cfg, "sample.n", "50", NULL));
+    g_free(cfg.command);
+    cfg.command = g_strdup("conform train -p moons --steps 0");
+    Ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.errors = g_ptr_array_new_with_free_func(g_free);
+    ctx.infos = g_ptr_array_new_with_free_func(g_free);
+    ConformRun *run = conform_run_new(&cfg, NULL);
+    conform_config_clear(&cfg);
+    g_signal_connect(run, "ready", G_CALLBACK(ready_cb), &ctx);
+    conform_run_start_async(run, NULL, finished_cb, &ctx);
+    wait_for(run, &ctx, is_ready);
+    save_and_wait(run, dir);
+    g_autofree char *kept = saved_command(dir);
+    g_assert_cmpstr(kept, ==, "conform train -p moons --steps 0");
+    conform_run_step(run, 5);
+    while (conform_run_get_step(run) < 5)
+      g_main_context_iteration(NULL, TRUE);
+    save_and_wait(run, dir);
+    g_autofree char *gone = saved_command(dir);
+    g_assert_null(gone);
+    finish(run, &ctx);
+  }
+  g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+  (void)!system(cmd);
+}
+
 static void
 test_save_and_resume(void)
 {
@@ -243,12 +301,7 @@ test_save_and_resume(void)
   conform_run_request_samples(run, 100, 0);
   wait_for(run, &ctx, has_samples);
   g_autofree char *dir = g_dir_make_tmp("conform-run-XXXXXX", NULL);
-  GError *err = NULL;
-  conform_run_save_async(run, dir, NULL, saved_cb, &err);
-  while (!err)
-    g_main_context_iteration(NULL, TRUE);
-  g_assert_cmpstr(err->message, ==, "ok");
-  g_clear_error(&err);
+  save_and_wait(run, dir);
   const char *files[] = {"experiment.ini", "weights.ckpt", "metrics.csv", "samples.csv", "summary.tsv"};
   for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
     g_autofree char *p = g_build_filename(dir, files[i], NULL);
@@ -314,6 +367,7 @@ main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/run/train-pause-step", test_train_pause_step);
+  g_test_add_func("/run/command-after-training", test_command_after_training);
   g_test_add_func("/run/samples-beside-training", test_samples_beside_training);
   g_test_add_func("/run/bad-commands-keep-state", test_bad_commands_keep_state);
   g_test_add_func("/run/reproject-at-once", test_reproject_at_once);
