@@ -53,11 +53,21 @@ cmd_free(Cmd *c)
 }
 
 /* What the worker hands to the main thread (guarded by ConformRun.lock). */
+/* An explicit sample set being drawn: denoising step done of total. */
+typedef struct {
+  gboolean active;
+  int n;
+  long done, total;
+  double seconds;
+} SamplingProgress;
+
 typedef struct {
   GArray *records;            /* new ConformTrainRecord */
   gboolean records_reset;     /* records is the whole history (the engine rolled back after NaN) */
   ConformSampleSet *samples;  /* newest sample set (older ones are dropped) */
   GPtrArray *messages;        /* char* ("E:" prefix for errors) */
+  gboolean have_sampling;
+  SamplingProgress sampling;
   gboolean have_state;
   ConformRunState state;
   long step;
@@ -115,11 +125,12 @@ struct _ConformRun {
   int blas_threads;
   long inject_nan_step; /* CONFORM_DEBUG_NAN_STEP when the run was created (0 = off) */
   double preview_interval; /* set on the main thread, read by the worker: guarded by lock */
+  SamplingProgress sampling_progress;
 };
 
 G_DEFINE_FINAL_TYPE(ConformRun, conform_run, G_TYPE_OBJECT)
 
-enum { SIG_READY, SIG_PROGRESS, SIG_SAMPLES, SIG_STATE_CHANGED, SIG_MESSAGE, N_SIGNALS };
+enum { SIG_READY, SIG_PROGRESS, SIG_SAMPLES, SIG_STATE_CHANGED, SIG_MESSAGE, SIG_SAMPLING, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 /* ---- main thread: flushing the outbox --------------------------------------- */
@@ -187,6 +198,10 @@ flush_cb(gpointer data)
   }
   if (o.records)
     g_array_unref(o.records);
+  if (o.have_sampling) {
+    self->sampling_progress = o.sampling;
+    g_signal_emit(self, signals[SIG_SAMPLING], 0);
+  }
   if (o.samples) {
     if (self->samples)
       conform_sample_set_unref(self->samples);
@@ -371,7 +386,42 @@ typedef struct {
   int traj_n;
   GTask *task;       /* conform_run_sample_async: the sets go to the task, not to the views */
   char **strategies; /* with task: one set per strategy (NULL: opts.strategy) */
+  gint64 t0, last_report; /* explicit samples: progress (sample_progress_cb) */
 } SampleJob;
+
+/* Explicit sample sets (Sample now, the end of training, an opened
+ * experiment) of images take a minute or more: the window shows how far
+ * they are ("sampling-progress"), updated at most four times a second.
+ * Previews during training are not reported. */
+#define SAMPLE_REPORT_US 250000
+
+static void
+post_sampling(ConformRun *self, gboolean active, int n, long done, long total, double seconds)
+{
+  g_mutex_lock(&self->lock);
+  self->out.have_sampling = TRUE;
+  self->out.sampling = (SamplingProgress){active, n, done, total, seconds};
+  schedule_flush_locked(self);
+  g_mutex_unlock(&self->lock);
+}
+
+static bool
+sample_abort_cb(void *user)
+{
+  SampleJob *job = user;
+  return g_cancellable_is_cancelled(job->self->cancellable);
+}
+
+static void
+sample_progress_cb(void *user, long done, long total)
+{
+  SampleJob *job = user;
+  gint64 now = g_get_monotonic_time();
+  if (done < total && now - job->last_report < SAMPLE_REPORT_US)
+    return;
+  job->last_report = now;
+  post_sampling(job->self, TRUE, job->opts.n, done, total, (double)(now - job->t0) / 1e6);
+}
 
 static bool
 abort_cb(void *user)
@@ -420,8 +470,14 @@ sample_thread(gpointer data)
   if (job->task) {
     run_task_job(job);
   } else {
-    ConformSampleSet *set = conform_sampler_run(job->sampler, &job->opts, job->traj_n, abort_cb, NULL,
-                                                self->cancellable, &error);
+    gboolean report = !job->opts.preview;
+    job->t0 = g_get_monotonic_time();
+    if (report)
+      post_sampling(self, TRUE, job->opts.n, 0, 0, 0.0);
+    ConformSampleSet *set = conform_sampler_run(job->sampler, &job->opts, job->traj_n, sample_abort_cb,
+                                                report ? sample_progress_cb : NULL, job, &error);
+    if (report) /* done, failed or cancelled: no longer sampling */
+      post_sampling(self, FALSE, job->opts.n, 0, 0, (double)(g_get_monotonic_time() - job->t0) / 1e6);
     if (set)
       publish_samples(self, set);
     else if (!g_error_matches(error, CONFORM_ERROR, CONFORM_ERROR_CANCELLED)) {
@@ -834,6 +890,9 @@ conform_run_class_init(ConformRunClass *klass)
                                             NULL, NULL, G_TYPE_NONE, 0);
   signals[SIG_MESSAGE] = g_signal_new("message", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                                       G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_BOOLEAN);
+  /* an explicit sample set started, advanced or ended: conform_run_get_sampling() */
+  signals[SIG_SAMPLING] = g_signal_new("sampling-progress", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL,
+                                       NULL, NULL, G_TYPE_NONE, 0);
 }
 
 static void
@@ -1093,6 +1152,19 @@ double conform_run_get_steps_per_second(ConformRun *self) { return self->steps_p
 double conform_run_get_train_seconds(ConformRun *self) { return self->train_seconds; }
 int conform_run_get_dim(ConformRun *self) { return self->dim; }
 const ConformConfig *conform_run_get_config(ConformRun *self) { return &self->config; }
+
+gboolean
+conform_run_get_sampling(ConformRun *self, int *n, double *fraction, double *seconds)
+{
+  const SamplingProgress *p = &self->sampling_progress;
+  if (n)
+    *n = p->n;
+  if (fraction)
+    *fraction = p->total > 0 ? (double)p->done / (double)p->total : 0.0;
+  if (seconds)
+    *seconds = p->seconds;
+  return p->active;
+}
 const CfConstraint *conform_run_get_constraint(ConformRun *self) { return &self->constraint; }
 const GArray *conform_run_get_records(ConformRun *self) { return self->records; }
 ConformSampleSet *conform_run_get_samples(ConformRun *self) { return self->samples; }

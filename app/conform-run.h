@@ -97,6 +97,11 @@ const float *conform_run_get_reference(ConformRun *self, int *n);
 /* All training records so far (ConformTrainRecord). */
 const GArray *conform_run_get_records(ConformRun *self);
 ConformSampleSet *conform_run_get_samples(ConformRun *self); /* borrowed, may be NULL */
+/* TRUE while an explicit sample set (Sample now, the end of training, an
+ * opened experiment; not the previews) is being drawn: n samples, the
+ * fraction of the denoising steps done, seconds so far. Main thread;
+ * "sampling-progress" says when it changes. */
+gboolean conform_run_get_sampling(ConformRun *self, int *n, double *fraction, double *seconds);
 
 /* Signals (main thread):
  *   "ready"          worker built the engine (dim, data, constraint known)

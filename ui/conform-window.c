@@ -268,6 +268,13 @@ update_status(ConformWindow *self)
   self->status_text = g_strdup_printf("%s · step %ld of %d · %.0f steps/s · %.2f ms/step · %d:%02d elapsed · %d samples shown",
                                       state, conform_run_get_step(r), (int)conform_config_total_steps(conform_run_get_config(r)), sps,
                                       sps > 0 ? 1000.0 / sps : 0.0, (int)secs / 60, (int)secs % 60, s ? s->n : 0);
+  int sn;
+  double frac, ssec;
+  if (conform_run_get_sampling(r, &sn, &frac, &ssec)) {
+    char *t = g_strdup_printf("%s · sampling %d samples: %.0f%% (%.0f s)", self->status_text, sn, 100.0 * frac, ssec);
+    g_free(self->status_text);
+    self->status_text = t;
+  }
   gtk_label_set_text(GTK_LABEL(self->status_label), self->status_text);
 }
 
@@ -556,6 +563,13 @@ run_message_cb(ConformRun *run, const char *text, gboolean is_error, ConformWind
 }
 
 static void
+run_sampling_cb(ConformRun *run, ConformWindow *self)
+{
+  if (run == self->run)
+    update_status(self);
+}
+
+static void
 run_finished_cb(GObject *src, GAsyncResult *res, gpointer data)
 {
   ConformWindow *self = data; /* holds a reference (taken in start_run) */
@@ -674,6 +688,7 @@ start_run(ConformWindow *self, const ConformConfig *cfg, const char *dir)
   g_signal_connect_object(run, "samples", G_CALLBACK(run_samples_cb), self, 0);
   g_signal_connect_object(run, "state-changed", G_CALLBACK(run_state_cb), self, 0);
   g_signal_connect_object(run, "message", G_CALLBACK(run_message_cb), self, 0);
+  g_signal_connect_object(run, "sampling-progress", G_CALLBACK(run_sampling_cb), self, 0);
   self->incoming = run;
   self->incoming_is_open = dir != NULL;
   /* The application stays alive until every worker has been joined. */

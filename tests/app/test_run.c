@@ -232,6 +232,53 @@ saved_cb(GObject *src, GAsyncResult *res, gpointer data)
     *err = g_error_new_literal(G_IO_ERROR, 0, "ok");
 }
 
+typedef struct {
+  int active, inactive;
+  double max_fraction;
+  gboolean last_active;
+} SamplingSeen;
+
+static void
+sampling_cb(ConformRun *r, SamplingSeen *seen)
+{
+  int n;
+  double f, sec;
+  gboolean active = conform_run_get_sampling(r, &n, &f, &sec);
+  g_assert_cmpint(n, ==, 300);
+  g_assert_cmpfloat(f, >=, 0.0);
+  g_assert_cmpfloat(f, <=, 1.0);
+  g_assert_cmpfloat(sec, >=, 0.0);
+  if (active) {
+    seen->active++;
+    seen->max_fraction = MAX(seen->max_fraction, f);
+  } else {
+    seen->inactive++;
+  }
+  seen->last_active = active;
+}
+
+/* An explicit sample set reports its progress (the window's status bar),
+ * ending inactive; previews while training report nothing. */
+static void
+test_sampling_progress(void)
+{
+  Ctx ctx;
+  ConformRun *run = start("moons", 100000, &ctx);
+  SamplingSeen seen = {0};
+  g_assert_false(conform_run_get_sampling(run, NULL, NULL, NULL));
+  g_signal_connect(run, "sampling-progress", G_CALLBACK(sampling_cb), &seen);
+  conform_run_request_samples(run, 300, 0);
+  wait_for(run, &ctx, has_samples);
+  while (seen.inactive == 0) /* the end may come in a later flush than the set */
+    g_main_context_iteration(NULL, TRUE);
+  g_assert_cmpint(seen.active, >=, 1);
+  g_assert_cmpint(seen.inactive, ==, 1);
+  g_assert_false(seen.last_active);
+  g_assert_false(conform_run_get_sampling(run, NULL, NULL, NULL));
+  g_assert_cmpfloat(seen.max_fraction, <=, 1.0);
+  finish(run, &ctx);
+}
+
 /* The [experiment] command of a saved experiment, or NULL. */
 static char *
 saved_command(const char *dir)
@@ -368,6 +415,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/run/train-pause-step", test_train_pause_step);
   g_test_add_func("/run/command-after-training", test_command_after_training);
+  g_test_add_func("/run/sampling-progress", test_sampling_progress);
   g_test_add_func("/run/samples-beside-training", test_samples_beside_training);
   g_test_add_func("/run/bad-commands-keep-state", test_bad_commands_keep_state);
   g_test_add_func("/run/reproject-at-once", test_reproject_at_once);
