@@ -278,6 +278,7 @@ static const ImgCase img_cases[] = {
   { "avgpool2", K_AVGPOOL, 2, 2, 4, 6, .f = 2, .h = 1e-2, .tol = 1e-4 },
   { "avgpool3", K_AVGPOOL, 2, 1, 6, 3, .f = 3, .h = 1e-2, .tol = 1e-4 },
   { "group_norm", K_GROUP_NORM, 2, 4, 3, 2, .f = 2, .h = 1e-3, .tol = 1e-3 },
+  { "group_norm_wide", K_GROUP_NORM, 2, 4, 3, 5, .f = 2, .h = 1e-3, .tol = 1e-3 }, /* HW 15: 8 partial sums + tail */
   { "group_norm_1group", K_GROUP_NORM, 2, 3, 2, 3, .f = 1, .h = 1e-3, .tol = 1e-3 },
   { "group_norm_per_channel", K_GROUP_NORM, 3, 2, 3, 3, .f = 2, .h = 1e-3, .tol = 1e-3 },
   { "group_norm_x_nograd", K_GROUP_NORM, 2, 4, 2, 2, .f = 2, .nograd = 1u, .h = 1e-3, .tol = 1e-3 },
