@@ -536,19 +536,22 @@ conform_engine_params_copy(const ConformEngine *e, gsize *n)
 }
 
 const ConformConfig *conform_engine_config(const ConformEngine *e) { return &e->cfg; }
-
-void
-conform_engine_forget_command(ConformEngine *e)
-{
-  g_free(e->cfg.command);
-  e->cfg.command = g_strdup("");
-}
 int conform_engine_dim(const ConformEngine *e) { return e->dim; }
 long conform_engine_step(const ConformEngine *e) { return e->step; }
 const CfConstraint *conform_engine_constraint(const ConformEngine *e) { return &e->cs.raw; }
 const GArray *conform_engine_records(const ConformEngine *e) { return e->records; }
 gboolean conform_engine_mirror_phase(const ConformEngine *e) { return engine_mirror_phase(e); }
 const char *conform_engine_warnings(const ConformEngine *e) { return e->warnings; }
+
+/* Called before every training chunk of a window run: free once, then a no-op. */
+void
+conform_engine_forget_command(ConformEngine *e)
+{
+  if (e->cfg.command && !e->cfg.command[0])
+    return;
+  g_free(e->cfg.command);
+  e->cfg.command = g_strdup("");
+}
 
 const CfConstraintReport *
 conform_engine_constraint_report(const ConformEngine *e)

@@ -52,7 +52,6 @@ cmd_free(Cmd *c)
   g_free(c);
 }
 
-/* What the worker hands to the main thread (guarded by ConformRun.lock). */
 /* An explicit sample set being drawn: denoising step done of total. */
 typedef struct {
   gboolean active;
@@ -61,6 +60,7 @@ typedef struct {
   double seconds;
 } SamplingProgress;
 
+/* What the worker hands to the main thread (guarded by ConformRun.lock). */
 typedef struct {
   GArray *records;            /* new ConformTrainRecord */
   gboolean records_reset;     /* records is the whole history (the engine rolled back after NaN) */

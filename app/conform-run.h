@@ -110,6 +110,8 @@ gboolean conform_run_get_sampling(ConformRun *self, int *n, double *fraction, do
  *                    are dropped and first_new_record is 0 (redraw them all)
  *   "samples"        (gpointer ConformSampleSet*) a new sample set
  *   "state-changed"
- *   "message"        (const char *text, gboolean is_error) */
+ *   "message"        (const char *text, gboolean is_error)
+ *   "sampling-progress" an explicit sample set started, advanced or ended
+ *                    (conform_run_get_sampling) */
 
 G_END_DECLS

@@ -110,6 +110,9 @@ bool cf_op_stores_grads(CfOpKind op);
 
 /* Kernels (ops.c). prepare runs once after the arenas exist. */
 void cf_op_prepare(CfGraph *g, CfNodeRec *n);
+/* sum of n floats in double, four independent accumulators (ops.c; also
+ * the image ops' channel and group sums) */
+double cf_sum_f64(const float *a, size_t n);
 void cf_op_forward(CfGraph *g, CfNodeRec *n);
 void cf_op_backward(CfGraph *g, CfNodeRec *n);
 

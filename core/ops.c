@@ -90,8 +90,8 @@ sigmoidf_(float x)
 }
 
 /* Sum in double with four independent accumulators (no add latency chain). */
-static double
-sum_f64(const float *a, size_t n)
+double
+cf_sum_f64(const float *a, size_t n)
 {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   size_t i = 0;
@@ -763,7 +763,7 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
   case CF_OP_SUM_ROWS: { /* y (B,1) = s * sum_j a (B,c) */
     int c = IN(0).cols;
     for (int r = 0; r < n->rows; r++)
-      y[r] = (float)(n->farg[0] * sum_f64(a + (size_t)r * c, (size_t)c));
+      y[r] = (float)(n->farg[0] * cf_sum_f64(a + (size_t)r * c, (size_t)c));
     break;
   }
   case CF_OP_SUM_COLS: { /* y (1,c) = s * sum_r a (B,c) */
@@ -779,7 +779,7 @@ cf_op_forward(CfGraph *g, CfNodeRec *n)
     break;
   }
   case CF_OP_SUM_ALL: /* y (1,1) = s * sum a */
-    y[0] = (float)(n->farg[0] * sum_f64(a, na));
+    y[0] = (float)(n->farg[0] * cf_sum_f64(a, na));
     break;
   case CF_OP_MSE: { /* y (1,1) = mean (a - b)^2 over (r,c) */
     double s0 = 0, s1 = 0;

@@ -207,23 +207,9 @@ valid_range(int W, int Wo, int stride, int pad, int kj, int *lo, int *hi)
   *hi = h;
 }
 
-/* Group statistics with eight independent partial sums: one running sum
- * waits on the previous addition (4 cycles) per element, which made group
- * norm a visible part of a U-Net step; eight chains vectorise. */
-static double
-sum8_f64(const float *restrict x, size_t n)
-{
-  double acc[8] = {0};
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; l++)
-      acc[l] += x[i + l];
-  double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; i++)
-    s += x[i];
-  return s;
-}
-
+/* Group statistics with independent partial sums (cf_sum_f64 and the two
+ * below): one running sum waits on the previous addition (4 cycles) per
+ * element, which made group norm a visible part of a U-Net step. */
 /* sum (x - mu)^2 in double, eight partial sums */
 static double
 sumsq_dev8_f64(const float *restrict x, size_t n, double mu)
@@ -395,7 +381,7 @@ conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *
     }
     if (dbias)
       for (int o = 0; o < c->C_out; o++) {
-        dbias[o] += (float)sum8_f64(dt + (size_t)o * N, (size_t)N);
+        dbias[o] += (float)cf_sum_f64(dt + (size_t)o * N, (size_t)N);
       }
     if (dw) {
       const float *col = x + (size_t)b0 * in_sz;
@@ -592,7 +578,7 @@ group_norm_fwd(float *restrict y, float *restrict stats, const float *restrict x
     for (int gi = 0; gi < G; gi++) {
       size_t off = (size_t)b * C * HW + (size_t)gi * N;
       const float *xs = x + off;
-      double mu = sum8_f64(xs, N) / (double)N, v = sumsq_dev8_f64(xs, N, mu);
+      double mu = cf_sum_f64(xs, N) / (double)N, v = sumsq_dev8_f64(xs, N, mu);
       float rstd = (float)(1.0 / sqrt(v / (double)N + eps));
       float muf = (float)mu;
       stats[2 * ((size_t)b * G + gi)] = muf;

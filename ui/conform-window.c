@@ -264,17 +264,16 @@ update_status(ConformWindow *self)
   case CONFORM_RUN_STOPPED: state = "stopped"; break;
   }
   double secs = conform_run_get_train_seconds(r);
-  g_free(self->status_text);
-  self->status_text = g_strdup_printf("%s · step %ld of %d · %.0f steps/s · %.2f ms/step · %d:%02d elapsed · %d samples shown",
-                                      state, conform_run_get_step(r), (int)conform_config_total_steps(conform_run_get_config(r)), sps,
-                                      sps > 0 ? 1000.0 / sps : 0.0, (int)secs / 60, (int)secs % 60, s ? s->n : 0);
   int sn;
   double frac, ssec;
-  if (conform_run_get_sampling(r, &sn, &frac, &ssec)) {
-    char *t = g_strdup_printf("%s · sampling %d samples: %.0f%% (%.0f s)", self->status_text, sn, 100.0 * frac, ssec);
-    g_free(self->status_text);
-    self->status_text = t;
-  }
+  g_autofree char *sampling = conform_run_get_sampling(r, &sn, &frac, &ssec)
+                                ? g_strdup_printf(" · sampling %d samples: %.0f%% (%.0f s)", sn, 100.0 * frac, ssec)
+                                : NULL;
+  g_free(self->status_text);
+  self->status_text = g_strdup_printf("%s · step %ld of %d · %.0f steps/s · %.2f ms/step · %d:%02d elapsed · %d samples shown%s",
+                                      state, conform_run_get_step(r), (int)conform_config_total_steps(conform_run_get_config(r)), sps,
+                                      sps > 0 ? 1000.0 / sps : 0.0, (int)secs / 60, (int)secs % 60, s ? s->n : 0,
+                                      sampling ? sampling : "");
   gtk_label_set_text(GTK_LABEL(self->status_label), self->status_text);
 }
 
