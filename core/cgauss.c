@@ -6,6 +6,7 @@
  * sample satisfies A z = k are refined in double against the exact
  * S = A diag(s) A^T, applied as A (s .* (A^T v)). */
 #include "cgauss.h"
+#include "gemm.h"
 
 #include <cblas.h>
 #include <float.h>
@@ -654,10 +655,8 @@ colquad(CfCgauss *g, const double *h, double *t)
         y[i] = w[i] * (float)(hb[i] * s[i] * s[i]);
     }
     /* T = Y W^T (m x m), U = T W (m x n) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, n, 1.0f, g->ws_mn2, n, g->ws_mn, n, 0.0f, g->ws_mm,
-                m);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, m, 1.0f, g->ws_mm, m, g->ws_mn, n, 0.0f, g->ws_mn2,
-                n);
+    cf_gemm(g->ws_mm, m, g->ws_mn2, n, g->ws_mn, n, m, m, n, false, true, 0.0f);
+    cf_gemm(g->ws_mn2, n, g->ws_mm, m, g->ws_mn, n, m, n, m, false, false, 0.0f);
     double *tb = t + (size_t)b * n;
     memset(tb, 0, (size_t)n * sizeof *tb);
     for (int r = 0; r < m; r++) {

@@ -4,6 +4,7 @@
  * Analysis runs in double through LAPACK; projection runs in float with a
  * factorisation computed once in double. */
 #include "constraint.h"
+#include "gemm.h"
 #include "constraint_private.h"
 
 #include <cblas.h>
@@ -612,8 +613,10 @@ cf_project(CfProjector *p, float *x, int B)
     float *xb = x + (size_t)r0 * (size_t)n;
     for (int i = 0; i < rows; i++)
       memcpy(R + (size_t)i * (size_t)m, cvec, (size_t)m * sizeof *R);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, m, n, 1.0f, xb, n, Q, m, -1.0f, R, m);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, m, -1.0f, R, m, Q, m, 1.0f, xb, n);
+    cf_gemm(R, m, xb, n, Q, m, rows, m, n, false, false, -1.0f); /* R = X Q - c */
+    for (size_t i = 0; i < (size_t)rows * (size_t)m; i++)
+      R[i] = -R[i];
+    cf_gemm(xb, n, R, m, Q, m, rows, n, m, false, true, 1.0f); /* X += (c - X Q) Q^T */
   }
 }
 

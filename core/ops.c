@@ -3,11 +3,11 @@
  * Every kernel works on packed row-major buffers; n = rows * cols for
  * elementwise kernels. Backward kernels accumulate (+=) into the gradients of
  * inputs that need one (needs_grad) and never touch the others. */
-#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "graph.h"
 #include "graph_private.h"
 
@@ -174,8 +174,7 @@ gemm(float *c, const float *a, const float *b, int M, int N, int K, bool ta, boo
 {
   if (gemm_thin(c, a, b, M, N, K, ta, tb, beta))
     return;
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, beta, c, N);
+  cf_gemm(c, N, a, ta ? M : K, b, tb ? K : N, M, N, K, ta, tb, beta);
 }
 
 void

@@ -5,10 +5,10 @@
  * from cf_op_forward/cf_op_backward (ops.c). Backward kernels accumulate (+=)
  * into the gradients of inputs that need one. A "plane" is one channel of one
  * image: H*W contiguous floats; B*C planes follow each other in memory. */
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "graph.h"
 #include "graph_private.h"
 
@@ -323,8 +323,7 @@ static void
 gemm_ld(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K,
         bool ta, bool tb, float beta)
 {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
-              1.0f, a, lda, b, ldb, beta, c, ldc);
+  cf_gemm(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, beta);
 }
 
 /* y (B, C_out*HWo) = conv(x (B, C_in*H*W), w (C_out, K)) + bias (1, C_out).

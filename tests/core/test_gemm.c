@@ -1,0 +1,149 @@
+/* cf_gemm, both paths (the AVX-512 kernel and cblas_sgemm), against a direct
+ * double-precision sum: every transpose combination, shapes at and around
+ * the kernel's tile edges (8 rows, 32 columns) and K blocks (256), padded
+ * leading dimensions, each beta case, and C's padding left untouched. */
+#include <glib.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "rng.h"
+
+typedef struct {
+  int M, N, K;
+} Shape;
+
+static const Shape shapes[] = {
+  {1, 1, 1},    {7, 5, 3},     {8, 32, 1},    {9, 33, 17},   {16, 64, 256}, {17, 31, 257},
+  {256, 128, 128}, {128, 128, 256}, {256, 128, 34}, {64, 45, 600}, {3, 100, 513}, {40, 16, 15},
+};
+
+static void
+fill(CfRng *rng, float *x, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    x[i] = 2.0f * cf_rng_uniform(rng) - 1.0f;
+}
+
+/* One product with padded leading dimensions; C's pad columns hold a
+ * sentinel that must survive. beta 0 starts C as NaN (must be ignored). */
+static void
+check_one(CfRng *rng, Shape s, bool ta, bool tb, float beta)
+{
+  const int M = s.M, N = s.N, K = s.K;
+  const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  const int lda = ac + 3, ldb = bc + 5, ldc = N + 2;
+  float *a = g_new(float, (size_t)ar * lda), *b = g_new(float, (size_t)br * ldb);
+  float *c = g_new(float, (size_t)M * ldc), *c0 = g_new(float, (size_t)M * ldc);
+  fill(rng, a, (size_t)ar * lda);
+  fill(rng, b, (size_t)br * ldb);
+  fill(rng, c0, (size_t)M * ldc);
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < ldc; j++)
+      if (j >= N)
+        c0[(size_t)i * ldc + j] = 12345.0f;
+      else if (beta == 0.0f)
+        c0[(size_t)i * ldc + j] = NAN;
+  memcpy(c, c0, sizeof *c * (size_t)M * ldc);
+  cf_gemm(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, beta);
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < ldc; j++) {
+      float got = c[(size_t)i * ldc + j];
+      if (j >= N) {
+        g_assert_cmpfloat(got, ==, 12345.0f);
+        continue;
+      }
+      double ref = beta == 0.0f ? 0.0 : (double)beta * c0[(size_t)i * ldc + j], mag = fabs(ref);
+      for (int k = 0; k < K; k++) {
+        double x = ta ? a[(size_t)k * lda + i] : a[(size_t)i * lda + k];
+        double y = tb ? b[(size_t)j * ldb + k] : b[(size_t)k * ldb + j];
+        ref += x * y;
+        mag += fabs(x * y);
+      }
+      if (!(fabs(got - ref) <= 1e-6 * (4.0 + mag)))
+        g_error("%dx%dx%d ta %d tb %d beta %g: C[%d,%d] = %.9g, direct sum %.9g", M, N, K, ta, tb, beta, i, j,
+                got, ref);
+    }
+  g_free(a);
+  g_free(b);
+  g_free(c);
+  g_free(c0);
+}
+
+static void
+check_all(void)
+{
+  static const float betas[] = {0.0f, 1.0f, 0.5f, -2.0f};
+  CfRng rng;
+  cf_rng_seed(&rng, 5);
+  for (size_t s = 0; s < G_N_ELEMENTS(shapes); s++)
+    for (int t = 0; t < 4; t++)
+      for (size_t q = 0; q < G_N_ELEMENTS(betas); q++)
+        check_one(&rng, shapes[s], t & 1, t & 2, betas[q]);
+}
+
+static void
+test_native(void)
+{
+  if (!cf_gemm_native_available()) {
+    g_test_skip("this CPU has no AVX-512F: cf_gemm always uses cblas_sgemm here");
+    return;
+  }
+  bool prev = cf_gemm_set_native(true);
+  g_assert_true(cf_gemm_native_active());
+  check_all();
+  cf_gemm_set_native(prev);
+}
+
+static void
+test_blas(void)
+{
+  bool prev = cf_gemm_set_native(false);
+  g_assert_false(cf_gemm_native_active());
+  check_all();
+  cf_gemm_set_native(prev);
+}
+
+/* Degenerate sizes: M or N zero touch nothing; K zero scales C by beta. */
+static void
+test_empty(void)
+{
+  for (int nat = 0; nat < 2; nat++) {
+    bool prev = cf_gemm_set_native(nat);
+    float c[6] = {1, 2, 3, 4, 5, 6}, a[1] = {7}, b[1] = {8};
+    cf_gemm(c, 3, a, 1, b, 3, 0, 3, 1, false, false, 0.0f);
+    cf_gemm(c, 3, a, 1, b, 3, 2, 0, 1, false, false, 0.0f);
+    for (int i = 0; i < 6; i++)
+      g_assert_cmpfloat(c[i], ==, i + 1);
+    cf_gemm(c, 3, a, 1, b, 3, 2, 3, 0, false, false, 0.5f);
+    for (int i = 0; i < 6; i++)
+      g_assert_cmpfloat(c[i], ==, 0.5f * (i + 1));
+    cf_gemm_set_native(prev);
+  }
+}
+
+/* CONFORM_GEMM=blas in the environment turns the kernel off (fresh process). */
+static void
+test_env(void)
+{
+  if (g_test_subprocess()) {
+    g_assert_false(cf_gemm_native_active());
+    return;
+  }
+  g_setenv("CONFORM_GEMM", "blas", TRUE);
+  g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_unsetenv("CONFORM_GEMM");
+  g_test_trap_assert_passed();
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/gemm/native", test_native);
+  g_test_add_func("/gemm/blas", test_blas);
+  g_test_add_func("/gemm/empty", test_empty);
+  g_test_add_func("/gemm/env", test_env);
+  return g_test_run();
+}
