@@ -519,7 +519,7 @@ factor(CfCgauss *g, CfError *err)
       for (int i = 0; i < n; i++)
         w[i] = a[i] * sq[i];
     }
-    cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, m, n, 1.0f, g->ws_mn, n, 0.0f, g->ws_mm, m);
+    cf_syrk_lower(g->ws_mm, m, g->ws_mn, n, m, n); /* lower triangle of W W^T */
     for (int r = 0; r < m; r++)
       for (int j = 0; j <= r; j++)
         g->ws_mmd[(size_t)r * m + j] = g->ws_mm[(size_t)r * m + j];

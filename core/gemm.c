@@ -189,9 +189,11 @@ mask_of(int n)
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
 }
 
+/* lower: only tiles that hold entries on or below the diagonal (j <= i), for
+ * cf_syrk_lower; the other tiles are skipped. */
 static void
 gemm_native(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K, bool ta,
-            bool tb, float beta)
+            bool tb, float beta, bool lower)
 {
   _Alignas(64) float bpack[KC * NR];
   const int nblk = (K + KC - 1) / KC, kcb = (K + nblk - 1) / nblk;
@@ -212,7 +214,7 @@ gemm_native(float *c, int ldc, const float *a, int lda, const float *b, int ldb,
         bp = b + (size_t)p0 * ldb + j0;
         sb = ldb;
       }
-      for (int i0 = 0; i0 < M; i0 += MR) {
+      for (int i0 = lower ? j0 / MR * MR : 0; i0 < M; i0 += MR) {
         const int mr = M - i0 < MR ? M - i0 : MR;
         const float *ap = ta ? a + (size_t)p0 * lda + i0 : a + (size_t)i0 * lda + p0;
         kernel_8x32(kc, ap, rs, cs, bp, sb, c + (size_t)i0 * ldc + j0, ldc, mr, m0, m1, mode, beta);
@@ -230,10 +232,24 @@ cf_gemm(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int
     return;
 #if GEMM_NATIVE
   if (K > 0 && native_on()) {
-    gemm_native(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, beta);
+    gemm_native(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, beta, false);
     return;
   }
 #endif
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a,
               lda, b, ldb, beta, c, ldc);
+}
+
+void
+cf_syrk_lower(float *c, int ldc, const float *a, int lda, int M, int K)
+{
+  if (M <= 0)
+    return;
+#if GEMM_NATIVE
+  if (K > 0 && native_on()) {
+    gemm_native(c, ldc, a, lda, a, lda, M, M, K, false, true, 0.0f, true);
+    return;
+  }
+#endif
+  cblas_ssyrk(CblasRowMajor, CblasLower, CblasNoTrans, M, K, 1.0f, a, lda, 0.0f, c, ldc);
 }

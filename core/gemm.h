@@ -13,6 +13,10 @@
 void cf_gemm(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K,
              bool ta, bool tb, float beta);
 
+/* The lower triangle (j <= i) of C (M,M) = A A^T, A (M,K) row-major (the
+ * ssyrk of a Gram matrix). Entries above the diagonal may be overwritten. */
+void cf_syrk_lower(float *c, int ldc, const float *a, int lda, int M, int K);
+
 /* The native kernel can run on this CPU (x86-64 with AVX-512F). */
 bool cf_gemm_native_available(void);
 

@@ -1,7 +1,8 @@
 /* cf_gemm, both paths (the AVX-512 kernel and cblas_sgemm), against a direct
  * double-precision sum: every transpose combination, shapes at and around
  * the kernel's tile edges (8 rows, 32 columns) and K blocks (256), padded
- * leading dimensions, each beta case, and C's padding left untouched. */
+ * leading dimensions, each beta case, and C's padding left untouched; the
+ * lower-triangle Gram product cf_syrk_lower the same way. */
 #include <glib.h>
 #include <math.h>
 #include <stdlib.h>
@@ -105,6 +106,51 @@ test_blas(void)
   cf_gemm_set_native(prev);
 }
 
+/* cf_syrk_lower on both paths: the lower triangle against direct sums (C
+ * starts as NaN: beta is 0), pad columns untouched. */
+static void
+test_syrk(void)
+{
+  static const int sizes[][2] = {{1, 1}, {7, 5}, {8, 300}, {9, 33}, {33, 17}, {100, 257}, {64, 16}};
+  CfRng rng;
+  cf_rng_seed(&rng, 9);
+  for (int nat = 0; nat < 2; nat++) {
+    if (nat && !cf_gemm_native_available())
+      continue;
+    bool prev = cf_gemm_set_native(nat);
+    for (size_t s = 0; s < G_N_ELEMENTS(sizes); s++) {
+      const int M = sizes[s][0], K = sizes[s][1], lda = K + 3, ldc = M + 2;
+      float *a = g_new(float, (size_t)M * lda), *c = g_new(float, (size_t)M * ldc);
+      fill(&rng, a, (size_t)M * lda);
+      for (int i = 0; i < M * ldc; i++)
+        c[i] = i % ldc >= M ? 777.0f : NAN;
+      cf_syrk_lower(c, ldc, a, lda, M, K);
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++) {
+          float got = c[(size_t)i * ldc + j];
+          if (j >= M) {
+            g_assert_cmpfloat(got, ==, 777.0f);
+            continue;
+          }
+          if (j > i)
+            continue; /* upper triangle: unspecified */
+          double ref = 0, mag = 0;
+          for (int k = 0; k < K; k++) {
+            double p = (double)a[(size_t)i * lda + k] * a[(size_t)j * lda + k];
+            ref += p;
+            mag += fabs(p);
+          }
+          if (!(fabs(got - ref) <= 1e-6 * (4.0 + mag)))
+            g_error("syrk %s %dx%d: C[%d,%d] = %.9g, direct sum %.9g", nat ? "native" : "blas", M, K, i, j, got,
+                    ref);
+        }
+      g_free(a);
+      g_free(c);
+    }
+    cf_gemm_set_native(prev);
+  }
+}
+
 /* Degenerate sizes: M or N zero touch nothing; K zero scales C by beta. */
 static void
 test_empty(void)
@@ -143,6 +189,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/gemm/native", test_native);
   g_test_add_func("/gemm/blas", test_blas);
+  g_test_add_func("/gemm/syrk", test_syrk);
   g_test_add_func("/gemm/empty", test_empty);
   g_test_add_func("/gemm/env", test_env);
   return g_test_run();
