@@ -189,12 +189,45 @@ mask_of(int n)
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
 }
 
+/* C (M,N) = A B^T + beta C for A (M,K) with few rows and B (N,K) with many
+ * (a convolution's weight gradient: dt col^T): computed as its transpose
+ * C^T = B A^T, so the large B is read in place, only A is packed (32 rows at
+ * a time, all of K), and each 8 x 32 tile of C^T is added to C transposed.
+ * false if the packing buffer cannot be allocated. */
+static bool
+gemm_native_abt_wide(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K,
+                     float beta)
+{
+  float *ap = aligned_alloc(64, ((size_t)K * NR * sizeof(float) + 63) / 64 * 64);
+  if (!ap)
+    return false;
+  for (int i0 = 0; i0 < M; i0 += NR) {
+    const int mr = M - i0 < NR ? M - i0 : NR;
+    const __mmask16 m0 = mask_of(mr), m1 = mask_of(mr - 16);
+    pack_bt(ap, a, lda, i0, mr, 0, K); /* ap[k][i] = A[i0 + i][k] */
+    for (int j0 = 0; j0 < N; j0 += MR) {
+      const int nr = N - j0 < MR ? N - j0 : MR;
+      _Alignas(64) float ct[MR * NR]; /* rows j0.. of C^T */
+      kernel_8x32(K, b + (size_t)j0 * ldb, ldb, 1, ap, NR, ct, NR, nr, m0, m1, STORE_SET, 0.0f);
+      for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)(i0 + i) * ldc + j0;
+        for (int j = 0; j < nr; j++)
+          ci[j] = beta == 0.0f ? ct[j * NR + i] : beta * ci[j] + ct[j * NR + i];
+      }
+    }
+  }
+  free(ap);
+  return true;
+}
+
 /* lower: only tiles that hold entries on or below the diagonal (j <= i), for
  * cf_syrk_lower; the other tiles are skipped. */
 static void
 gemm_native(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K, bool ta,
             bool tb, float beta, bool lower)
 {
+  if (tb && !ta && !lower && 4 * M <= N && gemm_native_abt_wide(c, ldc, a, lda, b, ldb, M, N, K, beta))
+    return;
   _Alignas(64) float bpack[KC * NR];
   const int nblk = (K + KC - 1) / KC, kcb = (K + nblk - 1) / nblk;
   const ptrdiff_t rs = ta ? 1 : lda, cs = ta ? lda : 1;

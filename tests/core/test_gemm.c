@@ -18,6 +18,8 @@ typedef struct {
 static const Shape shapes[] = {
   {1, 1, 1},    {7, 5, 3},     {8, 32, 1},    {9, 33, 17},   {16, 64, 256}, {17, 31, 257},
   {256, 128, 128}, {128, 128, 256}, {256, 128, 34}, {64, 45, 600}, {3, 100, 513}, {40, 16, 15},
+  /* few rows, many columns: A B^T computed as its transpose */
+  {33, 200, 70},  {40, 300, 1500},
 };
 
 static void
