@@ -208,7 +208,9 @@ gemm_native_abt_wide(float *c, int ldc, const float *a, int lda, const float *b,
     for (int j0 = 0; j0 < N; j0 += MR) {
       const int nr = N - j0 < MR ? N - j0 : MR;
       _Alignas(64) float ct[MR * NR]; /* rows j0.. of C^T */
-      kernel_8x32(K, b + (size_t)j0 * ldb, ldb, 1, ap, NR, ct, NR, nr, m0, m1, STORE_SET, 0.0f);
+      for (int p0 = 0; p0 < K; p0 += KC) /* blocks of K summed in turn, as in gemm_native */
+        kernel_8x32(K - p0 < KC ? K - p0 : KC, b + (size_t)j0 * ldb + p0, ldb, 1, ap + (size_t)p0 * NR, NR, ct,
+                    NR, nr, m0, m1, p0 == 0 ? STORE_SET : STORE_ADD, 0.0f);
       for (int i = 0; i < mr; i++) {
         float *ci = c + (size_t)(i0 + i) * ldc + j0;
         for (int j = 0; j < nr; j++)
