@@ -250,80 +250,6 @@ dy_sums8(const float *restrict dc, const float *restrict xc, int n, float mu, fl
   *sdx = s2;
 }
 
-/* Rows of im2col and col2im are short (Wo <= 28 in the U-Nets here): a
- * memcpy call or a 4-wide loop with scalar tails per row cost more than the
- * data. With AVX-512 a row is one or two masked 16-float operations. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define ROWS_AVX512 1
-#define AVX512 __attribute__((target("avx512f")))
-
-AVX512 static void
-row_copy_avx512(float *restrict dst, const float *restrict src, int n)
-{
-  int i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
-  if (i < n) {
-    __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
-    _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
-  }
-}
-
-AVX512 static void
-row_add_avx512(float *restrict dst, const float *restrict src, int n)
-{
-  int i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i), _mm512_loadu_ps(src + i)));
-  if (i < n) {
-    __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
-    _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i), _mm512_maskz_loadu_ps(m, src + i)));
-  }
-}
-#endif
-
-/* Whether the rows use the AVX-512 helpers: with cf_gemm's kernel (same CPU
- * test, and CONFORM_GEMM=blas turns both off). */
-static bool
-rows_avx512(void)
-{
-#if ROWS_AVX512
-  return cf_gemm_native_active();
-#else
-  return false;
-#endif
-}
-
-/* dst[0..n) = src[0..n) */
-static inline void
-row_copy(float *restrict dst, const float *restrict src, int n, bool wide)
-{
-#if ROWS_AVX512
-  if (wide) {
-    row_copy_avx512(dst, src, n);
-    return;
-  }
-#endif
-  (void)wide;
-  memcpy(dst, src, (size_t)n * sizeof *dst);
-}
-
-/* dst[0..n) += src[0..n) */
-static inline void
-row_add(float *restrict dst, const float *restrict src, int n, bool wide)
-{
-#if ROWS_AVX512
-  if (wide) {
-    row_add_avx512(dst, src, n);
-    return;
-  }
-#endif
-  (void)wide;
-  for (int i = 0; i < n; i++)
-    dst[i] += src[i];
-}
-
 /* col (K, ns*HWo) from ns images x (ns, C_in*H*W): row (c*k + ki)*k + kj,
  * column s*HWo + oh*Wo + ow holds x[s, c, oh*stride-pad+ki, ow*stride-pad+kj]
  * (0 outside the image). */
@@ -331,7 +257,6 @@ static void
 im2col(float *restrict col, const float *restrict x, int ns, const ConvGeom *c)
 {
   const size_t N = (size_t)ns * c->HWo, HW = (size_t)c->H * c->W;
-  const bool wide = rows_avx512();
   for (int ch = 0; ch < c->C_in; ch++)
     for (int ki = 0; ki < c->k; ki++)
       for (int kj = 0; kj < c->k; kj++) {
@@ -351,7 +276,7 @@ im2col(float *restrict col, const float *restrict x, int ns, const ConvGeom *c)
             for (int ow = 0; ow < lo; ow++)
               dst[ow] = 0.0f;
             if (c->stride == 1)
-              row_copy(dst + lo, src + lo, hi - lo, wide);
+              memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
             else
               for (int ow = lo; ow < hi; ow++)
                 dst[ow] = src[ow * c->stride];
@@ -368,7 +293,6 @@ static void
 col2im(float *restrict dx, const float *restrict dcol, int ns, const ConvGeom *c)
 {
   const size_t N = (size_t)ns * c->HWo, HW = (size_t)c->H * c->W;
-  const bool wide = rows_avx512();
   for (int ch = 0; ch < c->C_in; ch++)
     for (int ki = 0; ki < c->k; ki++)
       for (int kj = 0; kj < c->k; kj++) {
@@ -384,7 +308,8 @@ col2im(float *restrict dx, const float *restrict dcol, int ns, const ConvGeom *c
             const float *src = row + (size_t)s * c->HWo + (size_t)oh * c->Wo;
             float *dst = plane + (size_t)ih * c->W - c->pad + kj; /* dst[ow*stride] */
             if (c->stride == 1)
-              row_add(dst + lo, src + lo, hi - lo, wide);
+              for (int ow = lo; ow < hi; ow++)
+                dst[ow] += src[ow];
             else
               for (int ow = lo; ow < hi; ow++)
                 dst[ow * c->stride] += src[ow];
