@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "graph.h"
 
 /* ---- helpers ------------------------------------------------------------------- */
@@ -553,17 +554,44 @@ test_concat_channels(void)
   cf_graph_free(g);
 }
 
+/* The same tests with cf_gemm on OpenBLAS: where AVX-512 is present the
+ * default runs Conform's kernel, so both paths are checked on this machine. */
+typedef struct {
+  GTestDataFunc data_fn;
+  GTestFunc fn;
+  gconstpointer data;
+} OnBlas;
+
+static void
+run_on_blas(gconstpointer p)
+{
+  const OnBlas *o = p;
+  bool prev = cf_gemm_set_native(false);
+  if (o->data_fn)
+    o->data_fn(o->data);
+  else
+    o->fn();
+  cf_gemm_set_native(prev);
+}
+
 int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
+  static OnBlas blas_cases[G_N_ELEMENTS(img_cases)];
   for (size_t i = 0; i < G_N_ELEMENTS(img_cases); i++) {
     char path[128];
     g_snprintf(path, sizeof path, "/conv/op/%s", img_cases[i].name);
     g_test_add_data_func(path, &img_cases[i], test_img_case);
+    blas_cases[i] = (OnBlas){.data_fn = test_img_case, .data = &img_cases[i]};
+    g_snprintf(path, sizeof path, "/conv/blas/op/%s", img_cases[i].name);
+    g_test_add_data_func(path, &blas_cases[i], run_on_blas);
   }
+  static const OnBlas fwd = {.fn = test_conv_forward_ref}, bvs = {.fn = test_conv_batch_vs_single};
   g_test_add_func("/conv/forward-ref", test_conv_forward_ref);
   g_test_add_func("/conv/batch-vs-single", test_conv_batch_vs_single);
+  g_test_add_data_func("/conv/blas/forward-ref", &fwd, run_on_blas);
+  g_test_add_data_func("/conv/blas/batch-vs-single", &bvs, run_on_blas);
   g_test_add_func("/conv/group-norm-stats", test_group_norm_stats);
   g_test_add_func("/conv/concat-channels", test_concat_channels);
   return g_test_run();
