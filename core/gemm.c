@@ -6,8 +6,10 @@
  * eight broadcasts of op(A)'s column k, sixteen FMAs. op(A) is read in place
  * (its rows or columns are strided pointers), op(B) in place when it is not
  * transposed (its rows are contiguous) and otherwise packed sliver by sliver
- * (KC x 32, 16 x 16 blocks transposed in registers) into a stack buffer. K runs in blocks of at most KC
- * so one B sliver stays in L1 while the MR-row strips of A go past it. */
+ * (KC x 32, 16 x 16 blocks transposed in registers) into a stack buffer.
+ * K runs in blocks of at most KC so one B sliver stays in L1 while the
+ * MR-row strips of A go past it. A B^T with few rows of A goes through its
+ * transpose (gemm_native_abt_wide). */
 #include "gemm.h"
 
 #include <cblas.h>
