@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -191,16 +192,65 @@ mask_of(int n)
   return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
 }
 
+/* Per-thread packing buffer of the transposed path, grown as needed and
+ * freed when its thread ends: after the first step of a training run no
+ * product allocates. */
+typedef struct {
+  float *p;
+  size_t cap; /* floats */
+} Workspace;
+
+static tss_t ws_key; /* C11 thread-specific storage, with a destructor */
+static once_flag ws_once = ONCE_FLAG_INIT;
+static bool ws_key_ok;
+
+static void
+ws_destroy(void *v)
+{
+  Workspace *w = v;
+  free(w->p);
+  free(w);
+}
+
+static void
+ws_key_init(void)
+{
+  ws_key_ok = tss_create(&ws_key, ws_destroy) == thrd_success;
+}
+
+/* n floats, 64-byte aligned, or NULL if memory is short. */
+static float *
+workspace(size_t n)
+{
+  call_once(&ws_once, ws_key_init);
+  if (!ws_key_ok)
+    return NULL;
+  Workspace *w = tss_get(ws_key);
+  if (!w) {
+    w = calloc(1, sizeof *w);
+    if (!w || tss_set(ws_key, w) != thrd_success) {
+      free(w);
+      return NULL;
+    }
+  }
+  if (w->cap < n) {
+    free(w->p);
+    w->p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    w->cap = w->p ? n : 0;
+  }
+  return w->p;
+}
+
 /* C (M,N) = A B^T + beta C for A (M,K) with few rows and B (N,K) with many
  * (a convolution's weight gradient: dt col^T): computed as its transpose
  * C^T = B A^T, so the large B is read in place, only A is packed (32 rows at
  * a time, all of K), and each 8 x 32 tile of C^T is added to C transposed.
- * false if the packing buffer cannot be allocated. */
+ * false if the packing buffer cannot be had. */
 static bool
 gemm_native_abt_wide(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K,
                      float beta)
 {
-  float *ap = aligned_alloc(64, ((size_t)K * NR * sizeof(float) + 63) / 64 * 64);
+  float *ap = workspace((size_t)K * NR);
   if (!ap)
     return false;
   for (int i0 = 0; i0 < M; i0 += NR) {
@@ -220,7 +270,6 @@ gemm_native_abt_wide(float *c, int ldc, const float *a, int lda, const float *b,
       }
     }
   }
-  free(ap);
   return true;
 }
 

@@ -153,6 +153,30 @@ test_syrk(void)
   }
 }
 
+/* The transposed path's packing buffer belongs to the calling thread:
+ * products on two threads at once, on threads that come and go, checked as
+ * everywhere else. */
+static gpointer
+thread_products(gpointer data)
+{
+  CfRng rng;
+  cf_rng_seed(&rng, GPOINTER_TO_UINT(data));
+  check_one(&rng, (Shape){40, 300, 1500}, false, true, 0.0f);
+  check_one(&rng, (Shape){3, 100, 513}, false, true, 1.0f);
+  return NULL;
+}
+
+static void
+test_threads(void)
+{
+  for (guint i = 0; i < 3; i++) {
+    GThread *a = g_thread_new("gemm-a", thread_products, GUINT_TO_POINTER(10 + i));
+    GThread *b = g_thread_new("gemm-b", thread_products, GUINT_TO_POINTER(20 + i));
+    g_thread_join(a);
+    g_thread_join(b);
+  }
+}
+
 /* Degenerate sizes: M or N zero touch nothing; K zero scales C by beta. */
 static void
 test_empty(void)
@@ -194,5 +218,6 @@ main(int argc, char **argv)
   g_test_add_func("/gemm/syrk", test_syrk);
   g_test_add_func("/gemm/empty", test_empty);
   g_test_add_func("/gemm/env", test_env);
+  g_test_add_func("/gemm/threads", test_threads); /* last: test_env's setenv before any thread */
   return g_test_run();
 }
