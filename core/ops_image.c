@@ -318,14 +318,6 @@ col2im(float *restrict dx, const float *restrict dcol, int ns, const ConvGeom *c
       }
 }
 
-/* c (M,N) = op(a) op(b) + beta c with explicit leading dimensions, row-major. */
-static void
-gemm_ld(float *c, int ldc, const float *a, int lda, const float *b, int ldb, int M, int N, int K,
-        bool ta, bool tb, float beta)
-{
-  cf_gemm(c, ldc, a, lda, b, ldb, M, N, K, ta, tb, beta);
-}
-
 /* y (B, C_out*HWo) = conv(x (B, C_in*H*W), w (C_out, K)) + bias (1, C_out).
  * Per chunk of ns samples: col (K, ns*HWo) = im2col(x), t (C_out, ns*HWo) =
  * w col, then t's column blocks are scattered into the samples' rows of y.
@@ -345,7 +337,7 @@ conv_forward(float *y, const float *x, const float *w, const float *bias, int B,
       col = work;
     }
     float *t = ns == 1 ? y + (size_t)b0 * out_sz : work + (size_t)c->K * c->nb * c->HWo;
-    gemm_ld(t, N, w, c->K, col, N, c->C_out, N, c->K, false, false, 0.0f);
+    cf_gemm(t, N, w, c->K, col, N, c->C_out, N, c->K, false, false, 0.0f);
     for (int s = 0; s < ns; s++)
       for (int o = 0; o < c->C_out; o++) {
         const float *src = t + (size_t)o * N + (size_t)s * c->HWo;
@@ -388,13 +380,13 @@ conv_backward(float *dx, float *dw, float *dbias, const float *dy, const float *
         im2col(work, x + (size_t)b0 * in_sz, ns, c);
         col = work;
       }
-      gemm_ld(dw, c->K, dt, N, col, N, c->C_out, c->K, N, false, true, 1.0f);
+      cf_gemm(dw, c->K, dt, N, col, N, c->C_out, c->K, N, false, true, 1.0f);
     }
     if (dx) {
       if (pointwise) { /* dx_b (C_in, HW) += w^T dt (= when set_dx) */
-        gemm_ld(dx + (size_t)b0 * in_sz, N, w, c->K, dt, N, c->K, N, c->C_out, true, false, set_dx ? 0.0f : 1.0f);
+        cf_gemm(dx + (size_t)b0 * in_sz, N, w, c->K, dt, N, c->K, N, c->C_out, true, false, set_dx ? 0.0f : 1.0f);
       } else {
-        gemm_ld(work, N, w, c->K, dt, N, c->K, N, c->C_out, true, false, 0.0f);
+        cf_gemm(work, N, w, c->K, dt, N, c->K, N, c->C_out, true, false, 0.0f);
         col2im(dx + (size_t)b0 * in_sz, work, ns, c);
       }
     }

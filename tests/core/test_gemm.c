@@ -29,6 +29,22 @@ fill(CfRng *rng, float *x, size_t n)
     x[i] = 2.0f * cf_rng_uniform(rng) - 1.0f;
 }
 
+/* sum_k op(A)_ik op(B)_kj in double (A, B stored with leading dimensions
+ * lda, ldb); *mag = sum_k |term|, the scale of its rounding. */
+static double
+direct_sum(const float *a, int lda, bool ta, const float *b, int ldb, bool tb, int i, int j, int K, double *mag)
+{
+  double s = 0;
+  *mag = 0;
+  for (int k = 0; k < K; k++) {
+    double x = ta ? a[(size_t)k * lda + i] : a[(size_t)i * lda + k];
+    double y = tb ? b[(size_t)j * ldb + k] : b[(size_t)k * ldb + j];
+    s += x * y;
+    *mag += fabs(x * y);
+  }
+  return s;
+}
+
 /* One product with padded leading dimensions; C's pad columns hold a
  * sentinel that must survive. beta 0 starts C as NaN (must be ignored). */
 static void
@@ -57,13 +73,9 @@ check_one(CfRng *rng, Shape s, bool ta, bool tb, float beta)
         g_assert_cmpfloat(got, ==, 12345.0f);
         continue;
       }
-      double ref = beta == 0.0f ? 0.0 : (double)beta * c0[(size_t)i * ldc + j], mag = fabs(ref);
-      for (int k = 0; k < K; k++) {
-        double x = ta ? a[(size_t)k * lda + i] : a[(size_t)i * lda + k];
-        double y = tb ? b[(size_t)j * ldb + k] : b[(size_t)k * ldb + j];
-        ref += x * y;
-        mag += fabs(x * y);
-      }
+      double old = beta == 0.0f ? 0.0 : (double)beta * c0[(size_t)i * ldc + j], mag;
+      double ref = old + direct_sum(a, lda, ta, b, ldb, tb, i, j, K, &mag);
+      mag += fabs(old);
       if (!(fabs(got - ref) <= 1e-6 * (4.0 + mag)))
         g_error("%dx%dx%d ta %d tb %d beta %g: C[%d,%d] = %.9g, direct sum %.9g", M, N, K, ta, tb, beta, i, j,
                 got, ref);
@@ -136,12 +148,7 @@ test_syrk(void)
           }
           if (j > i)
             continue; /* upper triangle: unspecified */
-          double ref = 0, mag = 0;
-          for (int k = 0; k < K; k++) {
-            double p = (double)a[(size_t)i * lda + k] * a[(size_t)j * lda + k];
-            ref += p;
-            mag += fabs(p);
-          }
+          double mag, ref = direct_sum(a, lda, false, a, lda, true, i, j, K, &mag);
           if (!(fabs(got - ref) <= 1e-6 * (4.0 + mag)))
             g_error("syrk %s %dx%d: C[%d,%d] = %.9g, direct sum %.9g", nat ? "native" : "blas", M, K, i, j, got,
                     ref);
